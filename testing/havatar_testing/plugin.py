@@ -1,0 +1,105 @@
+"""pytest fixtures shared by every Havatar package's tests.
+
+- ``ros_env``: a ROS_DOMAIN_ID of the test's own (locked machine-wide) and localhost-only
+  discovery, as an environment for subprocesses.
+- ``processes``: starts subprocesses with that environment; stops them all after the test,
+  also when it fails, and prints their output tails when it failed.
+- ``ros_node``: an rclpy node of the test, in the same domain.
+- ``mediamtx_factory``: real MediaMTX instances on free localhost ports.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+
+from .isolation import DomainLease, clean_dds_shared_memory, free_port, ros_environment
+from .mediamtx import MediaMtxServer, MediaMtxUser
+from .processes import ProcessManager
+from .ros import RosTestNode
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    clean_dds_shared_memory()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    clean_dds_shared_memory()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    manager = getattr(item, '_havatar_processes', None)
+    if report.failed and manager is not None and manager.processes:
+        report.sections.append(('havatar processes', manager.report()))
+
+
+@pytest.fixture
+def ros_domain() -> Iterator[int]:
+    """A ROS_DOMAIN_ID that no other test on this machine uses at the same time."""
+    lease = DomainLease()
+    try:
+        yield lease.domain_id
+    finally:
+        lease.release()
+
+
+@pytest.fixture
+def ros_env(ros_domain: int) -> dict[str, str]:
+    """The full environment for a subprocess of this test (ROS isolation included)."""
+    env = dict(os.environ)
+    env.update(ros_environment(ros_domain))
+    return env
+
+
+@pytest.fixture
+def processes(request: pytest.FixtureRequest, ros_env: dict[str, str],
+              tmp_path: Path) -> Iterator[ProcessManager]:
+    """Start subprocesses for this test; all are stopped when it ends."""
+    log_dir = tmp_path / 'logs'
+    log_dir.mkdir()
+    manager = ProcessManager(log_dir, ros_env)
+    request.node._havatar_processes = manager
+    try:
+        yield manager
+    finally:
+        manager.stop_all()
+
+
+@pytest.fixture
+def ros_node(ros_domain: int) -> Iterator[RosTestNode]:
+    """An rclpy node of the test process, in the test's domain."""
+    os.environ.update(ros_environment(ros_domain))  # discovery range is read from the environment
+    node = RosTestNode(ros_domain)
+    try:
+        yield node
+    finally:
+        node.close()
+
+
+@pytest.fixture
+def free_tcp_port() -> Callable[[], int]:
+    """A function returning a free TCP port on 127.0.0.1 at each call."""
+    return free_port
+
+
+@pytest.fixture
+def mediamtx_factory(processes: ProcessManager,
+                     tmp_path: Path) -> Callable[..., MediaMtxServer]:
+    """Make and start MediaMTX instances: ``mediamtx_factory(users=[...], overrides={...})``."""
+    count = 0
+
+    def make(users: list[MediaMtxUser], overrides: dict[str, Any] | None = None,
+             start: bool = True) -> MediaMtxServer:
+        nonlocal count
+        count += 1
+        work_dir = tmp_path / f'mediamtx-{count}'
+        work_dir.mkdir()
+        server = MediaMtxServer(processes, work_dir, users, overrides)
+        return server.start() if start else server
+
+    return make

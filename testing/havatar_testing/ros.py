@@ -1,0 +1,113 @@
+"""ROS 2 helpers for tests: a node in the test process, and the nodes' executables."""
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from .processes import wait_until
+
+
+def ros_executable(package: str, executable: str) -> Path:
+    """Path of an installed executable, found the way ``ros2 run`` finds it."""
+    from ament_index_python.packages import get_package_prefix
+
+    path = Path(get_package_prefix(package)) / 'lib' / package / executable
+    if not path.is_file():
+        raise FileNotFoundError(f'{package} has no executable {executable!r} at {path}; '
+                                'is the workspace built?')
+    return path
+
+
+class MessageLog:
+    """Messages received on one topic, with their arrival times, safe across threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: list[tuple[float, Any]] = []
+
+    def __call__(self, msg: Any) -> None:
+        with self._lock:
+            self._items.append((time.monotonic(), msg))
+
+    @property
+    def messages(self) -> list[Any]:
+        with self._lock:
+            return [m for _, m in self._items]
+
+    @property
+    def timed(self) -> list[tuple[float, Any]]:
+        with self._lock:
+            return list(self._items)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def wait_for(self, predicate: Callable[[Any], bool] = lambda m: True,
+                 timeout: float = 10.0, what: str = 'a matching message') -> Any:
+        """Wait until a received message satisfies ``predicate``; return it."""
+        def find() -> Any:
+            for msg in self.messages:
+                if predicate(msg):
+                    return msg
+            return None
+        return wait_until(find, timeout, what)
+
+
+class RosTestNode:
+    """An rclpy node of the test itself, in its own context and domain, spun in a thread.
+
+    Publishers, subscriptions and clients are made with ``node`` as usual; callbacks run on
+    the executor thread, so tests read results through thread-safe helpers (``MessageLog``).
+    """
+
+    def __init__(self, domain_id: int, name: str = 'havatar_test') -> None:
+        import rclpy
+        from rclpy.context import Context
+        from rclpy.executors import MultiThreadedExecutor
+
+        self.context = Context()
+        rclpy.init(context=self.context, domain_id=domain_id)
+        self.node = rclpy.create_node(name, context=self.context)
+        self.executor = MultiThreadedExecutor(num_threads=2, context=self.context)
+        self.executor.add_node(self.node)
+        self._thread = threading.Thread(target=self._spin, name=f'{name}-spin', daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        from rclpy.executors import ExternalShutdownException
+
+        try:
+            self.executor.spin()
+        except ExternalShutdownException:
+            pass
+
+    def subscribe(self, msg_type: Any, topic: str, qos: Any = 10) -> MessageLog:
+        """Subscribe to ``topic`` and return the log its messages go to."""
+        log = MessageLog()
+        self.node.create_subscription(msg_type, topic, log, qos)
+        return log
+
+    def wait_for_subscribers(self, publisher: Any, count: int = 1, timeout: float = 10.0) -> None:
+        wait_until(lambda: publisher.get_subscription_count() >= count, timeout,
+                   f'{count} subscriber(s) on {publisher.topic_name}')
+
+    def wait_for_publishers(self, topic: str, count: int = 1, timeout: float = 10.0) -> None:
+        wait_until(lambda: self.node.count_publishers(topic) >= count, timeout,
+                   f'{count} publisher(s) on {topic}')
+
+    def call(self, client: Any, request: Any, timeout: float = 10.0) -> Any:
+        """Call a service and wait for its response."""
+        if not client.wait_for_service(timeout_sec=timeout):
+            raise TimeoutError(f'service {client.srv_name} not available after {timeout} s')
+        future = client.call_async(request)
+        wait_until(future.done, timeout, f'response from {client.srv_name}')
+        return future.result()
+
+    def close(self) -> None:
+        self.executor.shutdown(timeout_sec=2.0)
+        self.node.destroy_node()
+        self.context.try_shutdown()
+        self._thread.join(timeout=5.0)

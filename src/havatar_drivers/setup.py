@@ -19,6 +19,11 @@ setup(
     extras_require={'test': ['pytest']},
     entry_points={
         'console_scripts': [
+            'camera_node = havatar_drivers.camera_node:main',
+            'microphone_node = havatar_drivers.microphone_node:main',
+            'speaker_node = havatar_drivers.speaker_node:main',
+            'motor_node = havatar_drivers.motor_node:main',
+            'esp32_sim = havatar_drivers.esp32.simulator:main',
         ],
     },
 )

@@ -19,6 +19,8 @@ setup(
     extras_require={'test': ['pytest']},
     entry_points={
         'console_scripts': [
+            'relay_node = havatar_relay.relay_node:main',
+            'relay_server = havatar_relay.server.app:main',
         ],
     },
 )

@@ -19,6 +19,8 @@ setup(
     extras_require={'test': ['pytest']},
     entry_points={
         'console_scripts': [
+            'streaming_node = havatar_streaming.streaming_node:main',
+            'convert_server_config = havatar_streaming.server_config:main',
         ],
     },
 )

@@ -46,13 +46,16 @@ class DomainLease:
 
 def ros_environment(domain_id: int) -> dict[str, str]:
     """Environment variables that keep ROS 2 traffic in one domain on this host only."""
-    return {
+    env = {
         'ROS_DOMAIN_ID': str(domain_id),
-        'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST',  # Jazzy and newer
-        'ROS_LOCALHOST_ONLY': '1',                     # Humble (ignored with a warning on Jazzy)
         'PYTHONUNBUFFERED': '1',
         'RCUTILS_COLORIZED_OUTPUT': '0',
     }
+    if os.environ.get('ROS_DISTRO') == 'humble':
+        env['ROS_LOCALHOST_ONLY'] = '1'  # Humble has no discovery range
+    else:
+        env['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'  # Jazzy and newer
+    return env
 
 
 def free_port(host: str = '127.0.0.1', kind: int = socket.SOCK_STREAM) -> int:

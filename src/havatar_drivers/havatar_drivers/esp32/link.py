@@ -1,0 +1,238 @@
+"""The serial link to the ESP32: one thread that owns the port.
+
+It finds and opens the port (by path, by ``/dev/serial/by-id`` name, or by scanning),
+detects the firmware dialect, writes what the ``CommandScheduler`` decides for the
+``DriveController``'s current wheel speeds, reads and parses replies, and reconnects when
+the port returns. Any serial error stops the drive; closing sends STOP.
+"""
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, Protocol
+
+import serial
+
+from ..kinematics import DriveController
+from .protocol import (STATUS_LINE, STOP_LINE, Boot, Dialect, Emergency, FirmwareError, Reply,
+                       Unparsed, dialect_of, parse_reply)
+from .scheduler import CommandScheduler
+
+SCAN_PATTERNS = ('/dev/serial/by-id/*', '/dev/ttyUSB*', '/dev/ttyACM*', '/dev/ttyAMA*')
+MAX_LINE_BYTES = 1024
+TICK_S = 0.005
+
+
+
+class Logger(Protocol):
+    """What the link logs through: an rclpy node logger or a ``logging.Logger``."""
+
+    def info(self, message: str) -> Any: ...
+    def warning(self, message: str) -> Any: ...
+    def error(self, message: str) -> Any: ...
+
+
+def port_candidates(spec: str) -> list[str]:
+    """Ports to try for a ``serial_port`` setting: a path, a by-id name, or '' to scan."""
+    if spec.startswith('/'):
+        return [spec]
+    if spec:
+        return sorted(glob.glob(f'/dev/serial/by-id/*{glob.escape(spec)}*'))
+    found: list[str] = []
+    seen: set[str] = set()
+    for pattern in SCAN_PATTERNS:
+        for path in sorted(glob.glob(pattern)):
+            real = os.path.realpath(path)
+            if real not in seen:
+                seen.add(real)
+                found.append(path)
+    return found
+
+
+@dataclass
+class LinkStats:
+    """What the diagnostics report about the link."""
+
+    state: str = 'disconnected'  # disconnected | detecting | connected
+    port: str = ''
+    dialect: Optional[Dialect] = None
+    last_reply: str = ''
+    last_reply_time: float = 0.0
+    lines_sent: int = 0
+    connects: int = 0
+    serial_errors: int = 0
+    firmware_errors: int = 0
+    unparsed: int = 0
+    resets: int = 0
+    emergencies: int = 0
+    last_error: str = ''
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+class SerialLink:
+    """Drives the firmware from a ``DriveController`` on a thread of its own.
+
+    ``on_reply(reply)`` and ``on_sent(line, monotonic_time)`` are called from that thread.
+    """
+
+    def __init__(self, port: str, controller: DriveController, *, baud: int = 115200,
+                 dialect: Optional[Dialect] = None, reconnect_period: float = 1.0,
+                 detect_timeout: float = 4.0,
+                 on_reply: Callable[[Reply], None] = lambda r: None,
+                 on_sent: Callable[[bytes, float], None] = lambda line, t: None,
+                 logger: Optional[Logger] = None) -> None:
+        self.port_spec = port
+        self.controller = controller
+        self.baud = baud
+        self.forced_dialect = dialect
+        self.reconnect_period = reconnect_period
+        self.detect_timeout = detect_timeout
+        self.on_reply = on_reply
+        self.on_sent = on_sent
+        self.log: Logger = logger or logging.getLogger(__name__)
+        self.stats = LinkStats(dialect=dialect)
+        self.scheduler = CommandScheduler(dialect)
+        self._serial: Optional[serial.Serial] = None
+        self._buffer = b''
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name='esp32-link', daemon=True)
+        self._connected_at = 0.0
+        self._next_probe = 0.0
+
+    # -- lifecycle
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Stop the thread, send STOP, and close the port."""
+        self._stop.set()
+        self._thread.join(timeout)
+        self.controller.stop()
+        if self._serial is not None:
+            try:
+                self._serial.write(STOP_LINE)
+                self._serial.flush()
+                self.stats.lines_sent += 1
+                self.on_sent(STOP_LINE, time.monotonic())
+            except (serial.SerialException, OSError) as exc:
+                self.log.warning(f'could not send STOP while closing: {exc}')
+            self._disconnect('closed')
+
+    # -- the thread
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            if self._serial is None:
+                if not self._connect():
+                    self._stop.wait(self.reconnect_period)
+                continue
+            try:
+                self._service(time.monotonic())
+            except (serial.SerialException, OSError) as exc:
+                self.stats.serial_errors += 1
+                self.stats.last_error = f'serial error: {exc}'
+                self.log.error(f'serial error on {self.stats.port}: {exc}; '
+                               'motors stopped, reconnecting')
+                self.controller.stop()
+                self._disconnect('disconnected')
+            self._stop.wait(TICK_S)
+
+    def _connect(self) -> bool:
+        candidates = port_candidates(self.port_spec)
+        if not candidates:
+            self.stats.last_error = f'no serial port matches {self.port_spec or "the scan"}'
+            return False
+        for path in candidates:
+            try:
+                port = serial.Serial(path, self.baud, timeout=0, write_timeout=0.5)
+            except (serial.SerialException, OSError) as exc:
+                self.stats.last_error = f'cannot open {path}: {exc}'
+                continue
+            self._serial = port
+            self._buffer = b''
+            self.scheduler.reset()
+            self.stats.port = path
+            self.stats.connects += 1
+            self._connected_at = time.monotonic()
+            self._next_probe = self._connected_at + 0.3  # boot lines usually come first
+            if self.forced_dialect is not None:
+                self.stats.state = 'connected'
+            else:
+                self.stats.state = 'detecting'
+                self.stats.dialect = None
+                self.scheduler.set_dialect(None)
+            self.log.info(f'opened {path}')
+            return True
+        return False
+
+    def _disconnect(self, state: str) -> None:
+        if self._serial is not None:
+            try:
+                self._serial.close()
+            except (serial.SerialException, OSError):
+                pass
+        self._serial = None
+        self.stats.state = state
+
+    def _service(self, now: float) -> None:
+        assert self._serial is not None
+        data = self._serial.read(4096)
+        if data:
+            self._buffer += data
+            *lines, self._buffer = self._buffer.split(b'\n')
+            if len(self._buffer) > MAX_LINE_BYTES:  # garbage without newlines
+                self._buffer = b''
+                self.stats.unparsed += 1
+            for line in lines:
+                if line.strip():
+                    self._handle(parse_reply(line), now)
+        wheels = self.controller.update(now)  # runs the deadman even while detecting
+        if self.stats.state == 'detecting':
+            # Nothing but probes until the firmware answers: a booting v2 reads no lines
+            # for ~3 s, and commands sent meanwhile would run late, all at once.
+            self._probe(now)
+            return
+        line = self.scheduler.next_line(wheels, now)
+        if line is not None:
+            self._serial.write(line)
+            self.stats.lines_sent += 1
+            self.on_sent(line, now)
+
+    def _probe(self, now: float) -> None:
+        if now - self._connected_at > self.detect_timeout:
+            self.stats.state = 'connected'
+            self.stats.last_error = 'firmware dialect not detected; using timing safe for both'
+            self.log.warning(f'no reply identified the firmware on {self.stats.port} within '
+                             f'{self.detect_timeout:.1f} s; driving with timing safe for both')
+        elif now >= self._next_probe:
+            assert self._serial is not None
+            self._serial.write(STATUS_LINE)
+            self.stats.lines_sent += 1
+            self._next_probe = now + 1.0
+
+    def _handle(self, reply: Reply, now: float) -> None:
+        self.stats.last_reply = str(reply)[:200]
+        self.stats.last_reply_time = now
+        dialect = dialect_of(reply)
+        if dialect is not None and self.forced_dialect is None and self.stats.dialect != dialect:
+            self.stats.dialect = dialect
+            self.scheduler.set_dialect(dialect)
+            self.log.info(f'firmware dialect {dialect.value} detected on {self.stats.port}')
+        if self.stats.state == 'detecting' and dialect is not None:
+            self.stats.state = 'connected'
+        if isinstance(reply, Boot):
+            if reply.ready:
+                self.stats.resets += 1
+            self.scheduler.firmware_stopped()  # a (re)booted firmware holds the motors still
+        elif isinstance(reply, Emergency):
+            self.stats.emergencies += 1
+            self.scheduler.firmware_stopped()
+        elif isinstance(reply, FirmwareError):
+            self.stats.firmware_errors += 1
+            self.stats.last_error = f'firmware error: {reply.error} {reply.detail}'.strip()
+        elif isinstance(reply, Unparsed):
+            self.stats.unparsed += 1
+        self.on_reply(reply)

@@ -1,0 +1,239 @@
+"""ROS 2 node driving the ESP32 motor controller from ``cmd_vel`` (executable ``motor_node``).
+
+Subscribes ``cmd_vel`` (``geometry_msgs/Twist``, or ``TwistStamped`` with
+``use_stamped``); publishes ``wheel_commands`` (what was sent), ``battery``
+(``sensor_msgs/BatteryState`` from v1 telemetry) and ``/diagnostics``. The serial work
+happens on the link's own thread; this node only wires parameters and topics to it.
+"""
+from __future__ import annotations
+
+import math
+import queue
+import signal
+import time
+from typing import Any, Optional
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import Twist, TwistStamped
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import QoSDurabilityPolicy, QoSProfile, QoSReliabilityPolicy
+from sensor_msgs.msg import BatteryState
+
+from havatar_msgs.msg import WheelCommand
+
+from .esp32.link import LinkStats, SerialLink
+from .esp32.protocol import Ack, Dialect, Reply, Telemetry, parse_dialect
+from .kinematics import DriveConfig, DriveController
+
+# (name, default, description, range) — ranges are inclusive; None = no range
+PARAMETERS: list[tuple[str, Any, str, Optional[tuple[float, float]]]] = [
+    ('serial_port', '', "Serial port: a path (/dev/ttyUSB0), a /dev/serial/by-id name "
+     "fragment, or '' to scan /dev/ttyUSB*, ttyACM*, ttyAMA*", None),
+    ('baud', 115200, 'Serial baud rate of the firmware', (1200, 4000000)),
+    ('dialect', 'auto', "Firmware dialect: 'auto' (detect), 'v1' (TB6612FNG+INA219) or "
+     "'v2' (ESP32_CRAWLER)", None),
+    ('cmd_timeout', 0.5, 'Stop the motors when no cmd_vel arrived for this long (s)', (0.05, 5.0)),
+    ('use_stamped', False, 'Subscribe geometry_msgs/TwistStamped instead of Twist', None),
+    ('track_width', 0.20, 'Distance between the tracks (m)', (0.02, 2.0)),
+    ('max_wheel_speed', 0.5, 'Track speed at PWM 255 (m/s)', (0.01, 10.0)),
+    ('max_linear', 0.5, 'Largest forward/backward speed obeyed (m/s)', (0.0, 10.0)),
+    ('max_angular', 2.5, 'Largest turn rate obeyed (rad/s)', (0.0, 20.0)),
+    ('max_linear_accel', 1.0, 'Largest linear acceleration while speeding up (m/s^2); '
+     '0 = unlimited. Slowing down is never limited', (0.0, 100.0)),
+    ('max_angular_accel', 6.0, 'Largest angular acceleration while speeding up (rad/s^2); '
+     '0 = unlimited', (0.0, 1000.0)),
+    ('invert_left', False, 'Reverse the left motor', None),
+    ('invert_right', False, 'Reverse the right motor', None),
+    ('trim_left', 1.0, 'Scale of the left command, to straighten a drifting robot', (0.5, 1.5)),
+    ('trim_right', 1.0, 'Scale of the right command', (0.5, 1.5)),
+    ('min_pwm', 0, 'Smallest PWM that moves the motors (deadband); 0 = none', (0, 255)),
+    ('reconnect_period', 1.0, 'Seconds between attempts to reopen a lost port', (0.1, 60.0)),
+    ('detect_timeout', 4.0, 'Seconds to identify the firmware before using safe timing',
+     (0.5, 30.0)),
+    ('battery_cells', 2, 'Li-ion cells in series, for the battery percentage (v1)', (1, 12)),
+    ('frame_id', 'base_link', 'frame_id of published headers', None),
+    ('diagnostics_period', 1.0, 'Seconds between /diagnostics messages', (0.1, 60.0)),
+]
+
+
+def _descriptor(description: str, value: Any, rng: Optional[tuple[float, float]]) -> ParameterDescriptor:
+    desc = ParameterDescriptor(description=description)
+    if rng is not None and isinstance(value, float):
+        desc.floating_point_range = [FloatingPointRange(from_value=float(rng[0]),
+                                                        to_value=float(rng[1]))]
+    elif rng is not None and isinstance(value, int) and not isinstance(value, bool):
+        desc.integer_range = [IntegerRange(from_value=int(rng[0]), to_value=int(rng[1]), step=1)]
+    return desc
+
+
+def declare_parameters(node: Node, table: list[tuple[str, Any, str, Optional[tuple[float, float]]]]) -> dict[str, Any]:
+    """Declare ``table`` on ``node`` and return the values, failing on out-of-range ones.
+
+    rclpy enforces the descriptor's range only for later changes, not for values given at
+    start-up (parameter files, ``-p``), so they are checked here with a clear message.
+    """
+    values: dict[str, Any] = {}
+    for name, default, description, rng in table:
+        value = node.declare_parameter(name, default, _descriptor(description, default, rng)).value
+        if rng is not None and not rng[0] <= value <= rng[1]:
+            raise ValueError(f'parameter {name}={value} is out of range [{rng[0]}, {rng[1]}]')
+        values[name] = value
+    return values
+
+
+def battery_percentage(voltage: float, cells: int) -> float:
+    """Rough Li-ion state of charge (0..1) from the pack voltage (3.3 V..4.2 V per cell)."""
+    per_cell = voltage / cells
+    return max(0.0, min(1.0, (per_cell - 3.3) / (4.2 - 3.3)))
+
+
+class MotorNode(Node):
+    """Wires ``cmd_vel`` and the published status to a ``SerialLink``."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__('motor_node', **kwargs)
+        p = declare_parameters(self, PARAMETERS)
+        try:
+            dialect = parse_dialect(p['dialect'])
+        except ValueError:
+            raise ValueError(f"parameter dialect={p['dialect']!r} must be 'auto', 'v1' or 'v2'") from None
+        self.params = p
+        config = DriveConfig(
+            track_width=p['track_width'], max_wheel_speed=p['max_wheel_speed'],
+            max_linear=p['max_linear'], max_angular=p['max_angular'],
+            max_linear_accel=p['max_linear_accel'], max_angular_accel=p['max_angular_accel'],
+            invert_left=p['invert_left'], invert_right=p['invert_right'],
+            trim_left=p['trim_left'], trim_right=p['trim_right'], min_pwm=p['min_pwm'])
+        self.controller = DriveController(config, p['cmd_timeout'])
+        self._events: queue.SimpleQueue[tuple[str, Any, float]] = queue.SimpleQueue()
+        self.link = SerialLink(
+            p['serial_port'], self.controller, baud=p['baud'], dialect=dialect,
+            reconnect_period=p['reconnect_period'], detect_timeout=p['detect_timeout'],
+            on_reply=lambda reply: self._events.put(('reply', reply, time.time())),
+            on_sent=lambda line, _t: self._events.put(('sent', line, time.time())),
+            logger=self.get_logger())
+
+        latched = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.RELIABLE,
+                             durability=QoSDurabilityPolicy.TRANSIENT_LOCAL)
+        self.wheel_pub = self.create_publisher(WheelCommand, 'wheel_commands', 10)
+        self.battery_pub = self.create_publisher(BatteryState, 'battery', latched)
+        self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        if p['use_stamped']:
+            self.create_subscription(TwistStamped, 'cmd_vel',
+                                     lambda m: self._on_twist(m.twist), 10)
+        else:
+            self.create_subscription(Twist, 'cmd_vel', self._on_twist, 10)
+        self.create_timer(0.02, self._drain_events)
+        self.create_timer(p['diagnostics_period'], self._publish_diagnostics)
+        self.link.start()
+        self.get_logger().info(
+            f"driving the ESP32 on {p['serial_port'] or 'the first port found'} "
+            f"(dialect {p['dialect']}, cmd_timeout {p['cmd_timeout']} s)")
+
+    def _on_twist(self, msg: Twist) -> None:
+        if not (math.isfinite(msg.linear.x) and math.isfinite(msg.angular.z)):
+            self.get_logger().warning('ignoring cmd_vel with NaN/inf; stopping',
+                                      throttle_duration_sec=5.0)
+        self.controller.command(msg.linear.x, msg.angular.z, time.monotonic())
+
+    def _drain_events(self) -> None:
+        while True:
+            try:
+                kind, item, stamp = self._events.get_nowait()
+            except queue.Empty:
+                return
+            if kind == 'sent':
+                self._publish_sent(item, stamp)
+            else:
+                self._on_reply(item, stamp)
+
+    def _stamp(self, wall_time: float) -> Any:
+        return rclpy.time.Time(nanoseconds=int(wall_time * 1e9)).to_msg()
+
+    def _publish_sent(self, line: bytes, stamp: float) -> None:
+        words = line.split()
+        if words[0] == b'PWM':
+            left, right = int(words[1]), int(words[2])
+        elif words[0] == b'STOP':
+            left = right = 0
+        else:
+            return  # probes are not wheel commands
+        msg = WheelCommand(left=left, right=right)
+        msg.header.stamp = self._stamp(stamp)
+        msg.header.frame_id = self.params['frame_id']
+        self.wheel_pub.publish(msg)
+
+    def _on_reply(self, reply: Reply, stamp: float) -> None:
+        voltage = reply.voltage if isinstance(reply, (Telemetry, Ack)) else None
+        if voltage is None:
+            return
+        msg = BatteryState()
+        msg.header.stamp = self._stamp(stamp)
+        msg.header.frame_id = self.params['frame_id']
+        msg.voltage = float(voltage)
+        msg.current = (-reply.current_ma / 1000.0 if isinstance(reply, Telemetry)
+                       and reply.current_ma is not None else math.nan)
+        msg.percentage = battery_percentage(voltage, self.params['battery_cells'])
+        msg.temperature = msg.charge = msg.capacity = msg.design_capacity = math.nan
+        msg.power_supply_status = BatteryState.POWER_SUPPLY_STATUS_DISCHARGING
+        msg.power_supply_technology = BatteryState.POWER_SUPPLY_TECHNOLOGY_LION
+        msg.present = True
+        self.battery_pub.publish(msg)
+
+    def _publish_diagnostics(self) -> None:
+        s: LinkStats = self.link.stats
+        status = DiagnosticStatus(name=f'{self.get_name()}: ESP32 link', hardware_id=s.port or 'none')
+        if s.state == 'connected' and s.dialect is not None:
+            status.level, status.message = DiagnosticStatus.OK, f'connected ({s.dialect.value})'
+        elif s.state in ('connected', 'detecting'):
+            status.level, status.message = DiagnosticStatus.WARN, f'{s.state}, dialect unknown'
+        else:
+            status.level, status.message = DiagnosticStatus.ERROR, s.last_error or s.state
+        values = {
+            'state': s.state, 'port': s.port,
+            'dialect': s.dialect.value if isinstance(s.dialect, Dialect) else 'unknown',
+            'last_reply': s.last_reply,
+            'last_reply_age_s': f'{time.monotonic() - s.last_reply_time:.2f}' if s.last_reply_time else 'never',
+            'lines_sent': s.lines_sent, 'connects': s.connects, 'serial_errors': s.serial_errors,
+            'firmware_errors': s.firmware_errors, 'unparsed_replies': s.unparsed,
+            'firmware_resets': s.resets, 'firmware_emergency_stops': s.emergencies,
+            'deadman_stops': self.controller.deadman_stops, 'last_error': s.last_error,
+        }
+        status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
+        msg = DiagnosticArray(status=[status])
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.diag_pub.publish(msg)
+
+    def shutdown(self) -> None:
+        """Stop the motors and close the port."""
+        self.link.close()
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # SIGTERM (systemd, launch) must stop the motors like Ctrl-C
+
+
+def main(args: Optional[list[str]] = None) -> None:
+    rclpy.init(args=args)
+    signal.signal(signal.SIGTERM, _interrupt)  # Humble's rclpy leaves SIGTERM unhandled
+    node: Optional[MotorNode] = None
+    try:
+        node = MotorNode()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except ValueError as exc:  # bad parameters
+        rclpy.logging.get_logger('motor_node').fatal(str(exc))
+        raise SystemExit(2) from None
+    finally:
+        if node is not None:
+            node.shutdown()
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == '__main__':
+    main()

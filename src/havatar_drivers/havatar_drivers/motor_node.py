@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import math
 import queue
-import signal
 import time
 from typing import Any, Optional
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Twist, TwistStamped
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSDurabilityPolicy, QoSProfile, QoSReliabilityPolicy
 from sensor_msgs.msg import BatteryState
@@ -27,9 +24,10 @@ from havatar_msgs.msg import WheelCommand
 from .esp32.link import LinkStats, SerialLink
 from .esp32.protocol import Ack, Dialect, Reply, Telemetry, parse_dialect
 from .kinematics import DriveConfig, DriveController
+from .parameters import ParameterTable, check_choice, declare_parameters
+from .spin import spin_node
 
-# (name, default, description, range) — ranges are inclusive; None = no range
-PARAMETERS: list[tuple[str, Any, str, Optional[tuple[float, float]]]] = [
+PARAMETERS: ParameterTable = [
     ('serial_port', '', "Serial port: a path (/dev/ttyUSB0), a /dev/serial/by-id name "
      "fragment, or '' to scan /dev/ttyUSB*, ttyACM*, ttyAMA*", None),
     ('baud', 115200, 'Serial baud rate of the firmware', (1200, 4000000)),
@@ -59,31 +57,6 @@ PARAMETERS: list[tuple[str, Any, str, Optional[tuple[float, float]]]] = [
 ]
 
 
-def _descriptor(description: str, value: Any, rng: Optional[tuple[float, float]]) -> ParameterDescriptor:
-    desc = ParameterDescriptor(description=description)
-    if rng is not None and isinstance(value, float):
-        desc.floating_point_range = [FloatingPointRange(from_value=float(rng[0]),
-                                                        to_value=float(rng[1]))]
-    elif rng is not None and isinstance(value, int) and not isinstance(value, bool):
-        desc.integer_range = [IntegerRange(from_value=int(rng[0]), to_value=int(rng[1]), step=1)]
-    return desc
-
-
-def declare_parameters(node: Node, table: list[tuple[str, Any, str, Optional[tuple[float, float]]]]) -> dict[str, Any]:
-    """Declare ``table`` on ``node`` and return the values, failing on out-of-range ones.
-
-    rclpy enforces the descriptor's range only for later changes, not for values given at
-    start-up (parameter files, ``-p``), so they are checked here with a clear message.
-    """
-    values: dict[str, Any] = {}
-    for name, default, description, rng in table:
-        value = node.declare_parameter(name, default, _descriptor(description, default, rng)).value
-        if rng is not None and not rng[0] <= value <= rng[1]:
-            raise ValueError(f'parameter {name}={value} is out of range [{rng[0]}, {rng[1]}]')
-        values[name] = value
-    return values
-
-
 def battery_percentage(voltage: float, cells: int) -> float:
     """Rough Li-ion state of charge (0..1) from the pack voltage (3.3 V..4.2 V per cell)."""
     per_cell = voltage / cells
@@ -96,10 +69,7 @@ class MotorNode(Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__('motor_node', **kwargs)
         p = declare_parameters(self, PARAMETERS)
-        try:
-            dialect = parse_dialect(p['dialect'])
-        except ValueError:
-            raise ValueError(f"parameter dialect={p['dialect']!r} must be 'auto', 'v1' or 'v2'") from None
+        dialect = parse_dialect(check_choice('dialect', p['dialect'], ('auto', 'v1', 'v2')))
         self.params = p
         config = DriveConfig(
             track_width=p['track_width'], max_wheel_speed=p['max_wheel_speed'],
@@ -212,27 +182,8 @@ class MotorNode(Node):
         self.link.close()
 
 
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt  # SIGTERM (systemd, launch) must stop the motors like Ctrl-C
-
-
 def main(args: Optional[list[str]] = None) -> None:
-    rclpy.init(args=args)
-    signal.signal(signal.SIGTERM, _interrupt)  # Humble's rclpy leaves SIGTERM unhandled
-    node: Optional[MotorNode] = None
-    try:
-        node = MotorNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except ValueError as exc:  # bad parameters
-        rclpy.logging.get_logger('motor_node').fatal(str(exc))
-        raise SystemExit(2) from None
-    finally:
-        if node is not None:
-            node.shutdown()
-            node.destroy_node()
-        rclpy.try_shutdown()
+    spin_node(MotorNode, 'motor_node', args)
 
 
 if __name__ == '__main__':

@@ -1,0 +1,167 @@
+"""Where camera frames come from. A source runs its own thread and hands each frame
+(RGB numpy array + capture time) to a callback; it reports its state for diagnostics.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+from ..test_pattern import render
+
+FrameCallback = Callable[[np.ndarray, int, int], None]  # (rgb, capture time ns, frame number)
+
+
+@dataclass
+class SourceState:
+    """What diagnostics report about a source."""
+
+    ok: bool = False
+    message: str = 'starting'
+    device: str = ''
+    frames: int = 0
+    opens: int = 0
+
+
+class FrameSource:
+    """Base: a thread that calls ``on_frame`` until ``stop``."""
+
+    def __init__(self, width: int, height: int, fps: float, on_frame: FrameCallback) -> None:
+        self.width, self.height, self.fps = width, height, fps
+        self.on_frame = on_frame
+        self.state = SourceState()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=type(self).__name__, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 3.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+class PatternSource(FrameSource):
+    """The test pattern at the configured rate, stamped with the time it was drawn."""
+
+    def _run(self) -> None:
+        self.state = SourceState(ok=True, message='test pattern', device='test_pattern', opens=1)
+        period = 1.0 / self.fps
+        next_time = time.monotonic()
+        frame_number = 0
+        while not self._stop.is_set():
+            stamp = time.time_ns()
+            self.on_frame(render(self.width, self.height, frame_number, stamp), stamp, frame_number)
+            self.state.frames += 1
+            frame_number += 1
+            next_time += period
+            delay = next_time - time.monotonic()
+            if delay < -period:  # fell behind (busy machine): do not burst to catch up
+                next_time = time.monotonic()
+            self._stop.wait(max(0.0, delay))
+
+
+def find_video_device(spec: str) -> Optional[str]:
+    """A V4L2 device path for ``spec``: a path, or a (part of a) device or by-id name."""
+    if spec.startswith('/'):
+        return spec if os.path.exists(spec) else None
+    for path in sorted(glob.glob('/dev/v4l/by-id/*')):
+        if spec in os.path.basename(path):
+            return path
+    for name_file in sorted(glob.glob('/sys/class/video4linux/video*/name')):
+        if spec.lower() in Path(name_file).read_text().strip().lower():
+            return '/dev/' + Path(name_file).parent.name
+    return None
+
+
+class FfmpegSource(FrameSource):
+    """Frames decoded by an ffmpeg process to raw RGB on a pipe; restarted when it ends.
+
+    ``input_args`` is what ffmpeg reads (for a camera: ``-f v4l2 ... -i /dev/video0``).
+    A device that disappears makes ffmpeg exit: the state says so and the source retries
+    every ``retry_period`` until the device is back.
+    """
+
+    def __init__(self, width: int, height: int, fps: float, on_frame: FrameCallback,
+                 input_args: Callable[[], Optional[list[str]]], retry_period: float = 2.0,
+                 ffmpeg: str = 'ffmpeg') -> None:
+        super().__init__(width, height, fps, on_frame)
+        self.input_args = input_args
+        self.retry_period = retry_period
+        self.ffmpeg = ffmpeg
+        self._process: Optional[subprocess.Popen[bytes]] = None
+
+    def stop(self, timeout: float = 3.0) -> None:
+        self._stop.set()
+        process = self._process
+        if process is not None and process.poll() is None:
+            process.terminate()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        frame_number = 0
+        while not self._stop.is_set():
+            args = self.input_args()
+            if args is None:
+                self.state.ok, self.state.message = False, 'device not found'
+                self._stop.wait(self.retry_period)
+                continue
+            frame_number = self._capture(args, frame_number)
+            if not self._stop.is_set():
+                self._stop.wait(self.retry_period)
+
+    def _capture(self, args: list[str], frame_number: int) -> int:
+        argv = [self.ffmpeg, '-hide_banner', '-nostdin', '-loglevel', 'error', *args,
+                '-vf', f'scale={self.width}:{self.height}', '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-']
+        frame_size = self.width * self.height * 3
+        try:
+            self._process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                             stdin=subprocess.DEVNULL)
+        except OSError as exc:
+            self.state.ok, self.state.message = False, f'cannot run ffmpeg: {exc}'
+            return frame_number
+        self.state.opens += 1
+        assert self._process.stdout is not None
+        while not self._stop.is_set():
+            data = self._process.stdout.read(frame_size)
+            if len(data) < frame_size:
+                break
+            stamp = time.time_ns()  # when the frame left the device's driver, near enough
+            self.state.ok, self.state.message = True, 'capturing'
+            rgb = np.frombuffer(data, dtype=np.uint8).reshape(self.height, self.width, 3)
+            self.on_frame(rgb, stamp, frame_number)
+            self.state.frames += 1
+            frame_number += 1
+        self._process.terminate()
+        try:
+            _, err = self._process.communicate(timeout=2)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            _, err = self._process.communicate()
+        if not self._stop.is_set():
+            reason = err.decode(errors='replace').strip().splitlines()[-1:] or ['ended']
+            self.state.ok, self.state.message = False, f'capture stopped: {reason[0][:200]}'
+        return frame_number
+
+
+def v4l2_input(device: str, width: int, height: int, fps: float,
+               pixel_format: str) -> Callable[[], Optional[list[str]]]:
+    """ffmpeg input arguments for a V4L2 device, resolved anew at every (re)open."""
+    def args() -> Optional[list[str]]:
+        path = find_video_device(device)
+        if path is None:
+            return None
+        fmt = ['-input_format', pixel_format] if pixel_format else []
+        return ['-f', 'v4l2', *fmt, '-video_size', f'{width}x{height}',
+                '-framerate', f'{fps:g}', '-i', path]
+    return args

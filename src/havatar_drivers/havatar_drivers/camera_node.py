@@ -1,0 +1,153 @@
+"""ROS 2 camera node (executable ``camera_node``): a V4L2 camera or the test pattern.
+
+Publishes ``camera/image_raw`` (rgb8), ``camera/camera_info`` and, only while someone
+subscribes, JPEG on ``camera/image_raw/compressed`` (the name image_transport uses), all
+with the sensor-data QoS and the capture time in the header; ``/diagnostics`` reports the
+device state, the published rate and the JPEG encodes.
+"""
+from __future__ import annotations
+
+import array
+import io
+import math
+import threading
+import time
+from typing import Any, Optional
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from PIL import Image as PilImage
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+
+from .camera.sources import FfmpegSource, FrameSource, PatternSource, v4l2_input
+from .parameters import ParameterTable, check_choice, declare_parameters
+from .spin import spin_node
+
+PARAMETERS: ParameterTable = [
+    ('source', 'v4l2', "'v4l2' (a camera) or 'test_pattern' (moving pattern carrying its "
+     "capture time, for machines without a camera)", None),
+    ('device', '/dev/video0', 'V4L2 device: a path, a /dev/v4l/by-id name, or part of the '
+     "camera's name as the kernel reports it", None),
+    ('width', 640, 'Image width (px)', (16, 7680)),
+    ('height', 480, 'Image height (px)', (16, 4320)),
+    ('fps', 30.0, 'Frame rate (Hz)', (0.5, 240.0)),
+    ('pixel_format', '', "V4L2 pixel format to ask for ('mjpeg', 'yuyv422', ...); '' lets "
+     'the camera choose', None),
+    ('frame_id', 'camera_optical_frame', 'frame_id of the image headers', None),
+    ('jpeg_quality', 80, 'JPEG quality of the compressed topic', (1, 100)),
+    ('horizontal_fov', 60.0, 'Horizontal field of view (deg) for the pinhole CameraInfo '
+     'of an uncalibrated camera', (1.0, 179.0)),
+    ('retry_period', 2.0, 'Seconds between attempts to reopen a lost camera', (0.1, 60.0)),
+    ('diagnostics_period', 1.0, 'Seconds between /diagnostics messages', (0.1, 60.0)),
+]
+
+
+def pinhole_camera_info(width: int, height: int, horizontal_fov_deg: float) -> CameraInfo:
+    """An ideal pinhole model for a camera without calibration."""
+    focal = (width / 2.0) / math.tan(math.radians(horizontal_fov_deg) / 2.0)
+    info = CameraInfo(width=width, height=height, distortion_model='plumb_bob')
+    info.d = [0.0] * 5
+    info.k = [focal, 0.0, width / 2.0, 0.0, focal, height / 2.0, 0.0, 0.0, 1.0]
+    info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    info.p = [focal, 0.0, width / 2.0, 0.0, 0.0, focal, height / 2.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+    return info
+
+
+def encode_jpeg(rgb: np.ndarray, quality: int) -> bytes:
+    out = io.BytesIO()
+    PilImage.fromarray(rgb).save(out, format='JPEG', quality=quality)
+    return out.getvalue()
+
+
+class CameraNode(Node):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__('camera_node', **kwargs)
+        p = declare_parameters(self, PARAMETERS)
+        check_choice('source', p['source'], ('v4l2', 'test_pattern'))
+        self.params = p
+        self.image_pub = self.create_publisher(Image, 'camera/image_raw', qos_profile_sensor_data)
+        self.compressed_pub = self.create_publisher(
+            CompressedImage, 'camera/image_raw/compressed', qos_profile_sensor_data)
+        self.info_pub = self.create_publisher(CameraInfo, 'camera/camera_info', qos_profile_sensor_data)
+        self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.camera_info = pinhole_camera_info(p['width'], p['height'], p['horizontal_fov'])
+        self.camera_info.header.frame_id = p['frame_id']
+        self._lock = threading.Lock()
+        self.published = 0
+        self.jpeg_encodes = 0
+        self._rate_mark = (time.monotonic(), 0)
+
+        size = (p['width'], p['height'], p['fps'])
+        self.source: FrameSource
+        if p['source'] == 'test_pattern':
+            self.source = PatternSource(*size, on_frame=self._on_frame)
+        else:
+            self.source = FfmpegSource(
+                *size, on_frame=self._on_frame, retry_period=p['retry_period'],
+                input_args=v4l2_input(p['device'], *size, p['pixel_format']))
+        self.create_timer(p['diagnostics_period'], self._publish_diagnostics)
+        self.source.start()
+        self.get_logger().info(f"publishing {p['width']}x{p['height']} at {p['fps']:g} Hz from "
+                               f"{p['device'] if p['source'] == 'v4l2' else 'the test pattern'}")
+
+    def _on_frame(self, rgb: np.ndarray, stamp_ns: int, frame_number: int) -> None:
+        """Runs on the source's thread: publish the frame (and its JPEG if anyone wants it)."""
+        stamp = rclpy.time.Time(nanoseconds=stamp_ns).to_msg()
+        height, width = rgb.shape[:2]
+        msg = Image(height=height, width=width, encoding='rgb8', is_bigendian=0, step=width * 3)
+        msg.header.stamp = stamp
+        msg.header.frame_id = self.params['frame_id']
+        msg.data = array.array('B', rgb.tobytes())
+        self.image_pub.publish(msg)
+        self.camera_info.header.stamp = stamp
+        self.info_pub.publish(self.camera_info)
+        if self.compressed_pub.get_subscription_count() > 0:
+            jpeg = CompressedImage(format='jpeg')
+            jpeg.header = msg.header
+            jpeg.data = array.array('B', encode_jpeg(rgb, self.params['jpeg_quality']))
+            self.compressed_pub.publish(jpeg)
+            with self._lock:
+                self.jpeg_encodes += 1
+        with self._lock:
+            self.published += 1
+
+    def _publish_diagnostics(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            published, encodes = self.published, self.jpeg_encodes
+        then, count = self._rate_mark
+        self._rate_mark = (now, published)
+        rate = (published - count) / (now - then) if now > then else 0.0
+        state = self.source.state
+        status = DiagnosticStatus(name=f'{self.get_name()}: camera',
+                                  hardware_id=state.device or str(self.params['device']))
+        if not state.ok:
+            status.level = DiagnosticStatus.ERROR
+        elif rate < 0.5 * self.params['fps']:
+            status.level = DiagnosticStatus.WARN
+        else:
+            status.level = DiagnosticStatus.OK
+        status.message = state.message if not state.ok else f'{rate:.1f} fps'
+        values = {'source': self.params['source'], 'device': self.params['device'],
+                  'fps': f'{rate:.2f}', 'frames_published': published, 'jpeg_encodes': encodes,
+                  'opens': state.opens, 'state': state.message}
+        status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
+        msg = DiagnosticArray(status=[status])
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.diag_pub.publish(msg)
+        if not state.ok:
+            self.get_logger().warning(f'camera: {state.message}', throttle_duration_sec=10.0)
+
+    def shutdown(self) -> None:
+        self.source.stop()
+
+
+def main(args: Optional[list[str]] = None) -> None:
+    spin_node(CameraNode, 'camera_node', args)
+
+
+if __name__ == '__main__':
+    main()

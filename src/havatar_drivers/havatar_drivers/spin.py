@@ -1,0 +1,32 @@
+"""Running a node as a program: spin until Ctrl-C or SIGTERM, then stop its hardware."""
+from __future__ import annotations
+
+import signal
+from typing import Any, Callable, Optional
+
+import rclpy
+from rclpy.executors import ExternalShutdownException
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # SIGTERM (systemd, launch, docker stop) must stop like Ctrl-C
+
+
+def spin_node(make_node: Callable[[], Any], name: str, args: Optional[list[str]] = None) -> None:
+    """Create and spin a node; on exit call its ``shutdown()``. Bad parameters exit with 2."""
+    rclpy.init(args=args)
+    signal.signal(signal.SIGTERM, _interrupt)  # Humble's rclpy leaves SIGTERM unhandled
+    node = None
+    try:
+        node = make_node()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except ValueError as exc:  # a parameter out of range or not one of the choices
+        rclpy.logging.get_logger(name).fatal(str(exc))
+        raise SystemExit(2) from None
+    finally:
+        if node is not None:
+            node.shutdown()
+            node.destroy_node()
+        rclpy.try_shutdown()

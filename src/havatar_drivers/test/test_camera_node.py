@@ -1,0 +1,99 @@
+"""The real camera_node process: images, camera info, JPEG on demand, device errors."""
+from __future__ import annotations
+
+import io
+import time
+
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from PIL import Image as PilImage
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+
+from havatar_drivers.camera.sources import FfmpegSource
+from havatar_drivers.test_pattern import decode
+from havatar_testing import find_program, ros_executable, wait_until
+
+
+def diag_values(msg: DiagnosticArray) -> dict[str, str]:
+    return {kv.key: kv.value for s in msg.status for kv in s.values}
+
+
+@pytest.fixture
+def camera(processes):
+    def start(*params: str):
+        argv = [ros_executable('havatar_drivers', 'camera_node'), '--ros-args']
+        for p in params:
+            argv += ['-p', p]
+        node = processes.start('camera_node', argv)
+        node.wait_for_output('publishing', timeout=20)
+        return node
+    return start
+
+
+def test_test_pattern_images_carry_their_capture_time(camera, ros_node):
+    camera('source:=test_pattern', 'width:=320', 'height:=240', 'fps:=20.0')
+    images = ros_node.subscribe(Image, 'camera/image_raw', qos_profile_sensor_data)
+    infos = ros_node.subscribe(CameraInfo, 'camera/camera_info', qos_profile_sensor_data)
+    images.wait_for(lambda m: True, timeout=20, what='an image')
+    time.sleep(2.0)  # measure the rate over two seconds
+    timed = images.timed
+    window = [t for t, _ in timed if t >= timed[-1][0] - 1.5]
+    assert len(window) >= 1.5 * 20 * 0.6, f'only {len(window)} images in 1.5 s at 20 Hz'
+    msg = timed[-1][1]
+    assert (msg.width, msg.height, msg.encoding, msg.step) == (320, 240, 'rgb8', 960)
+    rgb = np.frombuffer(bytes(msg.data), np.uint8).reshape(240, 320, 3)
+    stamp = decode(rgb)
+    assert stamp is not None
+    header_ns = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
+    assert stamp.stamp_ns == header_ns // 10**6 * 10**6  # the header stamp is the capture time
+    info = infos.wait_for(lambda m: True, timeout=5, what='camera info')
+    assert (info.width, info.height) == (320, 240) and info.k[0] > 0
+
+
+def test_jpeg_is_encoded_only_while_someone_subscribes(camera, ros_node):
+    camera('source:=test_pattern', 'width:=320', 'height:=240', 'fps:=15.0',
+           'diagnostics_period:=0.3')
+    diagnostics = ros_node.subscribe(DiagnosticArray, '/diagnostics')
+    first = diagnostics.wait_for(lambda m: int(diag_values(m)['frames_published']) > 10,
+                                 timeout=20, what='frames published')
+    assert diag_values(first)['jpeg_encodes'] == '0'
+
+    jpegs = ros_node.subscribe(CompressedImage, 'camera/image_raw/compressed', qos_profile_sensor_data)
+    msg = jpegs.wait_for(lambda m: True, timeout=10, what='a JPEG')
+    assert msg.format == 'jpeg'
+    rgb = np.array(PilImage.open(io.BytesIO(bytes(msg.data))))
+    assert decode(rgb) is not None
+
+
+def test_missing_device_is_reported_and_the_node_keeps_running(camera, ros_node):
+    node = camera('source:=v4l2', 'device:=/dev/video-does-not-exist', 'retry_period:=0.2',
+                  'diagnostics_period:=0.3')
+    diagnostics = ros_node.subscribe(DiagnosticArray, '/diagnostics')
+    msg = diagnostics.wait_for(lambda m: any(s.level == s.ERROR for s in m.status),
+                               timeout=20, what='an ERROR diagnostic')
+    assert 'not found' in msg.status[0].message
+    assert node.running()
+
+
+def test_bad_parameter_fails_at_start_up(processes):
+    node = processes.start('camera_node', [ros_executable('havatar_drivers', 'camera_node'),
+                                           '--ros-args', '-p', 'source:=webcam'])
+    assert node.wait_exit(timeout=20) == 2
+    assert "source='webcam'" in node.output()
+
+
+def test_ffmpeg_source_reopens_when_its_input_ends():
+    """A capture that ends (an unplugged camera) is reopened; here with a 0.5 s clip."""
+    frames = []
+    source = FfmpegSource(
+        64, 48, 10.0, on_frame=lambda rgb, stamp, n: frames.append(n),
+        input_args=lambda: ['-f', 'lavfi', '-i', 'testsrc=size=64x48:rate=10:duration=0.5'],
+        retry_period=0.1, ffmpeg=find_program('ffmpeg'))
+    source.start()
+    try:
+        wait_until(lambda: source.state.opens >= 3, timeout=20, what='three opens')
+    finally:
+        source.stop()
+    assert len(frames) >= 10 and frames == sorted(frames)

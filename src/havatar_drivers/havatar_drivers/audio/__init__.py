@@ -1,0 +1,1 @@
+"""Audio for the microphone and speaker nodes: PCM helpers, sources, sinks, jitter buffer, TTS."""

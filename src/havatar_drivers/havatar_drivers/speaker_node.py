@@ -1,0 +1,176 @@
+"""ROS 2 speaker node (executable ``speaker_node``): plays audio chunks and speaks text.
+
+Plays ``audio/speaker`` (``havatar_msgs/AudioChunk``, PCM; e.g. the talkback from the web
+UI) through a jitter buffer, and speaks the text of ``say`` (``std_msgs/String``) with
+espeak-ng, mixed over it. The sink is an ALSA device, a WAV file, or nothing.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from std_msgs.msg import String
+
+from havatar_msgs.msg import AudioChunk, AudioFormat
+
+from .audio.jitter_buffer import JitterBuffer
+from .audio.pcm import convert, mix
+from .audio.playback import AlsaSink, NullSink, Sink, WavFileSink
+from .audio.tts import MAX_TEXT_CHARS, synthesize
+from .parameters import ParameterTable, check_choice, declare_parameters
+from .spin import spin_node
+
+PARAMETERS: ParameterTable = [
+    ('sink', 'alsa', "'alsa' (a playback device), 'file' (append to a WAV file) or 'null'", None),
+    ('device', 'default', 'ALSA playback device', None),
+    ('file', '/tmp/havatar_speaker.wav', "WAV file of the 'file' sink", None),
+    ('sample_rate', 48000, 'Playback sample rate (Hz); chunks are converted to it', (8000, 192000)),
+    ('channels', 1, 'Playback channels', (1, 2)),
+    ('jitter_chunks', 3, 'Chunks buffered before playback starts (absorbs arrival jitter)', (1, 50)),
+    ('max_buffer_chunks', 25, 'Most chunks held; older ones are dropped beyond it', (2, 500)),
+    ('tts_voice', 'en', 'espeak-ng voice', None),
+    ('tts_words_per_minute', 160, 'Speaking rate', (80, 450)),
+    ('tts_queue', 5, 'Texts waiting to be spoken at most; more are refused', (1, 100)),
+    ('diagnostics_period', 1.0, 'Seconds between /diagnostics messages', (0.1, 60.0)),
+]
+
+TICK_S = 0.005
+
+
+class SpeakerNode(Node):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__('speaker_node', **kwargs)
+        p = declare_parameters(self, PARAMETERS)
+        check_choice('sink', p['sink'], ('alsa', 'file', 'null'))
+        self.params = p
+        self.rate, self.channels = p['sample_rate'], p['channels']
+        self.sink: Sink
+        if p['sink'] == 'alsa':
+            self.sink = AlsaSink(p['device'], self.rate, self.channels)
+        elif p['sink'] == 'file':
+            self.sink = WavFileSink(Path(p['file']), self.rate, self.channels)
+        else:
+            self.sink = NullSink()
+        self.jitter = JitterBuffer(p['jitter_chunks'], p['max_buffer_chunks'])
+        self._lock = threading.Lock()
+        self._speech = b''  # synthesized speech still to play
+        self._texts: queue.Queue[str] = queue.Queue(maxsize=p['tts_queue'])
+        self.spoken = 0
+        self.tts_errors = 0
+        self.played_chunks = 0
+        self.dropped_format = 0
+        self._stop = threading.Event()
+        self.create_subscription(AudioChunk, 'audio/speaker', self._on_chunk, qos_profile_sensor_data)
+        self.create_subscription(String, 'say', self._on_say, 10)
+        self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.create_timer(p['diagnostics_period'], self._publish_diagnostics)
+        self._threads = [threading.Thread(target=self._play, name='playback', daemon=True),
+                         threading.Thread(target=self._speak, name='tts', daemon=True)]
+        for thread in self._threads:
+            thread.start()
+        self.get_logger().info(f"playing audio/speaker and 'say' to the {p['sink']} sink")
+
+    # -- ROS callbacks
+    def _on_chunk(self, msg: AudioChunk) -> None:
+        fmt = msg.format
+        if fmt.coding_format not in ('', AudioFormat.CODING_PCM) or \
+                fmt.sample_format not in ('', AudioFormat.SAMPLE_FORMAT_S16LE):
+            self.dropped_format += 1
+            self.get_logger().warning(f'cannot play {fmt.coding_format}/{fmt.sample_format} audio',
+                                      throttle_duration_sec=10.0)
+            return
+        pcm = convert(bytes(msg.data), fmt.sample_rate or self.rate, fmt.channels or 1,
+                      self.rate, self.channels)
+        with self._lock:
+            self.jitter.push(msg.sequence, pcm)
+
+    def _on_say(self, msg: String) -> None:
+        text = msg.data.strip()
+        if not text:
+            return
+        if len(text) > MAX_TEXT_CHARS:
+            self.get_logger().warning(f'say: text cut to {MAX_TEXT_CHARS} characters')
+        try:
+            self._texts.put_nowait(text[:MAX_TEXT_CHARS])
+        except queue.Full:
+            self.get_logger().warning('say: too many texts waiting; this one is dropped')
+
+    # -- threads
+    def _speak(self) -> None:
+        while not self._stop.is_set():
+            try:
+                text = self._texts.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            try:
+                pcm = synthesize(text, self.rate, self.channels, voice=self.params['tts_voice'],
+                                 words_per_minute=self.params['tts_words_per_minute'])
+            except RuntimeError as exc:
+                self.tts_errors += 1
+                self.get_logger().error(f'say: {exc}')
+                continue
+            with self._lock:
+                self._speech += pcm
+            self.spoken += 1
+
+    def _play(self) -> None:
+        """Writes audio to the sink on a sample clock while there is something to play."""
+        frame_bytes = 2 * self.channels
+        default_chunk = self.rate // 50 * frame_bytes  # 20 ms when only speech plays
+        due = time.monotonic()
+        while not self._stop.is_set():
+            now = time.monotonic()
+            if now < due:
+                self._stop.wait(min(TICK_S, due - now))
+                continue
+            with self._lock:
+                chunk = self.jitter.pop(b'')
+                size = len(chunk) if chunk else default_chunk
+                if chunk == b'':
+                    chunk = bytes(size)  # a lost chunk becomes silence
+                speech, self._speech = self._speech[:size], self._speech[size:]
+            if chunk is None and not speech:
+                due = time.monotonic() + TICK_S  # idle
+                continue
+            speech = speech.ljust(size, b'\0')
+            out = mix(chunk, speech) if chunk else speech
+            self.sink.write(out)
+            self.played_chunks += 1
+            due = max(due, now - 0.1) + len(out) / frame_bytes / self.rate
+
+    def _publish_diagnostics(self) -> None:
+        with self._lock:
+            j = self.jitter
+            values = {'sink': self.params['sink'], 'buffer_chunks': j.depth, 'playing': j.playing,
+                      'underruns': j.underruns, 'late_drops': j.late_drops,
+                      'overflow_drops': j.overflow_drops, 'concealed': j.concealed,
+                      'played_chunks': self.played_chunks, 'texts_spoken': self.spoken,
+                      'tts_errors': self.tts_errors, 'unsupported_chunks': self.dropped_format}
+        status = DiagnosticStatus(name=f'{self.get_name()}: speaker',
+                                  hardware_id=str(self.params['device']))
+        status.level = DiagnosticStatus.ERROR if self.sink.error else DiagnosticStatus.OK
+        status.message = self.sink.error or 'ok'
+        status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
+        msg = DiagnosticArray(status=[status])
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.diag_pub.publish(msg)
+
+    def shutdown(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=3)
+        self.sink.close()
+
+
+def main(args: Optional[list[str]] = None) -> None:
+    spin_node(SpeakerNode, 'speaker_node', args)
+
+
+if __name__ == '__main__':
+    main()

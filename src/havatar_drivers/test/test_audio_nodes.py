@@ -1,0 +1,86 @@
+"""The real microphone_node and speaker_node processes, with synthetic source and file sink."""
+from __future__ import annotations
+
+import time
+import wave
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.qos import QoSDurabilityPolicy, QoSProfile, qos_profile_sensor_data
+from std_msgs.msg import String
+
+from havatar_msgs.msg import AudioChunk, AudioFormat
+from havatar_testing import ros_executable, wait_until
+
+LATCHED = QoSProfile(depth=1, durability=QoSDurabilityPolicy.TRANSIENT_LOCAL)
+
+
+def start_node(processes, executable, *args):
+    node = processes.start(executable, [ros_executable('havatar_drivers', executable),
+                                        '--ros-args', *args])
+    node.wait_for_output(r'capturing|playing', timeout=20)
+    return node
+
+
+def dominant_frequency(samples: np.ndarray, rate: int) -> float:
+    spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples))))
+    return float(np.fft.rfftfreq(len(samples), 1 / rate)[np.argmax(spectrum)])
+
+
+def read_wav(path):
+    with wave.open(str(path)) as wav:
+        return np.frombuffer(wav.readframes(wav.getnframes()), '<i2'), wav.getframerate()
+
+
+def test_microphone_publishes_20ms_chunks_and_a_latched_format(processes, ros_node):
+    start_node(processes, 'microphone_node', '-p', 'source:=tone', '-p', 'tone_hz:=1000.0')
+    chunks = ros_node.subscribe(AudioChunk, 'audio/mic', qos_profile_sensor_data)
+    chunks.wait_for(lambda m: m.sequence >= 60, timeout=20, what='60 chunks')
+    fmt = ros_node.subscribe(AudioFormat, 'audio/mic/format', LATCHED).wait_for(timeout=10)
+    assert (fmt.sample_rate, fmt.channels, fmt.sample_format, fmt.coding_format) == \
+        (48000, 1, AudioFormat.SAMPLE_FORMAT_S16LE, AudioFormat.CODING_PCM)
+    msgs = chunks.messages
+    assert all(len(m.data) == 960 * 2 for m in msgs)
+    sequences = [m.sequence for m in msgs]
+    assert sequences == sorted(sequences)
+    stamps = [m.header.stamp.sec + m.header.stamp.nanosec * 1e-9 for m in msgs]
+    steps = np.diff(stamps)
+    assert np.allclose(steps, 0.02, atol=1e-4), 'capture stamps 20 ms apart'
+    samples = np.frombuffer(b''.join(bytes(m.data) for m in msgs[-10:]), '<i2')
+    assert abs(dominant_frequency(samples.astype(float), 48000) - 1000) < 10
+
+
+def test_speaker_plays_the_microphone_into_a_wav_file(processes, ros_node, tmp_path):
+    wav_path = tmp_path / 'speaker.wav'
+    start_node(processes, 'speaker_node', '-p', 'sink:=file', '-p', f'file:={wav_path}')
+    start_node(processes, 'microphone_node', '-p', 'source:=tone', '-p', 'tone_hz:=660.0',
+               '-r', 'audio/mic:=audio/speaker')
+    wait_until(lambda: wav_path.exists() and wav_path.stat().st_size > 48000 * 2, timeout=20,
+               what='one second of audio in the WAV file')
+    samples, rate = read_wav(wav_path)
+    assert rate == 48000
+    assert abs(dominant_frequency(samples[-24000:].astype(float), rate) - 660) < 10
+
+
+def test_say_speaks_text_into_the_sink(processes, ros_node, tmp_path):
+    wav_path = tmp_path / 'speech.wav'
+    start_node(processes, 'speaker_node', '-p', 'sink:=file', '-p', f'file:={wav_path}')
+    pub = ros_node.node.create_publisher(String, 'say', 10)
+    ros_node.wait_for_subscribers(pub)
+    pub.publish(String(data='Hello, I am the robot. $(rm -rf /) "; echo pwned'))
+    wait_until(lambda: wav_path.exists() and wav_path.stat().st_size > 48000, timeout=20,
+               what='speech in the WAV file')
+    time.sleep(0.5)
+    samples, _ = read_wav(wav_path)
+    assert np.sqrt(np.mean(samples.astype(float) ** 2)) > 300, 'audible speech'
+
+
+def test_missing_alsa_device_is_reported_not_fatal(processes, ros_node):
+    node = start_node(processes, 'microphone_node', '-p', 'source:=alsa',
+                      '-p', 'device:=hw:99,0', '-p', 'retry_period:=0.5',
+                      '-p', 'diagnostics_period:=0.3')
+    diagnostics = ros_node.subscribe(DiagnosticArray, '/diagnostics')
+    msg = diagnostics.wait_for(lambda m: any(s.level == s.ERROR and 'hw:99,0' in s.message
+                                             for s in m.status),
+                               timeout=20, what='an ERROR naming the device')
+    assert msg and node.running()

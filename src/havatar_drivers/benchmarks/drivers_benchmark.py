@@ -1,0 +1,181 @@
+"""Benchmark of the drivers: cmd_vel-to-serial latency and CPU per node.
+
+    . scripts/env.sh && python src/havatar_drivers/benchmarks/drivers_benchmark.py
+
+1. Latency from a ``cmd_vel`` publish to the PWM line arriving at the ESP32 simulator
+   (its record), for both firmware dialects, against a baseline measured in the same run:
+   the same line written straight to the simulator's port (the serial path alone).
+2. CPU of each node (psutil, over ``--seconds``): camera_node at 640x480@30 with a raw
+   and a JPEG subscriber, microphone_node (48 kHz tone), speaker_node (playing it to a
+   null sink), motor_node while driving at 20 Hz.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import serial
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / 'testing'))
+
+from geometry_msgs.msg import Twist  # noqa: E402
+from rclpy.qos import qos_profile_sensor_data  # noqa: E402
+from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
+
+from havatar_drivers.esp32.simulator import read_record  # noqa: E402
+from havatar_testing import ProcessManager, RosTestNode, ros_executable, wait_until  # noqa: E402
+from havatar_testing.isolation import DomainLease, ros_environment  # noqa: E402
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def start_sim(pm: ProcessManager, base: Path, dialect: str) -> tuple[Path, Path]:
+    base.mkdir()
+    sim = pm.start(f'esp32_sim-{dialect}', [ros_executable('havatar_drivers', 'esp32_sim'),
+                                           '--dialect', dialect, '--link', base / 'tty',
+                                           '--record', base / 'record.jsonl'])
+    sim.wait_for_output('^port: ', timeout=15)
+    return base / 'tty', base / 'record.jsonl'
+
+
+def direct_serial_latency(port: Path, record: Path, dialect: str, count: int) -> list[float]:
+    """Baseline: write PWM lines to the port ourselves and time their arrival."""
+    latencies = []
+    with serial.Serial(str(port), 115200, timeout=0.05) as link:
+        if dialect == 'v2':
+            wait_until(lambda: b'initialized' in link.readline(), 10, 'v2 boot')
+        for i in range(count):
+            line = f'PWM {10 + i % 200} {10 + i % 200}'
+            sent = time.time()
+            link.write(line.encode() + b'\n')
+            arrival = wait_until(lambda: next((t for t, l in read_record(record)[-3:] if l == line), None),
+                                 5, line)
+            latencies.append(arrival - sent)
+            time.sleep(0.1)
+    return latencies
+
+
+def node_latency(node: RosTestNode, record: Path, count: int) -> list[float]:
+    """cmd_vel with a new speed every 100 ms; match each PWM line to its publish time."""
+    pub = node.node.create_publisher(Twist, 'cmd_vel', 10)
+    node.wait_for_subscribers(pub)
+    sent: dict[str, float] = {}
+    for i in range(count):
+        speed = 20 + i % 200  # PWM value = speed (max_wheel_speed 0.5 m/s at 255)
+        msg = Twist()
+        msg.linear.x = speed / 255 * 0.5
+        line = f'PWM {speed} {speed}'
+        sent[line] = time.time()
+        pub.publish(msg)
+        time.sleep(0.1)
+    time.sleep(0.5)
+    latencies = []
+    for t, line in read_record(record):
+        if line in sent and t >= sent[line]:
+            latencies.append(t - sent.pop(line))
+    return latencies
+
+
+def cpu_percent(processes: dict[str, psutil.Process], seconds: float) -> dict[str, float]:
+    def total(p: psutil.Process) -> float:
+        times = [p.cpu_times()] + [c.cpu_times() for c in p.children(recursive=True)]
+        return sum(t.user + t.system for t in times)
+    before = {name: total(p) for name, p in processes.items()}
+    time.sleep(seconds)
+    return {name: 100 * (total(p) - before[name]) / seconds for name, p in processes.items()}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--count', type=int, default=100, help='commands per latency run')
+    parser.add_argument('--seconds', type=float, default=10.0, help='CPU measuring window')
+    options = parser.parse_args()
+    lease = DomainLease()
+    env = ros_environment(lease.domain_id)
+    import os
+    os.environ.update(env)
+    work = Path(tempfile.mkdtemp(prefix='havatar-bench-'))
+    pm = ProcessManager(work, dict(os.environ))
+    node = RosTestNode(lease.domain_id, 'drivers_benchmark')
+    try:
+        print('cmd_vel -> serial line at the ESP32 simulator (ms)')
+        print(f'{"dialect":8} {"path":22} {"n":>4} {"p50":>7} {"p99":>7} {"ratio p50":>9}')
+        for dialect in ('v1', 'v2'):
+            port, record = start_sim(pm, work / f'direct-{dialect}', dialect)
+            base = direct_serial_latency(port, record, dialect, options.count)
+            port, record = start_sim(pm, work / f'node-{dialect}', dialect)
+            motor = pm.start(f'motor_node-{dialect}', [
+                ros_executable('havatar_drivers', 'motor_node'), '--ros-args', '-p',
+                f'serial_port:={port}', '-p', 'max_linear_accel:=0.0', '-p', f'dialect:={dialect}'])
+            motor.wait_for_output('driving the ESP32', timeout=20)
+            if dialect == 'v2':
+                time.sleep(3.5)  # the simulated v2 boots for 3.2 s
+            ours = node_latency(node, record, options.count)
+            motor.stop()
+            b50, o50 = statistics.median(base) * 1e3, statistics.median(ours) * 1e3
+            print(f'{dialect:8} {"direct write (baseline)":22} {len(base):4} {b50:7.2f} '
+                  f'{percentile(base, 99) * 1e3:7.2f} {1.0:9.2f}')
+            print(f'{dialect:8} {"cmd_vel via motor_node":22} {len(ours):4} {o50:7.2f} '
+                  f'{percentile(ours, 99) * 1e3:7.2f} {o50 / b50:9.2f}')
+
+        print(f'\nCPU per node over {options.seconds:g} s (% of one core, children included)')
+        port, _ = start_sim(pm, work / 'cpu', 'v1')
+        started = {
+            'camera_node 640x480@30': pm.start('camera', [
+                ros_executable('havatar_drivers', 'camera_node'), '--ros-args', '-p',
+                'source:=test_pattern', '-p', 'width:=640', '-p', 'height:=480', '-p', 'fps:=30.0']),
+            'microphone_node 48k tone': pm.start('mic', [
+                ros_executable('havatar_drivers', 'microphone_node'), '--ros-args',
+                '-p', 'source:=tone', '-r', 'audio/mic:=audio/speaker']),
+            'speaker_node (null sink)': pm.start('speaker', [
+                ros_executable('havatar_drivers', 'speaker_node'), '--ros-args', '-p', 'sink:=null']),
+            'motor_node driving 20 Hz': pm.start('motor', [
+                ros_executable('havatar_drivers', 'motor_node'), '--ros-args',
+                '-p', f'serial_port:={port}']),
+        }
+        for process in started.values():
+            process.wait_for_output('publishing|capturing|playing|driving', timeout=20)
+        images = node.subscribe(Image, 'camera/image_raw', qos_profile_sensor_data)
+        jpegs = node.subscribe(CompressedImage, 'camera/image_raw/compressed', qos_profile_sensor_data)
+        pub = node.node.create_publisher(Twist, 'cmd_vel', 10)
+        stop = threading.Event()
+
+        def drive() -> None:
+            i = 0
+            while not stop.is_set():
+                msg = Twist()
+                msg.linear.x = 0.1 + 0.001 * (i % 100)
+                pub.publish(msg)
+                i += 1
+                stop.wait(0.05)
+        driver = threading.Thread(target=drive, daemon=True)
+        driver.start()
+        time.sleep(2.0)
+        images.clear()
+        jpegs.clear()
+        usage = cpu_percent({name: psutil.Process(p.pid) for name, p in started.items()},
+                            options.seconds)
+        stop.set()
+        driver.join()
+        for name, value in usage.items():
+            print(f'  {name:28} {value:6.1f} %')
+        print(f'  (received {len(images.messages) / options.seconds:.1f} images/s and '
+              f'{len(jpegs.messages) / options.seconds:.1f} JPEGs/s in the benchmark process)')
+    finally:
+        node.close()
+        pm.stop_all()
+        lease.release()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

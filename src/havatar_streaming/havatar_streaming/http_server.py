@@ -1,0 +1,111 @@
+"""The local MJPEG server: ``/stream.mjpg``, ``/snapshot.jpg``, ``/health``, ``/stats``.
+
+aiohttp on a thread of its own with its own event loop, so the ROS executor never waits
+on a viewer. With an access token set, requests must carry it (``?token=`` or
+``Authorization: Bearer``).
+"""
+from __future__ import annotations
+
+import asyncio
+import hmac
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Optional
+
+from aiohttp import web
+
+from .mjpeg import FrameHub
+
+BOUNDARY = 'havatarframe'
+
+
+class MjpegServer:
+    def __init__(self, hub: FrameHub, host: str, port: int, access_token: str = '',
+                 stats: Callable[[], dict[str, Any]] = dict) -> None:
+        self.hub = hub
+        self.host, self.port = host, port
+        self.access_token = access_token
+        self.stats = stats
+        self._executor = ThreadPoolExecutor(max_workers=64, thread_name_prefix='mjpeg')
+        self._loop = asyncio.new_event_loop()
+        self._runner: Optional[web.AppRunner] = None
+        self._thread = threading.Thread(target=self._loop.run_forever, name='mjpeg-http', daemon=True)
+        self._stopping = False
+
+    def start(self) -> None:
+        """Bind the port (raises OSError if taken) and serve in the background."""
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=10)
+
+    async def _start(self) -> None:
+        app = web.Application(middlewares=[self._auth])
+        app.router.add_get('/stream.mjpg', self._stream)
+        app.router.add_get('/snapshot.jpg', self._snapshot)
+        app.router.add_get('/health', self._health)
+        app.router.add_get('/stats', self._stats)
+        self._runner = web.AppRunner(app, handle_signals=False)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self.host, self.port).start()
+
+    def stop(self) -> None:
+        self._stopping = True
+        if self._runner is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    @web.middleware
+    async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if self.access_token and request.path != '/health':
+            given = request.query.get('token', '')
+            header = request.headers.get('Authorization', '')
+            if header.startswith('Bearer '):
+                given = header[7:]
+            if not hmac.compare_digest(given.encode(), self.access_token.encode()):
+                raise web.HTTPUnauthorized(text='a valid token is needed')
+        return await handler(request)
+
+    async def _next(self, after: int, timeout: float) -> Optional[tuple[int, bytes]]:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self.hub.latest_jpeg, after, timeout)
+
+    async def _stream(self, request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={
+            'Content-Type': f'multipart/x-mixed-replace; boundary={BOUNDARY}',
+            'Cache-Control': 'no-cache, no-store, private', 'Pragma': 'no-cache'})
+        await response.prepare(request)
+        self.hub.viewers += 1
+        sequence = 0
+        try:
+            while not self._stopping:
+                item = await self._next(sequence, 1.0)
+                if item is None:
+                    continue
+                sequence, jpeg = item
+                await response.write(
+                    f'--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n'
+                    .encode() + jpeg + b'\r\n')
+        except (ConnectionResetError, ConnectionError):
+            pass
+        finally:
+            self.hub.viewers -= 1
+        return response
+
+    async def _snapshot(self, request: web.Request) -> web.Response:
+        self.hub.viewers += 1
+        try:
+            item = await self._next(0, 5.0)
+        finally:
+            self.hub.viewers -= 1
+        if item is None:
+            raise web.HTTPServiceUnavailable(text='no camera frame yet')
+        return web.Response(body=item[1], content_type='image/jpeg',
+                            headers={'Cache-Control': 'no-cache'})
+
+    async def _health(self, request: web.Request) -> web.Response:
+        return web.json_response({'ok': True})
+
+    async def _stats(self, request: web.Request) -> web.Response:
+        return web.json_response({'viewers': self.hub.viewers, 'jpeg_encodes': self.hub.encodes,
+                                  'frames_in': self.hub.frames_in, **self.stats()})

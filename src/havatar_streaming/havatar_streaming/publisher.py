@@ -1,0 +1,210 @@
+"""Server mode: one ffmpeg process encoding H.264 + Opus and publishing them over RTSP.
+
+Video frames go to ffmpeg's stdin as raw RGB, audio to a FIFO as S16LE; each has a
+writer thread holding only the newest data, so a slow or stuck ffmpeg never blocks the
+ROS callbacks and never builds a queue. Audio is written on a real-time clock (silence
+when the microphone is quiet) because ffmpeg waits for every input it reads.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+from urllib.parse import quote, urlsplit
+
+import numpy as np
+
+AUDIO_RATE = 48000
+AUDIO_CHUNK_S = 0.02
+AUDIO_CHUNK_BYTES = int(AUDIO_RATE * AUDIO_CHUNK_S) * 2
+
+
+@dataclass(frozen=True)
+class PublishSettings:
+    server_url: str           # rtsp://host:port
+    path: str                 # the robot's path on MediaMTX
+    user: str
+    password: str
+    width: int = 640
+    height: int = 480
+    fps: float = 30.0
+    encoder: str = 'libx264'  # or h264_v4l2m2m (Raspberry Pi 4), h264_vaapi, ...
+    video_bitrate_kbps: int = 1000
+    gop: int = 30
+    audio: bool = True
+    audio_bitrate_kbps: int = 64
+
+    def url(self, with_password: bool = True) -> str:
+        parts = urlsplit(self.server_url)
+        secret = quote(self.password, safe='') if with_password else '***'
+        auth = f'{quote(self.user, safe="")}:{secret}@' if self.user else ''
+        return f'{parts.scheme}://{auth}{parts.hostname}:{parts.port or 8554}/{self.path}'
+
+
+def ffmpeg_argv(s: PublishSettings, audio_fifo: Optional[str], ffmpeg: str = 'ffmpeg') -> list[str]:
+    argv = [ffmpeg, '-hide_banner', '-nostdin', '-loglevel', 'warning', '-stats_period', '0.5',
+            '-progress', 'pipe:2',
+            '-use_wallclock_as_timestamps', '1', '-f', 'rawvideo', '-pix_fmt', 'rgb24',
+            '-s', f'{s.width}x{s.height}', '-thread_queue_size', '64', '-i', 'pipe:0']
+    if audio_fifo:
+        argv += ['-use_wallclock_as_timestamps', '1', '-f', 's16le', '-ar', str(AUDIO_RATE),
+                 '-ac', '1', '-thread_queue_size', '256', '-i', audio_fifo]
+    video = ['-c:v', s.encoder, '-b:v', f'{s.video_bitrate_kbps}k',
+             '-maxrate', f'{s.video_bitrate_kbps}k', '-bufsize', f'{s.video_bitrate_kbps // 2}k',
+             '-g', str(s.gop), '-bf', '0', '-pix_fmt', 'yuv420p', '-fps_mode', 'passthrough']
+    if s.encoder == 'libx264':
+        video += ['-preset', 'ultrafast', '-tune', 'zerolatency', '-profile:v', 'baseline']
+    argv += ['-map', '0:v'] + video
+    if audio_fifo:
+        argv += ['-map', '1:a', '-c:a', 'libopus', '-b:a', f'{s.audio_bitrate_kbps}k',
+                 '-application', 'lowdelay', '-frame_duration', '20']
+    argv += ['-f', 'rtsp', '-rtsp_transport', 'tcp', s.url()]
+    return argv
+
+
+class RtspPublisher:
+    """Runs the ffmpeg publish session; ``alive()`` and ``last_output`` tell its health."""
+
+    def __init__(self, settings: PublishSettings, ffmpeg: str = 'ffmpeg') -> None:
+        self.settings = settings
+        self.ffmpeg = ffmpeg
+        self._dir = tempfile.mkdtemp(prefix='havatar-publish-')
+        self._fifo = os.path.join(self._dir, 'audio.s16') if settings.audio else None
+        self._process: Optional[subprocess.Popen[bytes]] = None
+        self._video: Optional[bytes] = None
+        self._video_event = threading.Event()
+        self._audio: deque[bytes] = deque(maxlen=25)  # at most 0.5 s of microphone audio
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.frames_written = 0
+        self.last_progress = 0.0
+        self.stderr_tail: deque[str] = deque(maxlen=20)
+        self.bitrate_kbps = 0.0
+        self.fps = 0.0
+
+    def start(self) -> None:
+        if self._fifo:
+            os.mkfifo(self._fifo)
+        self._process = subprocess.Popen(
+            ffmpeg_argv(self.settings, self._fifo, self.ffmpeg), stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        self.last_progress = time.monotonic()
+        targets = [self._write_video, self._read_progress] + ([self._write_audio] if self._fifo else [])
+        self._threads = [threading.Thread(target=t, daemon=True, name=f'publish-{t.__name__}')
+                         for t in targets]
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._video_event.set()
+        process = self._process
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if self._fifo:  # unblock a writer still waiting for ffmpeg to open the FIFO
+            try:
+                fd = os.open(self._fifo, os.O_RDONLY | os.O_NONBLOCK)
+                os.close(fd)
+            except OSError:
+                pass
+        for thread in self._threads:
+            thread.join(timeout=3)
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    def alive(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    @property
+    def exit_reason(self) -> str:
+        code = self._process.returncode if self._process else None
+        errors = list(self.stderr_tail)
+        telling = [e for e in errors if any(k in e for k in ('401', 'Unauthorized', 'refused',
+                                                              '404', 'timed out', 'reset'))]
+        detail = (telling or errors or [''])[0 if telling else -1]
+        return f'ffmpeg exited with {code}' + (f': {detail}' if detail else '')
+
+    def put_frame(self, rgb: np.ndarray) -> None:
+        if rgb.shape[:2] != (self.settings.height, self.settings.width):
+            from PIL import Image
+            rgb = np.asarray(Image.fromarray(rgb).resize((self.settings.width, self.settings.height)))
+        self._video = np.ascontiguousarray(rgb).tobytes()
+        self._video_event.set()
+
+    def put_audio(self, pcm: bytes) -> None:
+        self._audio.append(pcm)
+
+    def _write_video(self) -> None:
+        assert self._process is not None and self._process.stdin is not None
+        while not self._stop.is_set():
+            self._video_event.wait(1.0)
+            self._video_event.clear()
+            frame, self._video = self._video, None
+            if frame is None:
+                continue
+            try:
+                self._process.stdin.write(frame)
+                self._process.stdin.flush()
+                self.frames_written += 1
+            except (BrokenPipeError, OSError, ValueError):
+                return
+
+    def _write_audio(self) -> None:
+        assert self._fifo is not None
+        try:
+            fd = os.open(self._fifo, os.O_WRONLY)  # blocks until ffmpeg opens it
+        except OSError:
+            return
+        pending = b''
+        next_time = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                while len(pending) < AUDIO_CHUNK_BYTES:
+                    pending += self._audio.popleft() if self._audio else bytes(AUDIO_CHUNK_BYTES)
+                chunk, pending = pending[:AUDIO_CHUNK_BYTES], pending[AUDIO_CHUNK_BYTES:]
+                os.write(fd, chunk)
+                next_time += AUDIO_CHUNK_S
+                delay = next_time - time.monotonic()
+                if delay > 0:
+                    self._stop.wait(delay)
+                elif delay < -1.0:
+                    next_time = time.monotonic()
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+    def _read_progress(self) -> None:
+        """ffmpeg's -progress output: proves output is flowing and gives fps/bitrate."""
+        assert self._process is not None and self._process.stderr is not None
+        secrets = [self.settings.password, quote(self.settings.password, safe='')]
+        for raw in self._process.stderr:
+            line = raw.decode(errors='replace').strip()
+            for secret in filter(None, secrets):
+                line = line.replace(secret, '***')
+            key, _, value = line.partition('=')
+            if key == 'out_time_us' or key == 'frame':
+                self.last_progress = time.monotonic()
+            if key == 'fps':
+                try:
+                    self.fps = float(value)
+                except ValueError:
+                    pass
+            elif key == 'bitrate' and value.endswith('kbits/s'):
+                try:
+                    self.bitrate_kbps = float(value[:-7])
+                except ValueError:
+                    pass
+            elif '=' not in line or ' ' in line:
+                self.stderr_tail.append(line)

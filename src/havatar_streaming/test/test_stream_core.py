@@ -1,0 +1,94 @@
+"""The mode state machine and the server_mode configuration (pure code)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from havatar_streaming.mode import Action, ModeMachine
+from havatar_streaming.publisher import PublishSettings, ffmpeg_argv
+from havatar_streaming.server_config import ServerModeConfig, main as convert_main
+
+
+def test_server_request_starts_and_confirms():
+    m = ModeMachine()
+    assert m.request('server', 0.0) == [Action.START_SERVER]
+    assert m.active == 'local' and m.starting
+    assert m.request('server', 0.1) == []  # already on its way
+    m.started(1.0)
+    assert (m.active, m.fallback) == ('server', False)
+
+
+def test_failures_fall_back_and_retry_with_backoff():
+    m = ModeMachine(backoff_min=1.0, backoff_max=4.0)
+    m.request('server', 0.0)
+    assert m.failed('refused', 0.5) == [Action.STOP_SERVER]
+    assert (m.active, m.fallback, m.retry_at) == ('local', True, 1.5)
+    assert m.tick(1.0) == []
+    assert m.tick(1.5) == [Action.START_SERVER]
+    m.failed('refused', 2.0)
+    assert m.retry_at == 4.0       # 2 s
+    m.tick(4.0)
+    m.failed('refused', 4.0)
+    assert m.retry_at == 8.0       # 4 s, the maximum
+    m.tick(8.0)
+    m.failed('refused', 8.0)
+    assert m.retry_at == 12.0
+    m.tick(12.0)
+    m.started(12.5)
+    m.failed('dropped', 20.0)
+    assert m.retry_at == 21.0      # back-off reset after a success
+
+
+def test_local_request_cancels_everything():
+    m = ModeMachine()
+    m.request('server', 0.0)
+    m.failed('x', 1.0)
+    assert m.request('local', 1.5) == []
+    assert (m.requested, m.active, m.fallback, m.retry_at) == ('local', 'local', False, None)
+    assert m.tick(100.0) == []
+    with pytest.raises(ValueError):
+        m.request('cloud', 0.0)
+
+
+def test_no_retry_without_fallback_to_local():
+    m = ModeMachine(fallback_to_local=False)
+    m.request('server', 0.0)
+    m.failed('x', 1.0)
+    assert m.retry_at is None and m.tick(1000.0) == []
+
+
+def test_publish_url_and_encoder_choice():
+    s = PublishSettings('rtsp://example.org:8554', 'robot1', 'robot1', 'p@ss:word',
+                        encoder='h264_v4l2m2m')
+    assert s.url() == 'rtsp://robot1:p%40ss%3Aword@example.org:8554/robot1'
+    assert s.url(with_password=False) == 'rtsp://robot1:***@example.org:8554/robot1'
+    argv = ffmpeg_argv(s, '/tmp/audio')
+    assert argv[argv.index('-c:v') + 1] == 'h264_v4l2m2m' and '-preset' not in argv
+    assert argv[argv.index('-c:a') + 1] == 'libopus'
+
+
+LEGACY = {'server_mode': {'enabled': True, 'server_url': 'rtsp://example.org:8554',
+                          'stream_key': 'robot1', 'stream_password': 'pw',
+                          'fallback_to_local': False}}
+
+
+def test_legacy_json_converts_to_a_parameter_file(tmp_path, capsys):
+    path = tmp_path / 'avatar_tank_config.json'
+    path.write_text(json.dumps(LEGACY))
+    assert convert_main([str(path)]) == 0
+    params = yaml.safe_load(capsys.readouterr().out)['streaming_node']['ros__parameters']
+    assert params == {'mode': 'server', 'server_url': 'rtsp://example.org:8554',
+                      'stream_key': 'robot1', 'fallback_to_local': False}
+    out = tmp_path / 'streaming.yaml'
+    assert convert_main([str(path), '-o', str(out), '--include-password']) == 0
+    assert yaml.safe_load(out.read_text())['streaming_node']['ros__parameters']['stream_password'] == 'pw'
+    assert out.stat().st_mode & 0o077 == 0
+
+
+@pytest.mark.parametrize('bad', [{'server_mode': []}, {'server_mode': {'enabled': True}},
+                                 {'server_mode': {'enabeld': True}}])
+def test_bad_legacy_config_is_refused(bad):
+    with pytest.raises(ValueError):
+        ServerModeConfig.from_legacy(bad)

@@ -47,7 +47,8 @@ PARAMETERS: ParameterTable = [
     ('access_token', '', 'Token MJPEG viewers must present (?token= or Bearer); default '
      "from HAVATAR_ACCESS_TOKEN; '' = open on the LAN", None),
     ('server_url', 'rtsp://127.0.0.1:8554', 'RTSP address of the MediaMTX server', None),
-    ('api_url', '', "MediaMTX API address; '' = http://<server host>:9997", None),
+    ('api_url', '', "MediaMTX API address; '' = http://<server host>:9997; 'none' when the "
+     "API is not reachable from the robot (the session is then judged by ffmpeg alone)", None),
     ('stream_key', 'robot', "The robot's path on MediaMTX", None),
     ('stream_user', '', "Publish user; '' = the stream_key", None),
     ('stream_password', '', 'Publish password; default from HAVATAR_STREAM_PASSWORD', None),
@@ -102,7 +103,8 @@ class StreamingNode(Node):
         self.password = p['stream_password'] or os.environ.get('HAVATAR_STREAM_PASSWORD', '')
         self.user = p['stream_user'] or p['stream_key']
         host = urlsplit(p['server_url']).hostname or '127.0.0.1'
-        self.api = MediaMtxApi(p['api_url'] or f'http://{host}:9997', self.user, self.password)
+        self.api: Optional[MediaMtxApi] = None if p['api_url'] == 'none' else MediaMtxApi(
+            p['api_url'] or f'http://{host}:9997', self.user, self.password)
 
         self._lock = threading.RLock()
         self.machine = ModeMachine(fallback_to_local=p['fallback_to_local'],
@@ -244,13 +246,14 @@ class StreamingNode(Node):
                 self._watch_session(now)
 
     def _start_session(self) -> None:
-        try:
-            self.api.check()
-        except ApiError as exc:
-            self.server_reachable = False
-            self._fail(str(exc))
-            return
-        self.server_reachable = True
+        if self.api is not None:
+            try:
+                self.api.check()
+            except ApiError as exc:
+                self.server_reachable = False
+                self._fail(str(exc))
+                return
+            self.server_reachable = True
         p = self.params
         settings = PublishSettings(
             server_url=p['server_url'], path=p['stream_key'], user=self.user,
@@ -269,6 +272,9 @@ class StreamingNode(Node):
         assert publisher is not None
         if not publisher.alive():
             self._fail(publisher.exit_reason)
+            return
+        if self.api is None:
+            self._watch_without_api(publisher, now)
             return
         try:
             state = self.api.path(self.params['stream_key'])
@@ -297,6 +303,20 @@ class StreamingNode(Node):
         elif now - seen_at > self.params['stall_timeout']:
             self._fail('the stream stalled (no data reached the server)')
         elif now - publisher.last_progress > self.params['stall_timeout'] + 1.0:
+            self._fail('the encoder stalled')
+
+    def _watch_without_api(self, publisher: RtspPublisher, now: float) -> None:
+        flowing = now - publisher.last_progress < self.params['stall_timeout']
+        if self.machine.starting:
+            if flowing and publisher.frames_written > 0 and now - self._session_started > 1.0:
+                self.server_reachable = True
+                with self._lock:
+                    self.machine.started(now)
+                self._start_talkback()
+                self._publish_status()
+            elif now - self._session_started > self.params['start_timeout']:
+                self._fail('the encoder produced nothing in time')
+        elif not flowing:
             self._fail('the encoder stalled')
 
     def _start_talkback(self) -> None:

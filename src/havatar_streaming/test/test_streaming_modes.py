@@ -41,10 +41,13 @@ def set_mode(ros_node, mode):
     return ros_node.call(client, SetStreamMode.Request(mode=mode), timeout=15)
 
 
-def test_server_mode_publishes_h264_and_opus(sources, streaming_node, mediamtx_factory, ros_node):
+@pytest.mark.parametrize('api', ['api', 'no_api'])
+def test_server_mode_publishes_h264_and_opus(api, sources, streaming_node, mediamtx_factory,
+                                             ros_node):
     server = mediamtx_factory(users=USERS)
     sources()
-    streaming_node(server, mode='server')
+    extra = {'api_url': 'none'} if api == 'no_api' else {}
+    streaming_node(server, mode='server', **extra)
     status = ros_node.subscribe(StreamStatus, 'stream/status', LATCHED)
     status.wait_for(lambda m: m.active_mode == 'server', timeout=30, what='server mode active')
 

@@ -58,6 +58,13 @@ def ros_environment(domain_id: int) -> dict[str, str]:
     return env
 
 
+def shm_profile_environment() -> dict[str, str]:
+    """Use the bringup's Fast DDS profile (16 MB shared memory), as the robot does."""
+    from .tools import WORKSPACE
+    profile = str(WORKSPACE / 'src' / 'havatar_bringup' / 'config' / 'fastdds_shm.xml')
+    return {'FASTRTPS_DEFAULT_PROFILES_FILE': profile, 'FASTDDS_DEFAULT_PROFILES_FILE': profile}
+
+
 def free_port(host: str = '127.0.0.1', kind: int = socket.SOCK_STREAM) -> int:
     """A port that is free on ``host`` now (TCP by default, ``SOCK_DGRAM`` for UDP)."""
     with socket.socket(socket.AF_INET, kind) as sock:

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -30,7 +31,7 @@ from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 
 from havatar_drivers.esp32.simulator import read_record  # noqa: E402
 from havatar_testing import ProcessManager, RosTestNode, ros_executable, wait_until  # noqa: E402
-from havatar_testing.isolation import DomainLease, ros_environment  # noqa: E402
+from havatar_testing.isolation import DomainLease, ros_environment, shm_profile_environment  # noqa: E402
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -100,9 +101,8 @@ def main() -> int:
     parser.add_argument('--seconds', type=float, default=10.0, help='CPU measuring window')
     options = parser.parse_args()
     lease = DomainLease()
-    env = ros_environment(lease.domain_id)
-    import os
-    os.environ.update(env)
+    os.environ.update(ros_environment(lease.domain_id))
+    os.environ.update(shm_profile_environment())  # as robot.launch.py runs the nodes
     work = Path(tempfile.mkdtemp(prefix='havatar-bench-'))
     pm = ProcessManager(work, dict(os.environ))
     node = RosTestNode(lease.domain_id, 'drivers_benchmark')

@@ -1,0 +1,269 @@
+"""Glass-to-glass latency, CPU and bit rate of the streaming modes, in one run.
+
+    . scripts/env.sh && python src/havatar_streaming/benchmarks/streaming_benchmark.py
+
+The camera node draws the test pattern (640x480 at 30 Hz) with its capture time in the
+pixels; receivers decode that time from every frame they get, so latency = arrival time
+- capture time on the same clock. Paths measured:
+
+- havatar server mode: camera_node -> streaming_node (ffmpeg libx264 ultrafast/zerolatency,
+  1 Mbit/s, GOP 30) -> MediaMTX -> a WebRTC (WHEP, aiortc) and an RTSP (ffmpeg) receiver;
+- baseline (the seed's approach): one ffmpeg fed the same pattern on a pipe, same encoder
+  settings, publishing straight to the same MediaMTX; same two receivers;
+- havatar local mode: MJPEG from streaming_node over HTTP.
+
+CPU is per mode for the producing processes (children included); bit rate is what MediaMTX
+received per path (API bytesReceived) and the MJPEG bytes a viewer read.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import psutil
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[3]
+sys.path[:0] = [str(ROOT / 'testing'), str(ROOT / 'src' / 'havatar_streaming')]
+
+from havatar_drivers.test_pattern import decode, render  # noqa: E402
+from havatar_streaming.mediamtx_api import MediaMtxApi  # noqa: E402
+from havatar_testing import MediaMtxServer, MediaMtxUser, ProcessManager, find_program, free_port, ros_executable, wait_until  # noqa: E402
+from havatar_testing.isolation import DomainLease, ros_environment, shm_profile_environment  # noqa: E402
+from test.whep_client import whep_receive  # noqa: E402
+
+W, H, FPS, KBPS, GOP = 640, 480, 30, 1000, 30
+USER = MediaMtxUser('bench', 'bench-secret', actions=('publish', 'read'))
+
+
+def summary(latencies_ms: list[float]) -> str:
+    if not latencies_ms:
+        return '   no frames decoded'
+    ordered = sorted(latencies_ms)
+    p95 = ordered[int(0.95 * (len(ordered) - 1))]
+    return f'{len(ordered):5d} {statistics.median(ordered):7.1f} {p95:7.1f}'
+
+
+def whep_latencies(url: str, seconds: float) -> list[float]:
+    async def run() -> list[float]:
+        pc, tracks = await whep_receive(url, USER.user, USER.password)
+        out: list[float] = []
+        try:
+            track = await asyncio.wait_for(tracks.get(), 10)
+            while track.kind != 'video':
+                track = await asyncio.wait_for(tracks.get(), 10)
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                frame = await asyncio.wait_for(track.recv(), 10)
+                arrived = time.time_ns()
+                stamp = decode(frame.to_ndarray(format='rgb24'))
+                if stamp:
+                    out.append((arrived - stamp.stamp_ns) / 1e6)
+        finally:
+            await pc.close()
+        return out
+    return asyncio.run(run())
+
+
+def rtsp_latencies(url: str, seconds: float) -> list[float]:
+    proc = subprocess.Popen([find_program('ffmpeg'), '-v', 'error', '-rtsp_transport', 'tcp',
+                             '-fflags', 'nobuffer', '-flags', 'low_delay', '-i', url,
+                             '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-'], stdout=subprocess.PIPE)
+    out: list[float] = []
+    end = time.monotonic() + seconds
+    try:
+        while time.monotonic() < end:
+            data = proc.stdout.read(W * H * 3)
+            if len(data) < W * H * 3:
+                break
+            arrived = time.time_ns()
+            stamp = decode(np.frombuffer(data, np.uint8).reshape(H, W, 3))
+            if stamp:
+                out.append((arrived - stamp.stamp_ns) / 1e6)
+    finally:
+        proc.kill()
+        proc.wait()
+    return out
+
+
+def mjpeg_latencies(port: int, seconds: float) -> tuple[list[float], float]:
+    out: list[float] = []
+    total = 0
+    end = time.monotonic() + seconds
+    with urllib.request.urlopen(f'http://127.0.0.1:{port}/stream.mjpg', timeout=10) as r:
+        buffer = b''
+        while time.monotonic() < end:
+            chunk = r.read1(65536)
+            total += len(chunk)
+            buffer += chunk
+            while True:
+                start = buffer.find(b'\xff\xd8')
+                stop = buffer.find(b'\xff\xd9', start + 2)
+                if start < 0 or stop < 0:
+                    break
+                arrived = time.time_ns()
+                jpeg, buffer = buffer[start:stop + 2], buffer[stop + 2:]
+                stamp = decode(np.array(Image.open(io.BytesIO(jpeg))))
+                if stamp:
+                    out.append((arrived - stamp.stamp_ns) / 1e6)
+    return out, total * 8 / seconds / 1000
+
+
+def pattern_feeder(ffmpeg: subprocess.Popen, stop: threading.Event) -> None:
+    """The baseline's camera: the same pattern, written to ffmpeg's stdin at 30 Hz."""
+    n = 0
+    next_time = time.monotonic()
+    while not stop.is_set():
+        try:
+            ffmpeg.stdin.write(render(W, H, n, time.time_ns()).tobytes())
+        except (BrokenPipeError, OSError):
+            return
+        n += 1
+        next_time += 1 / FPS
+        stop.wait(max(0.0, next_time - time.monotonic()))
+
+
+class Cpu:
+    def __init__(self, pids: list[int]) -> None:
+        self.procs = [psutil.Process(p) for p in pids]
+        self.start = self._total()
+        self.t0 = time.monotonic()
+
+    def _total(self) -> float:
+        total = 0.0
+        for p in self.procs:
+            for q in [p] + p.children(recursive=True):
+                try:
+                    t = q.cpu_times()
+                    total += t.user + t.system + t.children_user + t.children_system
+                except psutil.NoSuchProcess:
+                    pass
+        return total
+
+    def percent(self) -> float:
+        return 100 * (self._total() - self.start) / (time.monotonic() - self.t0)
+
+
+def bytes_rate(api: MediaMtxApi, path: str, seconds: float) -> float:
+    a = api.path(path).bytes_received
+    time.sleep(seconds)
+    return (api.path(path).bytes_received - a) * 8 / seconds / 1000
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--seconds', type=float, default=10.0, help='per measurement')
+    options = parser.parse_args()
+    lease = DomainLease()
+    os.environ.update(ros_environment(lease.domain_id))
+    os.environ.update(shm_profile_environment())  # as robot.launch.py runs the nodes
+    work = Path(tempfile.mkdtemp(prefix='havatar-stream-bench-'))
+    pm = ProcessManager(work, dict(os.environ))
+    stop = threading.Event()
+    try:
+        mtx_dir = work / 'mediamtx'
+        mtx_dir.mkdir()
+        server = MediaMtxServer(pm, mtx_dir, [USER]).start()
+        api = MediaMtxApi(server.api_url(''))
+        camera = pm.start('camera_node', [ros_executable('havatar_drivers', 'camera_node'), '--ros-args',
+                                          '-p', 'source:=test_pattern', '-p', f'width:={W}',
+                                          '-p', f'height:={H}', '-p', f'fps:={float(FPS)}'])
+        mjpeg_port = free_port()
+        streaming = pm.start('streaming_node', [
+            ros_executable('havatar_streaming', 'streaming_node'), '--ros-args',
+            '-p', f'mjpeg_port:={mjpeg_port}', '-p', 'mjpeg_host:=127.0.0.1',
+            '-p', f'server_url:=rtsp://127.0.0.1:{server.ports.rtsp}',
+            '-p', f'api_url:=http://127.0.0.1:{server.ports.api}', '-p', 'stream_key:=havatar',
+            '-p', f'stream_user:={USER.user}', '-p', f'width:={W}', '-p', f'height:={H}',
+            '-p', f'fps:={float(FPS)}', '-p', f'video_bitrate_kbps:={KBPS}', '-p', f'gop:={GOP}',
+            '-p', 'audio:=false'], env={'HAVATAR_STREAM_PASSWORD': USER.password})
+        camera.wait_for_output('publishing', timeout=30)
+        streaming.wait_for_output('MJPEG on', timeout=30)
+        time.sleep(2)
+
+        print(f'Streaming benchmark: {W}x{H}@{FPS} test pattern, {options.seconds:g} s per measurement')
+        print(f'{"path":44} {"n":>5} {"p50 ms":>7} {"p95 ms":>7}')
+        cpu = Cpu([camera.pid, streaming.pid])
+        mjpeg, mjpeg_kbps = mjpeg_latencies(mjpeg_port, options.seconds)
+        local_cpu = cpu.percent()
+        print(f'{"local: MJPEG over HTTP":44} {summary(mjpeg)}')
+
+        from rclpy.parameter import Parameter  # noqa: F401  (set mode through the service)
+        import rclpy
+        from havatar_msgs.srv import SetStreamMode
+        rclpy.init(domain_id=lease.domain_id)
+        node = rclpy.create_node('streaming_benchmark')
+        client = node.create_client(SetStreamMode, 'stream/set_mode')
+        client.wait_for_service(timeout_sec=10)
+        future = client.call_async(SetStreamMode.Request(mode='server'))
+        rclpy.spin_until_future_complete(node, future, timeout_sec=10)
+        wait_until(lambda: api.path('havatar').ready, 30, 'havatar path ready')
+        time.sleep(2)
+        cpu = Cpu([camera.pid, streaming.pid])
+        server_kbps = bytes_rate(api, 'havatar', 3.0)
+        ours_webrtc = whep_latencies(server.whep_url('havatar'), options.seconds)
+        ours_rtsp = rtsp_latencies(server.rtsp_url('havatar', USER.user, USER.password), options.seconds)
+        server_cpu = cpu.percent()
+        print(f'{"havatar server mode -> MediaMTX -> WebRTC":44} {summary(ours_webrtc)}')
+        print(f'{"havatar server mode -> MediaMTX -> RTSP":44} {summary(ours_rtsp)}')
+        future = client.call_async(SetStreamMode.Request(mode='local'))
+        rclpy.spin_until_future_complete(node, future, timeout_sec=10)
+        node.destroy_node()
+        rclpy.shutdown()
+
+        baseline = subprocess.Popen(
+            [find_program('ffmpeg'), '-v', 'error', '-f', 'rawvideo', '-pix_fmt', 'rgb24',
+             '-s', f'{W}x{H}', '-use_wallclock_as_timestamps', '1', '-i', 'pipe:0',
+             '-c:v', 'libx264', '-preset', 'ultrafast', '-tune', 'zerolatency', '-profile:v', 'baseline',
+             '-b:v', f'{KBPS}k', '-maxrate', f'{KBPS}k', '-bufsize', f'{KBPS // 2}k', '-g', str(GOP),
+             '-bf', '0', '-pix_fmt', 'yuv420p', '-fps_mode', 'passthrough',
+             '-f', 'rtsp', '-rtsp_transport', 'tcp', server.rtsp_url('baseline', USER.user, USER.password)],
+            stdin=subprocess.PIPE)
+        feeder = threading.Thread(target=pattern_feeder, args=(baseline, stop), daemon=True)
+        feeder.start()
+        wait_until(lambda: api.path('baseline').ready, 30, 'baseline path ready')
+        time.sleep(2)
+        cpu = Cpu([os.getpid(), baseline.pid])  # the feeder thread draws in this process
+        cpu_self = psutil.Process().cpu_times()
+        base_kbps = bytes_rate(api, 'baseline', 3.0)
+        base_webrtc = whep_latencies(server.whep_url('baseline'), options.seconds)
+        base_rtsp = rtsp_latencies(server.rtsp_url('baseline', USER.user, USER.password), options.seconds)
+        print(f'{"baseline ffmpeg -> MediaMTX -> WebRTC":44} {summary(base_webrtc)}')
+        print(f'{"baseline ffmpeg -> MediaMTX -> RTSP":44} {summary(base_rtsp)}')
+        stop.set()
+        baseline.stdin.close()
+        baseline.terminate()
+        baseline.wait()
+        del cpu_self
+
+        def ratio(a: list[float], b: list[float]) -> str:
+            return f'{statistics.median(a) / statistics.median(b):.2f}' if a and b else 'n/a'
+        print('\nratio havatar / baseline (p50): '
+              f'WebRTC {ratio(ours_webrtc, base_webrtc)}, RTSP {ratio(ours_rtsp, base_rtsp)}')
+        print('\nCPU (% of one core: camera_node + streaming_node + their ffmpeg)')
+        print(f'  local mode, one MJPEG viewer        {local_cpu:6.1f} %')
+        print(f'  server mode, WHEP + RTSP readers    {server_cpu:6.1f} %')
+        print('bit rate (kbit/s)')
+        print(f'  local MJPEG (one viewer)            {mjpeg_kbps:8.0f}')
+        print(f'  server mode H.264 into MediaMTX     {server_kbps:8.0f}')
+        print(f'  baseline H.264 into MediaMTX        {base_kbps:8.0f}')
+    finally:
+        stop.set()
+        pm.stop_all()
+        lease.release()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

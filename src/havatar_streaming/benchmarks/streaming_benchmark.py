@@ -199,7 +199,6 @@ def main() -> int:
         local_cpu = cpu.percent()
         print(f'{"local: MJPEG over HTTP":44} {summary(mjpeg)}')
 
-        from rclpy.parameter import Parameter  # noqa: F401  (set mode through the service)
         import rclpy
         from havatar_msgs.srv import SetStreamMode
         rclpy.init(domain_id=lease.domain_id)
@@ -234,8 +233,6 @@ def main() -> int:
         feeder.start()
         wait_until(lambda: api.path('baseline').ready, 30, 'baseline path ready')
         time.sleep(2)
-        cpu = Cpu([os.getpid(), baseline.pid])  # the feeder thread draws in this process
-        cpu_self = psutil.Process().cpu_times()
         base_kbps = bytes_rate(api, 'baseline', 3.0)
         base_webrtc = whep_latencies(server.whep_url('baseline'), options.seconds)
         base_rtsp = rtsp_latencies(server.rtsp_url('baseline', USER.user, USER.password), options.seconds)
@@ -245,7 +242,6 @@ def main() -> int:
         baseline.stdin.close()
         baseline.terminate()
         baseline.wait()
-        del cpu_self
 
         def ratio(a: list[float], b: list[float]) -> str:
             return f'{statistics.median(a) / statistics.median(b):.2f}' if a and b else 'n/a'

@@ -1,0 +1,1 @@
+"""The cloud relay server (runs without ROS)."""

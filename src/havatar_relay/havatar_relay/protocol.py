@@ -334,3 +334,8 @@ class ClockOffset:
     def age_ms(self, peer_ts: float, local_now: float | None = None) -> float:
         """How old a message stamped ``peer_ts`` by the peer is, in local time."""
         return (now_ms() if local_now is None else local_now) - self.to_local(peer_ts)
+
+
+if __name__ == '__main__':
+    # Regenerate the web UI's copy: python -m havatar_relay.protocol > havatar_relay/web/protocol.json
+    print(json.dumps(json_schema(), indent=1, sort_keys=True))

@@ -1,0 +1,109 @@
+"""The robot's own web server (local mode): the web UI, the relay protocol at ``/ws``, and
+the original Flask robot's HTTP API (documented in ``doc/ROBOT_HTTP_API.md``).
+
+aiohttp on a thread with its own event loop. Every request except ``/`` and the static
+files needs the robot's access token (``Authorization: Bearer`` or ``?token=``).
+"""
+from __future__ import annotations
+
+import asyncio
+import hmac
+import threading
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Optional, Protocol
+
+from aiohttp import web
+
+from .relay_core import RelayCore
+
+WEB_DIR = Path(__file__).resolve().parent / 'web'
+
+
+class RobotApi(Protocol):
+    """What the HTTP API needs from the node (called on the server's event loop)."""
+
+    async def server_status(self) -> dict[str, Any]: ...
+    async def set_server_mode(self, enabled: bool) -> dict[str, Any]: ...
+    def server_config(self) -> dict[str, Any]: ...
+    async def save_server_config(self, config: dict[str, Any]) -> dict[str, Any]: ...
+    def system_status(self) -> dict[str, Any]: ...
+
+
+class LocalServer:
+    def __init__(self, core: RelayCore, api: RobotApi, host: str, port: int, token: str) -> None:
+        self.core = core
+        self.api = api
+        self.host, self.port = host, port
+        self.token = token
+        self.loop = asyncio.new_event_loop()
+        self._runner: Optional[web.AppRunner] = None
+        self._thread = threading.Thread(target=self.loop.run_forever, name='local-server', daemon=True)
+
+    def start(self, on_loop: Callable[[], Awaitable[None]]) -> None:
+        """Serve in the background; ``on_loop`` runs first on the server's loop."""
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(on_loop), self.loop).result(timeout=15)
+
+    def call(self, coro: Awaitable[Any]) -> Any:
+        """Run a coroutine on the server's loop from another thread (fire and forget)."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)  # type: ignore[arg-type]
+
+    def stop(self) -> None:
+        if self._runner is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self.loop).result(timeout=10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=5)
+
+    async def _start(self, on_loop: Callable[[], Awaitable[None]]) -> None:
+        await on_loop()
+        app = web.Application(middlewares=[self._auth])
+        app.router.add_get('/', self._index)
+        app.router.add_static('/web/', WEB_DIR)
+        app.router.add_get('/ws', self.core.handle)  # hello carries the token
+        app.router.add_get('/server/status', self._server_status)
+        app.router.add_post('/server/start', self._server_start)
+        app.router.add_post('/server/stop', self._server_stop)
+        app.router.add_get('/server/config', self._get_config)
+        app.router.add_post('/server/config', self._post_config)
+        app.router.add_get('/system_status', self._system_status)
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self.host, self.port).start()
+
+    @web.middleware
+    async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.path.startswith(('/server/', '/system_status')):
+            given = request.query.get('token', '')
+            header = request.headers.get('Authorization', '')
+            if header.startswith('Bearer '):
+                given = header[7:]
+            if not hmac.compare_digest(given.encode(), self.token.encode()):
+                raise web.HTTPUnauthorized(text='the robot access token is needed')
+        return await handler(request)
+
+    async def _index(self, request: web.Request) -> web.FileResponse:
+        return web.FileResponse(WEB_DIR / 'index.html')
+
+    async def _server_status(self, request: web.Request) -> web.Response:
+        return web.json_response(await self.api.server_status())
+
+    async def _server_start(self, request: web.Request) -> web.Response:
+        return web.json_response(await self.api.set_server_mode(True))
+
+    async def _server_stop(self, request: web.Request) -> web.Response:
+        return web.json_response(await self.api.set_server_mode(False))
+
+    async def _get_config(self, request: web.Request) -> web.Response:
+        return web.json_response(self.api.server_config())
+
+    async def _post_config(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+            if not isinstance(body, dict):
+                raise ValueError('a JSON object is expected')
+            return web.json_response(await self.api.save_server_config(body))
+        except ValueError as exc:
+            return web.json_response({'success': False, 'error': str(exc)}, status=400)
+
+    async def _system_status(self, request: web.Request) -> web.Response:
+        return web.json_response(self.api.system_status())

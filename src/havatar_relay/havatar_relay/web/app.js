@@ -1,0 +1,315 @@
+// Havatar web UI: video (WHEP or MJPEG), driving (keys, dwell buttons, joystick, gamepad),
+// talk (push-to-talk over WHIP, type-to-speak), mode and settings. No build step.
+// Protocol constants come from protocol.json, generated from havatar_relay/protocol.py.
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.hash.slice(1) || location.search.slice(1));
+const auth = {
+  robot: params.get('robot') || sessionStorage.getItem('havatar.robot') || '',
+  token: params.get('token') || sessionStorage.getItem('havatar.token') || '',
+};
+let P = null;          // protocol.json
+let ws = null;
+let status = null;
+let seq = 0;
+let driving = false;   // a non-zero command was sent since the last stop
+const sources = { key: null, dwell: null, joystick: null, gamepad: null };
+
+function setPill(id, text, ok) {
+  const el = $(id);
+  el.textContent = text;
+  el.classList.toggle('ok', ok === true);
+  el.classList.toggle('bad', ok === false);
+}
+
+function send(message) {
+  if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(message));
+}
+
+// ---- connection -------------------------------------------------------------------
+function connect(delay = 500) {
+  ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`);
+  ws.onopen = () => send({ type: 'hello', v: P.version, role: 'user', token: auth.token, robot_id: auth.robot, client: 'havatar web' });
+  ws.onmessage = (event) => handle(JSON.parse(event.data));
+  ws.onclose = () => {
+    setPill('connection', 'disconnected — retrying', false);
+    stopDriving();
+    setTimeout(() => connect(Math.min(delay * 2, 10000)), delay);
+  };
+}
+
+function handle(m) {
+  switch (m.type) {
+    case 'welcome':
+      setPill('connection', m.robot_online ? 'connected' : 'robot offline', m.robot_online);
+      send({ type: 'get_status' });
+      break;
+    case 'ping': send({ type: 'pong', ts: m.ts, peer_ts: Date.now() }); break;
+    case 'status': showStatus(m); break;
+    case 'ack':
+      if (m.sent_ts) setPill('stats', `rtt: ${Math.round(Date.now() - m.sent_ts)} ms${m.executed === false ? ' (dropped: ' + m.reason + ')' : ''}`, m.executed !== false);
+      break;
+    case 'control':
+      setPill('driver', m.you ? 'you are driving' : (m.driver ? 'someone else drives' : 'nobody drives'), m.you);
+      break;
+    case 'error':
+      if (m.code === 'unauthorized') { sessionStorage.removeItem('havatar.token'); showLogin(); }
+      setPill('connection', `error: ${m.message}`, false);
+      break;
+  }
+}
+
+function showStatus(s) {
+  status = s;
+  setPill('mode', `mode: ${s.stream.active}${s.stream.fallback ? ' (fallback)' : ''}`, !s.stream.fallback);
+  const b = s.battery;
+  setPill('battery', b.present ? `battery: ${b.voltage.toFixed(2)} V` : 'battery: n/a', b.present ? b.percentage > 0.2 : undefined);
+  if (s.online === false) setPill('connection', 'robot offline', false);
+  chooseVideo();
+}
+
+// ---- video --------------------------------------------------------------------------
+let pc = null;
+let videoKind = null;
+let webrtcFailed = false;
+
+function mjpegUrl() {
+  if (!status || !status.mjpeg_url) return null;
+  const u = status.mjpeg_url.startsWith(':') ? `${location.protocol}//${location.hostname}${status.mjpeg_url}` : status.mjpeg_url;
+  return `${u}?token=${encodeURIComponent(auth.token)}`;
+}
+
+async function chooseVideo() {
+  const wantWebrtc = status && status.whep_url && status.stream.active === 'server' && !webrtcFailed;
+  if (wantWebrtc && videoKind !== 'webrtc') {
+    videoKind = 'webrtc';
+    try { await startWhep(status.whep_url); } catch (e) { webrtcFailed = true; videoKind = null; chooseVideo(); }
+  } else if (!wantWebrtc && videoKind !== 'mjpeg' && mjpegUrl()) {
+    if (pc) { pc.close(); pc = null; }
+    videoKind = 'mjpeg';
+    $('webrtc').hidden = true;
+    const img = $('mjpeg');
+    img.src = mjpegUrl();
+    img.hidden = false;
+    img.onload = () => { $('video-state').textContent = 'MJPEG (local)'; };
+    img.onerror = () => { videoKind = null; setTimeout(chooseVideo, 2000); };
+  }
+}
+
+async function negotiate(peer, url) {
+  await peer.setLocalDescription(await peer.createOffer());
+  const r = await fetch(url, { method: 'POST', body: peer.localDescription.sdp,
+    headers: { 'Content-Type': 'application/sdp', Authorization: `Bearer ${auth.token}` } });
+  if (r.status !== 201) throw new Error(`HTTP ${r.status}`);
+  await peer.setRemoteDescription({ type: 'answer', sdp: await r.text() });
+}
+
+async function startWhep(url) {
+  pc = new RTCPeerConnection();
+  pc.addTransceiver('video', { direction: 'recvonly' });
+  pc.addTransceiver('audio', { direction: 'recvonly' });
+  pc.ontrack = (e) => { const v = $('webrtc'); v.srcObject = e.streams[0] || new MediaStream([e.track]); v.hidden = false; $('mjpeg').hidden = true; };
+  pc.onconnectionstatechange = () => { if (['failed', 'closed'].includes(pc.connectionState)) { webrtcFailed = true; videoKind = null; chooseVideo(); } };
+  await negotiate(pc, url);
+}
+
+setInterval(async () => {  // live video stats
+  if (!pc) return;
+  const stats = await pc.getStats();
+  stats.forEach((r) => {
+    if (r.type === 'inbound-rtp' && r.kind === 'video') {
+      const prev = startWhep.prev || r;
+      const kbps = ((r.bytesReceived - prev.bytesReceived) * 8) / Math.max(1, r.timestamp - prev.timestamp);
+      $('video-state').textContent = `WebRTC ${Math.round(r.framesPerSecond || 0)} fps, ${Math.round(kbps)} kbit/s`;
+      startWhep.prev = r;
+    }
+  });
+}, 1000);
+
+// ---- driving ------------------------------------------------------------------------
+function speed() { return parseFloat($('speed').value); }
+
+function command() {  // the first active source wins: key, dwell, joystick, gamepad
+  for (const k of ['key', 'dwell', 'joystick', 'gamepad']) if (sources[k]) return sources[k];
+  return null;
+}
+
+const DIRECTIONS = { forward: [1, 0], backward: [-1, 0], left: [0, 1], right: [0, -1], stop: [0, 0] };
+function twistFor(dir) { const [l, a] = DIRECTIONS[dir]; return [l * speed() * P.max_linear_ui, a * speed() * P.max_angular_ui]; }
+
+function stopDriving() {
+  for (const k of Object.keys(sources)) sources[k] = null;
+  document.querySelectorAll('.dwell.active, .dwell.dwelling').forEach((b) => b.classList.remove('active', 'dwelling'));
+  if (driving) { send({ type: 'stop', ts: Date.now() }); driving = false; }
+}
+
+setInterval(() => {  // 20 Hz while moving
+  pollGamepad();
+  const c = command();
+  if (c && (c[0] !== 0 || c[1] !== 0)) {
+    send({ type: 'drive', seq: seq++, ts: Date.now(), linear: c[0], angular: c[1] });
+    driving = true;
+  } else if (driving) {
+    send({ type: 'stop', ts: Date.now() });
+    driving = false;
+  }
+}, 50);
+
+const KEYS = { ArrowUp: 'forward', w: 'forward', ArrowDown: 'backward', s: 'backward', ArrowLeft: 'left', a: 'left', ArrowRight: 'right', d: 'right', ' ': 'stop' };
+const held = new Set();
+document.addEventListener('keydown', (e) => {
+  const dir = KEYS[e.key];
+  if (!dir || e.target.tagName === 'INPUT') return;
+  e.preventDefault();
+  if (dir === 'stop') { stopDriving(); return; }
+  held.add(dir);
+  sources.key = combine(held);
+});
+document.addEventListener('keyup', (e) => {
+  const dir = KEYS[e.key];
+  if (!dir) return;
+  held.delete(dir);
+  sources.key = held.size ? combine(held) : null;
+});
+function combine(dirs) {
+  let l = 0, a = 0;
+  for (const d of dirs) { const [dl, da] = twistFor(d); l += dl; a += da; }
+  return [l, a];
+}
+window.addEventListener('blur', () => { held.clear(); stopDriving(); });
+document.addEventListener('visibilitychange', () => { if (document.hidden) { held.clear(); stopDriving(); } });
+window.addEventListener('pagehide', stopDriving);
+window.addEventListener('beforeunload', stopDriving);
+
+// Large buttons: dwell (eye gaze) or press-and-hold. Leaving the button stops at once.
+document.querySelectorAll('.dwell').forEach((button) => {
+  let timer = null;
+  const start = () => {
+    if (button.dataset.dir === 'stop') { stopDriving(); return; }
+    button.classList.remove('dwelling');
+    button.classList.add('active');
+    sources.dwell = twistFor(button.dataset.dir);
+  };
+  const end = () => {
+    clearTimeout(timer);
+    button.classList.remove('active', 'dwelling');
+    if (sources.dwell) { sources.dwell = null; }
+  };
+  button.addEventListener('pointerenter', (e) => {
+    if (e.pointerType === 'touch') return;
+    button.classList.add('dwelling');
+    timer = setTimeout(start, parseInt($('dwell-ms').value, 10) || 0);
+  });
+  button.addEventListener('pointerdown', (e) => { clearTimeout(timer); button.setPointerCapture(e.pointerId); start(); });
+  button.addEventListener('pointerup', end);
+  button.addEventListener('pointerleave', end);
+  button.addEventListener('pointercancel', end);
+  button.addEventListener('keydown', (e) => { if (e.key === 'Enter') start(); });
+  button.addEventListener('keyup', (e) => { if (e.key === 'Enter') end(); });
+});
+
+// On-screen joystick.
+(() => {
+  const pad = $('joystick'), knob = $('knob');
+  const move = (e) => {
+    const r = pad.getBoundingClientRect();
+    let x = (e.clientX - r.left) / r.width * 2 - 1, y = (e.clientY - r.top) / r.height * 2 - 1;
+    const n = Math.hypot(x, y); if (n > 1) { x /= n; y /= n; }
+    knob.style.left = `${(x + 1) * 50}%`; knob.style.top = `${(y + 1) * 50}%`;
+    sources.joystick = [-y * speed() * P.max_linear_ui, -x * speed() * P.max_angular_ui];
+  };
+  const release = () => { knob.style.left = knob.style.top = '50%'; sources.joystick = null; };
+  pad.addEventListener('pointerdown', (e) => { pad.setPointerCapture(e.pointerId); move(e); });
+  pad.addEventListener('pointermove', (e) => { if (pad.hasPointerCapture(e.pointerId)) move(e); });
+  pad.addEventListener('pointerup', release);
+  pad.addEventListener('pointercancel', release);
+  pad.addEventListener('lostpointercapture', release);
+})();
+
+function pollGamepad() {
+  const gp = navigator.getGamepads ? [...navigator.getGamepads()].find((g) => g) : null;
+  if (!gp) { sources.gamepad = null; return; }
+  const dead = (v) => (Math.abs(v) < 0.15 ? 0 : v);
+  const l = -dead(gp.axes[1] || 0), a = -dead(gp.axes[0] || 0);
+  sources.gamepad = l || a ? [l * speed() * P.max_linear_ui, a * speed() * P.max_angular_ui] : null;
+}
+
+$('take-control').onclick = () => send({ type: 'take_control', force: true });
+
+// ---- talk and mode ----------------------------------------------------------------
+$('say-form').onsubmit = (e) => {
+  e.preventDefault();
+  const text = $('say-text').value.trim().slice(0, P.max_say_chars);
+  if (text) send({ type: 'say', text });
+  $('say-text').value = '';
+};
+
+let talk = null;
+async function startTalk() {
+  if (!status || !status.whip_url || talk) return;
+  $('ptt').setAttribute('aria-pressed', 'true');
+  try {
+    const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+    talk = new RTCPeerConnection();
+    stream.getTracks().forEach((t) => talk.addTrack(t, stream));
+    await negotiate(talk, status.whip_url);
+  } catch (e) { stopTalk(); $('ptt').textContent = `talk failed: ${e.message}`; }
+}
+function stopTalk() {
+  $('ptt').setAttribute('aria-pressed', 'false');
+  if (talk) { talk.getSenders().forEach((s) => s.track && s.track.stop()); talk.close(); talk = null; }
+}
+$('ptt').addEventListener('pointerdown', startTalk);
+$('ptt').addEventListener('pointerup', stopTalk);
+$('ptt').addEventListener('pointerleave', stopTalk);
+
+$('mode-toggle').onclick = () => {
+  const next = status && status.stream.requested === 'server' ? 'local' : 'server';
+  send({ type: 'set_mode', mode: next });
+};
+
+// ---- settings (only where the robot serves the page: local mode) ------------------------
+async function loadSettings() {
+  const r = await fetch('/server/config', { headers: { Authorization: `Bearer ${auth.token}` } });
+  if (!r.ok) { document.querySelector('.settings').hidden = true; return; }
+  const c = await r.json();
+  const f = $('settings');
+  f.enabled.checked = c.enabled; f.server_url.value = c.server_url; f.stream_key.value = c.stream_key;
+  f.fallback_to_local.checked = c.fallback_to_local;
+}
+$('settings').onsubmit = async (e) => {
+  e.preventDefault();
+  const f = e.target;
+  const body = { enabled: f.enabled.checked, server_url: f.server_url.value, stream_key: f.stream_key.value, fallback_to_local: f.fallback_to_local.checked };
+  if (f.stream_password.value) body.stream_password = f.stream_password.value;
+  const r = await fetch('/server/config', { method: 'POST', body: JSON.stringify(body), headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${auth.token}` } });
+  const reply = await r.json();
+  $('settings-state').textContent = r.ok ? (reply.applied ? 'saved and applied' : `saved: ${reply.message}`) : `error: ${reply.error}`;
+  f.stream_password.value = '';
+};
+
+// ---- start ------------------------------------------------------------------------
+function showLogin() {
+  const form = $('login');
+  form.hidden = false;
+  form.onsubmit = (e) => {
+    e.preventDefault();
+    sessionStorage.setItem('havatar.robot', form.robot.value);
+    sessionStorage.setItem('havatar.token', form.token.value);
+    location.hash = '';
+    location.reload();
+  };
+}
+
+(async () => {
+  P = await (await fetch('/web/protocol.json')).json();
+  P.max_linear_ui = Math.min(P.max_linear, 0.5);
+  P.max_angular_ui = Math.min(P.max_angular, 2.0);
+  if (!auth.robot || !auth.token) { showLogin(); return; }
+  sessionStorage.setItem('havatar.robot', auth.robot);
+  sessionStorage.setItem('havatar.token', auth.token);
+  if (location.hash) history.replaceState(null, '', location.pathname);  // keep the token out of history
+  $('robot-name').textContent = auth.robot;
+  connect();
+  loadSettings().catch(() => { document.querySelector('.settings').hidden = true; });
+})();

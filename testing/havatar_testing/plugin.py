@@ -6,6 +6,7 @@
   also when it fails, and prints their output tails when it failed.
 - ``ros_node``: an rclpy node of the test, in the same domain.
 - ``mediamtx_factory``: real MediaMTX instances on free localhost ports.
+- ``start_sim``, ``start_motor_node``: the ESP32 simulator and the motor node.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from .isolation import DomainLease, clean_dds_shared_memory, free_port, ros_envi
 from .mediamtx import MediaMtxServer, MediaMtxUser
 from .processes import ProcessManager
 from .ros import RosTestNode
+from .robot import start_motor_node, start_sim  # noqa: F401  (fixtures)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

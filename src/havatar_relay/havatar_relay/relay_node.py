@@ -314,8 +314,9 @@ class RelayNode(Node):
                 'serial': status.link.serial, 'relay_connected': bool(self.cloud and self.cloud.connected)}
 
     def shutdown(self) -> None:
-        self._publish(STOPPED)
         self.server.stop()
+        if self.context.ok():  # after Ctrl-C rclpy has already shut the context down
+            self._publish(STOPPED)
 
 
 def main(args: Optional[list[str]] = None) -> None:

@@ -1,4 +1,4 @@
-"""Fixtures for the drivers' integration tests: the ESP32 simulator and the motor node."""
+"""The simulated robot base for tests: the ESP32 simulator and the motor node."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,7 +8,8 @@ from typing import Callable
 import pytest
 
 from havatar_drivers.esp32.simulator import SimControl, read_record
-from havatar_testing import ManagedProcess, ProcessManager, ros_executable, wait_until
+from .processes import ManagedProcess, ProcessManager, wait_until
+from .ros import ros_executable
 
 
 @dataclass

@@ -1,0 +1,181 @@
+"""Browser-protocol client -> (cloud relay ->) relay_node -> motor_node -> ESP32 simulator."""
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from havatar_relay import protocol as p
+from havatar_testing import free_port, ros_executable
+
+from .conftest import Client, drive
+
+TOKEN = 'local-secret'
+SPEED = 0.25  # m/s -> 'PWM 128 128' with the motor node's defaults
+
+
+@pytest.fixture
+def robot(processes, start_sim, start_motor_node, tmp_path):
+    """The simulated robot with its relay node; returns (sim, relay base URL, settings file)."""
+    def start(relay_url: str = '', **params: object):
+        sim = start_sim('v1')
+        start_motor_node(sim.port, max_linear_accel=0.0)
+        port = free_port()
+        settings = tmp_path / 'server_mode.json'
+        argv = [ros_executable('havatar_relay', 'relay_node'), '--ros-args',
+                '-p', 'robot_id:=robot1', '-p', f'http_port:={port}', '-p', 'http_host:=127.0.0.1',
+                '-p', f'settings_file:={settings}']
+        if relay_url:
+            argv += ['-p', f'relay_url:={relay_url}']
+        for name, value in params.items():
+            argv += ['-p', f'{name}:={value}']
+        node = processes.start('relay_node', argv, env={'HAVATAR_ACCESS_TOKEN': TOKEN,
+                                                        'HAVATAR_ROBOT_TOKEN': 'robot1-token'})
+        node.wait_for_output('web UI on', timeout=20)
+        base = f'http://127.0.0.1:{port}'
+        # ready when the relay node hears the motor node (DDS discovery done both ways)
+        node.wait_for(lambda: system_status(base).get('serial', '').startswith('connected'),
+                      timeout=20, what='the relay node to see the motor node')
+        return sim, base, settings, node
+    return start
+
+
+def system_status(base: str) -> dict:
+    request = urllib.request.Request(base + '/system_status',
+                                     headers={'Authorization': f'Bearer {TOKEN}'})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return json.load(response)
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 60))
+
+
+def test_local_mode_drives_the_simulator_and_stops_on_disconnect(robot):
+    sim, base, _, _ = robot()
+
+    async def scenario():
+        user = await Client.connect(base, 'user', TOKEN, 'robot1')
+        assert user.welcome and user.welcome['robot_online']
+        for i in range(10):
+            await user.send(drive(i, SPEED))
+            await asyncio.sleep(0.05)
+        ack = await user.next('ack')
+        assert ack['executed'] and ack['robot_ts'] >= ack['sent_ts'] - 5
+        sim.wait_for_line(lambda l: l == 'PWM 128 128', timeout=10)
+        closed = time.time()
+        await user.close()
+        stop_time, _ = sim.wait_for_line(lambda l: l == 'STOP', after=closed, timeout=5)
+        return stop_time - closed
+    elapsed = run(scenario())
+    assert elapsed < 0.3, f'stopped {elapsed * 1000:.0f} ms after the driver left'
+
+
+def test_stale_commands_are_dropped(robot):
+    sim, base, _, _ = robot()
+
+    async def scenario():
+        user = await Client.connect(base, 'user', TOKEN, 'robot1')
+        old = drive(1, SPEED)
+        old['ts'] -= 2000  # two seconds old
+        await user.send(old)
+        ack = await user.next('ack')
+        assert not ack['executed'] and ack['reason'] == 'stale_command'
+        await user.close()
+    run(scenario())
+    assert not [l for _, l in sim.commands() if l.startswith('PWM')]
+
+
+def test_wrong_token_and_second_driver_are_refused(robot):
+    _, base, _, _ = robot()
+
+    async def scenario():
+        intruder = await Client.connect(base, 'user', 'guess', 'robot1')
+        assert intruder.refusal['code'] == 'unauthorized'
+        await intruder.close()
+        first = await Client.connect(base, 'user', TOKEN, 'robot1')
+        second = await Client.connect(base, 'user', TOKEN, 'robot1')
+        await first.send({'type': 'take_control'})
+        await first.until('control', lambda m: m['you'])
+        await second.send(drive(1, SPEED))
+        assert (await second.next('error'))['code'] == 'not_driver'
+        for c in (first, second):
+            await c.close()
+    run(scenario())
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(base + '/system_status', timeout=5)
+    assert refused.value.code == 401
+
+
+def test_motor_control_of_the_original_ui_is_held_until_stop(robot):
+    sim, base, _, _ = robot()
+
+    async def scenario():
+        user = await Client.connect(base, 'user', TOKEN, 'robot1')
+        await user.send({'type': 'motor_control', 'direction': 'forward', 'speed': 255})
+        await asyncio.sleep(1.5)  # longer than the motor node's 0.5 s deadman
+        await user.send({'type': 'motor_control', 'direction': 'stop'})
+        await asyncio.sleep(0.3)
+        await user.close()
+    run(scenario())
+    lines = [l for _, l in sim.commands()]
+    first = lines.index('PWM 255 255')
+    assert lines[first:].count('STOP') == 1, f'held without a deadman stop: {lines}'
+    assert lines[-1] == 'STOP'
+
+
+def test_server_config_persists_and_http_api_answers(robot):
+    _, base, settings, node = robot()
+    auth = {'Authorization': f'Bearer {TOKEN}', 'Content-Type': 'application/json'}
+    body = json.dumps({'enabled': False, 'server_url': 'rtsp://media.example.org:8554',
+                       'stream_key': 'robot1', 'stream_password': 'pw', 'fallback_to_local': True})
+    request = urllib.request.Request(base + '/server/config', data=body.encode(), headers=auth)
+    with urllib.request.urlopen(request, timeout=10) as r:
+        reply = json.load(r)
+    assert reply['success'] and reply['stream_password_set'] and 'pw' not in json.dumps(reply)
+    saved = json.loads(settings.read_text())['server_mode']
+    assert saved['server_url'] == 'rtsp://media.example.org:8554'
+    assert settings.stat().st_mode & 0o077 == 0
+    bad = urllib.request.Request(base + '/server/config', data=b'{"enabled": true, "server_url": ""}',
+                                 headers=auth)
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(bad, timeout=10)  # enabled without a server: refused, not saved
+    assert refused.value.code == 400
+    with urllib.request.urlopen(urllib.request.Request(base + '/system_status', headers=auth), timeout=5) as r:
+        assert 'cpu_percent' in json.load(r)
+
+
+def test_server_mode_through_the_cloud_relay(robot, relay_server):
+    relay = relay_server()
+    sim, _, _, _ = robot(relay_url=relay.replace('http', 'ws') + '/ws')
+
+    async def scenario():
+        user = await Client.connect(relay, 'user', 'alice-token', 'robot1')
+        deadline = time.monotonic() + 15
+        while not user.welcome['robot_online'] and time.monotonic() < deadline:
+            await user.close()
+            await asyncio.sleep(0.3)
+            user = await Client.connect(relay, 'user', 'alice-token', 'robot1')
+        assert user.welcome['robot_online']
+        for i in range(10):
+            await user.send(drive(i, SPEED))
+            await asyncio.sleep(0.05)
+        ack = await user.next('ack')
+        assert ack['executed']
+        sim.wait_for_line(lambda l: l == 'PWM 128 128', timeout=10)
+        status = await user.next('status', timeout=10)
+        assert status['robot_id'] == 'robot1'
+        for i in range(10, 16):  # driving again when the driver leaves
+            await user.send(drive(i, SPEED * 2))
+            await asyncio.sleep(0.05)
+        sim.wait_for_line(lambda l: l == 'PWM 255 255', timeout=10)
+        closed = time.time()
+        await user.close()
+        stop_time, _ = sim.wait_for_line(lambda l: l == 'STOP', after=closed, timeout=5)
+        return stop_time - closed
+    elapsed = run(scenario())
+    assert elapsed < 0.3, f'stopped {elapsed * 1000:.0f} ms after the driver left'

@@ -7,6 +7,8 @@
 - ``ros_node``: an rclpy node of the test, in the same domain.
 - ``mediamtx_factory``: real MediaMTX instances on free localhost ports.
 - ``start_sim``, ``start_motor_node``: the ESP32 simulator and the motor node.
+- ``sources``, ``streaming_node``: simulated camera/microphone and the streaming node.
+- ``redis_url``, ``relay_server``, ``relay_robot``: Redis, relay servers, the robot's relay node.
 """
 from __future__ import annotations
 
@@ -20,7 +22,9 @@ from .isolation import DomainLease, clean_dds_shared_memory, free_port, ros_envi
 from .mediamtx import MediaMtxServer, MediaMtxUser
 from .processes import ProcessManager
 from .ros import RosTestNode
+from .relay import redis_url, relay_robot, relay_server  # noqa: F401  (fixtures)
 from .robot import start_motor_node, start_sim  # noqa: F401  (fixtures)
+from .streaming import sources, streaming_node  # noqa: F401  (fixtures)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

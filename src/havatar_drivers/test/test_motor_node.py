@@ -10,7 +10,6 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Twist, TwistStamped
 from sensor_msgs.msg import BatteryState
 
-from havatar_testing import wait_until
 
 DIALECTS = ['v1', 'v2']
 # Default kinematics: max_wheel_speed 0.5 m/s at PWM 255, track 0.2 m.

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any, Optional
 
 import psutil
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Twist
 from rcl_interfaces.msg import Parameter as ParameterMsg, ParameterType, ParameterValue

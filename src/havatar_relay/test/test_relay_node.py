@@ -9,54 +9,19 @@ import urllib.request
 
 import pytest
 
-from havatar_relay import protocol as p
-from havatar_testing import free_port, ros_executable
 
-from .conftest import Client, drive
+from havatar_testing.relay import LOCAL_TOKEN, Client, drive
 
-TOKEN = 'local-secret'
 SPEED = 0.25  # m/s -> 'PWM 128 128' with the motor node's defaults
-
-
-@pytest.fixture
-def robot(processes, start_sim, start_motor_node, tmp_path):
-    """The simulated robot with its relay node; returns (sim, relay base URL, settings file)."""
-    def start(relay_url: str = '', **params: object):
-        sim = start_sim('v1')
-        start_motor_node(sim.port, max_linear_accel=0.0)
-        port = free_port()
-        settings = tmp_path / 'server_mode.json'
-        argv = [ros_executable('havatar_relay', 'relay_node'), '--ros-args',
-                '-p', 'robot_id:=robot1', '-p', f'http_port:={port}', '-p', 'http_host:=127.0.0.1',
-                '-p', f'settings_file:={settings}']
-        if relay_url:
-            argv += ['-p', f'relay_url:={relay_url}']
-        for name, value in params.items():
-            argv += ['-p', f'{name}:={value}']
-        node = processes.start('relay_node', argv, env={'HAVATAR_ACCESS_TOKEN': TOKEN,
-                                                        'HAVATAR_ROBOT_TOKEN': 'robot1-token'})
-        node.wait_for_output('web UI on', timeout=20)
-        base = f'http://127.0.0.1:{port}'
-        # ready when the relay node hears the motor node (DDS discovery done both ways)
-        node.wait_for(lambda: system_status(base).get('serial', '').startswith('connected'),
-                      timeout=20, what='the relay node to see the motor node')
-        return sim, base, settings, node
-    return start
-
-
-def system_status(base: str) -> dict:
-    request = urllib.request.Request(base + '/system_status',
-                                     headers={'Authorization': f'Bearer {TOKEN}'})
-    with urllib.request.urlopen(request, timeout=5) as response:
-        return json.load(response)
+TOKEN = LOCAL_TOKEN
 
 
 def run(coro):
     return asyncio.run(asyncio.wait_for(coro, 60))
 
 
-def test_local_mode_drives_the_simulator_and_stops_on_disconnect(robot):
-    sim, base, _, _ = robot()
+def test_local_mode_drives_the_simulator_and_stops_on_disconnect(relay_robot):
+    sim, base, _, _ = relay_robot()
 
     async def scenario():
         user = await Client.connect(base, 'user', TOKEN, 'robot1')
@@ -75,8 +40,8 @@ def test_local_mode_drives_the_simulator_and_stops_on_disconnect(robot):
     assert elapsed < 0.3, f'stopped {elapsed * 1000:.0f} ms after the driver left'
 
 
-def test_stale_commands_are_dropped(robot):
-    sim, base, _, _ = robot()
+def test_stale_commands_are_dropped(relay_robot):
+    sim, base, _, _ = relay_robot()
 
     async def scenario():
         user = await Client.connect(base, 'user', TOKEN, 'robot1')
@@ -90,8 +55,8 @@ def test_stale_commands_are_dropped(robot):
     assert not [l for _, l in sim.commands() if l.startswith('PWM')]
 
 
-def test_wrong_token_and_second_driver_are_refused(robot):
-    _, base, _, _ = robot()
+def test_wrong_token_and_second_driver_are_refused(relay_robot):
+    _, base, _, _ = relay_robot()
 
     async def scenario():
         intruder = await Client.connect(base, 'user', 'guess', 'robot1')
@@ -111,8 +76,8 @@ def test_wrong_token_and_second_driver_are_refused(robot):
     assert refused.value.code == 401
 
 
-def test_motor_control_of_the_original_ui_is_held_until_stop(robot):
-    sim, base, _, _ = robot()
+def test_motor_control_of_the_original_ui_is_held_until_stop(relay_robot):
+    sim, base, _, _ = relay_robot()
 
     async def scenario():
         user = await Client.connect(base, 'user', TOKEN, 'robot1')
@@ -128,8 +93,8 @@ def test_motor_control_of_the_original_ui_is_held_until_stop(robot):
     assert lines[-1] == 'STOP'
 
 
-def test_server_config_persists_and_http_api_answers(robot):
-    _, base, settings, node = robot()
+def test_server_config_persists_and_http_api_answers(relay_robot):
+    _, base, settings, node = relay_robot()
     auth = {'Authorization': f'Bearer {TOKEN}', 'Content-Type': 'application/json'}
     body = json.dumps({'enabled': False, 'server_url': 'rtsp://media.example.org:8554',
                        'stream_key': 'robot1', 'stream_password': 'pw', 'fallback_to_local': True})
@@ -149,9 +114,9 @@ def test_server_config_persists_and_http_api_answers(robot):
         assert 'cpu_percent' in json.load(r)
 
 
-def test_server_mode_through_the_cloud_relay(robot, relay_server):
+def test_server_mode_through_the_cloud_relay(relay_robot, relay_server):
     relay = relay_server()
-    sim, _, _, _ = robot(relay_url=relay.replace('http', 'ws') + '/ws')
+    sim, _, _, _ = relay_robot(relay_url=relay.replace('http', 'ws') + '/ws')
 
     async def scenario():
         user = await Client.connect(relay, 'user', 'alice-token', 'robot1')

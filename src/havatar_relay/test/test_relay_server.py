@@ -9,7 +9,7 @@ import urllib.request
 import aiohttp
 import pytest
 
-from .conftest import Client, drive
+from havatar_testing.relay import Client, drive
 
 
 def run(coro):

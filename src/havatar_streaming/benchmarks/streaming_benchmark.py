@@ -35,13 +35,13 @@ import psutil
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[3]
-sys.path[:0] = [str(ROOT / 'testing'), str(ROOT / 'src' / 'havatar_streaming')]
+sys.path.insert(0, str(ROOT / 'testing'))
 
 from havatar_drivers.test_pattern import decode, render  # noqa: E402
 from havatar_streaming.mediamtx_api import MediaMtxApi  # noqa: E402
 from havatar_testing import MediaMtxServer, MediaMtxUser, ProcessManager, find_program, free_port, ros_executable, wait_until  # noqa: E402
 from havatar_testing.isolation import DomainLease, ros_environment, shm_profile_environment  # noqa: E402
-from test.whep_client import whep_receive  # noqa: E402
+from havatar_testing.webrtc import whep_receive  # noqa: E402
 
 W, H, FPS, KBPS, GOP = 640, 480, 30, 1000, 30
 USER = MediaMtxUser('bench', 'bench-secret', actions=('publish', 'read'))

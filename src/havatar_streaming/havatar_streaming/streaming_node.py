@@ -16,7 +16,6 @@ from typing import Any, Optional
 from urllib.parse import quote, urlsplit
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node

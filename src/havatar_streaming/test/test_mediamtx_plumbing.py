@@ -3,18 +3,10 @@ import json
 import subprocess
 
 from havatar_testing import MediaMtxUser, find_program
+from havatar_testing.streaming import push_test_pattern
 
 PUBLISHER = MediaMtxUser('robot', 'publish-secret', actions=('publish',), path='robot1')
 VIEWER = MediaMtxUser('viewer', 'read-secret', actions=('read',), path='robot1')
-
-
-def push_test_pattern(processes, url, name='ffmpeg-publish'):
-    """ffmpeg publishing a live H.264 test pattern to ``url`` until stopped."""
-    return processes.start(name, [
-        find_program('ffmpeg'), '-hide_banner', '-nostdin', '-re',
-        '-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=15',
-        '-c:v', 'libx264', '-preset', 'ultrafast', '-tune', 'zerolatency', '-g', '15',
-        '-pix_fmt', 'yuv420p', '-f', 'rtsp', '-rtsp_transport', 'tcp', url])
 
 
 def probe(url):

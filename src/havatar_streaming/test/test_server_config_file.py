@@ -9,7 +9,7 @@ from aiohttp import web
 from havatar_streaming.mediamtx_api import MediaMtxApi
 from havatar_testing import WORKSPACE, find_program, free_port
 
-from .test_mediamtx_plumbing import push_test_pattern
+from havatar_testing.streaming import push_test_pattern
 
 
 def local_copy(tmp_path, auth_port):

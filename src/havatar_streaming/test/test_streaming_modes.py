@@ -12,9 +12,9 @@ from rclpy.qos import QoSDurabilityPolicy, QoSProfile
 
 from havatar_msgs.msg import StreamStatus
 from havatar_msgs.srv import SetStreamMode
-from havatar_testing import find_program, port_is_open, wait_until
+from havatar_testing import find_program, wait_until
 
-from .conftest import USERS, VIEWER
+from havatar_testing.streaming import USERS, VIEWER
 
 LATCHED = QoSProfile(depth=5, durability=QoSDurabilityPolicy.TRANSIENT_LOCAL)
 

@@ -14,8 +14,8 @@ from rclpy.qos import QoSDurabilityPolicy, QoSProfile, qos_profile_sensor_data
 from havatar_drivers.test_pattern import decode
 from havatar_msgs.msg import AudioChunk, StreamStatus
 
-from .conftest import USERS, VIEWER
-from .whep_client import whep_receive, whip_publish
+from havatar_testing.streaming import USERS, VIEWER
+from havatar_testing.webrtc import whep_receive, whip_publish
 
 LATCHED = QoSProfile(depth=5, durability=QoSDurabilityPolicy.TRANSIENT_LOCAL)
 

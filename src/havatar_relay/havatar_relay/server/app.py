@@ -27,7 +27,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .. import protocol as p
 from ..brokers import Broker, MemoryBroker, RedisBroker
 from ..relay_core import Accounts, Limits, RelayCore
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Optional
+import base64
 
 import aiohttp
 from aiortc import RTCPeerConnection, RTCSessionDescription
@@ -35,9 +35,10 @@ async def _negotiate(pc: RTCPeerConnection, url: str, user: str, password: str, 
     headers = {'Content-Type': 'application/sdp'}
     if token:
         headers['Authorization'] = f'Bearer {token}'
-    auth: Optional[aiohttp.BasicAuth] = aiohttp.BasicAuth(user, password) if user else None
+    elif user:
+        headers['Authorization'] = 'Basic ' + base64.b64encode(f'{user}:{password}'.encode()).decode()
     async with aiohttp.ClientSession() as session:
-        async with session.post(url, data=pc.localDescription.sdp, headers=headers, auth=auth,
+        async with session.post(url, data=pc.localDescription.sdp, headers=headers,
                                 timeout=aiohttp.ClientTimeout(total=10)) as response:
             if response.status != 201:
                 await pc.close()

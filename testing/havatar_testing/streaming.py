@@ -1,12 +1,15 @@
-"""Fixtures for the streaming tests: the camera and microphone on simulated sources, and
-the streaming node against a real MediaMTX."""
+"""Streaming test tools: camera and microphone on simulated sources, the streaming node
+against a real MediaMTX, its users, and an ffmpeg test-pattern publisher."""
 from __future__ import annotations
 
 from typing import Callable
 
 import pytest
 
-from havatar_testing import ManagedProcess, MediaMtxServer, MediaMtxUser, ros_executable
+from .mediamtx import MediaMtxServer, MediaMtxUser
+from .processes import ManagedProcess, ProcessManager
+from .ros import ros_executable
+from .tools import find_program
 
 ROBOT = MediaMtxUser('robot1', 'robot-secret', actions=('publish', 'read'), path='robot1')
 ROBOT_TALK = MediaMtxUser('robot1', 'robot-secret', actions=('read',), path='robot1/talk')
@@ -48,3 +51,12 @@ def streaming_node(processes, free_tcp_port) -> Callable[..., tuple[ManagedProce
         node.wait_for_output('MJPEG on', timeout=20)
         return node, port
     return start
+
+
+def push_test_pattern(processes: ProcessManager, url: str, name: str = 'ffmpeg-publish') -> ManagedProcess:
+    """ffmpeg publishing a live H.264 test pattern to ``url`` until stopped."""
+    return processes.start(name, [
+        find_program('ffmpeg'), '-hide_banner', '-nostdin', '-re',
+        '-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=15',
+        '-c:v', 'libx264', '-preset', 'ultrafast', '-tune', 'zerolatency', '-g', '15',
+        '-pix_fmt', 'yuv420p', '-f', 'rtsp', '-rtsp_transport', 'tcp', url])

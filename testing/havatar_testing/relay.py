@@ -1,9 +1,10 @@
-"""Fixtures for the relay tests: Redis, relay server processes, and protocol clients."""
+"""Relay test tools: Redis, relay server processes, the robot with its relay node, and a
+protocol client playing browser or robot."""
 from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
+import urllib.request
 from typing import Any, Callable, Optional
 
 import aiohttp
@@ -11,7 +12,9 @@ import pytest
 import yaml
 
 from havatar_relay import protocol as p
-from havatar_testing import ManagedProcess, find_program, free_port, ros_executable
+from .isolation import free_port
+from .ros import ros_executable
+from .tools import find_program
 
 ACCOUNTS = {
     'robots': {'robot1': {'token': 'robot1-token'}, 'robot2': {'token': 'robot2-token'}},
@@ -120,3 +123,41 @@ class Client:
 
 def drive(seq: int, linear: float = 0.2, angular: float = 0.0) -> dict[str, Any]:
     return {'type': 'drive', 'seq': seq, 'ts': p.now_ms(), 'linear': linear, 'angular': angular}
+
+
+LOCAL_TOKEN = 'local-secret'
+
+
+@pytest.fixture
+def relay_robot(processes, start_sim, start_motor_node, tmp_path):
+    """The simulated robot with its relay node; returns (sim, relay base URL, settings file)."""
+    def start(relay_url: str = '', **params: object):
+        sim = start_sim('v1')
+        start_motor_node(sim.port, max_linear_accel=0.0)
+        port = free_port()
+        settings = tmp_path / 'server_mode.json'
+        argv = [ros_executable('havatar_relay', 'relay_node'), '--ros-args',
+                '-p', 'robot_id:=robot1', '-p', f'http_port:={port}', '-p', 'http_host:=127.0.0.1',
+                '-p', f'settings_file:={settings}']
+        if relay_url:
+            argv += ['-p', f'relay_url:={relay_url}']
+        for name, value in params.items():
+            argv += ['-p', f'{name}:={value}']
+        node = processes.start('relay_node', argv, env={'HAVATAR_ACCESS_TOKEN': LOCAL_TOKEN,
+                                                        'HAVATAR_ROBOT_TOKEN': 'robot1-token'})
+        node.wait_for_output('web UI on', timeout=20)
+        base = f'http://127.0.0.1:{port}'
+        # ready when the relay node hears the motor node (DDS discovery done both ways)
+        node.wait_for(lambda: system_status(base).get('serial', '').startswith('connected'),
+                      timeout=20, what='the relay node to see the motor node')
+        return sim, base, settings, node
+    return start
+
+
+def system_status(base: str) -> dict:
+    request = urllib.request.Request(base + '/system_status',
+                                     headers={'Authorization': f'Bearer {LOCAL_TOKEN}'})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return json.load(response)
+
+

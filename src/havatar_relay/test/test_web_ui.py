@@ -1,0 +1,83 @@
+"""End to end in headless Chromium: the robot's web UI shows video and drives the simulator."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from havatar_testing import WORKSPACE, free_port, ros_executable
+
+from havatar_testing.relay import LOCAL_TOKEN as TOKEN
+
+playwright = pytest.importorskip('playwright.sync_api')
+CHROMIUM = '/usr/bin/chromium'
+
+
+@pytest.fixture
+def browser():
+    with playwright.sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            args=['--no-sandbox', '--disable-gpu', '--disable-background-networking',
+                  '--no-first-run', '--disable-component-update', '--disable-sync'])
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def test_ui_shows_video_and_drives_with_the_keyboard(relay_robot, processes, browser, tmp_path):
+    mjpeg_port = free_port()
+    camera = processes.start('camera_node', [
+        ros_executable('havatar_drivers', 'camera_node'), '--ros-args', '-p', 'source:=test_pattern',
+        '-p', 'width:=320', '-p', 'height:=240', '-p', 'fps:=15.0'])
+    streaming = processes.start('streaming_node', [
+        ros_executable('havatar_streaming', 'streaming_node'), '--ros-args',
+        '-p', f'mjpeg_port:={mjpeg_port}', '-p', 'mjpeg_host:=127.0.0.1'],
+        env={'HAVATAR_ACCESS_TOKEN': TOKEN})
+    camera.wait_for_output('publishing', timeout=20)
+    streaming.wait_for_output('MJPEG on', timeout=20)
+    sim, base, _, _ = relay_robot(mjpeg_port=mjpeg_port)
+
+    page = browser.new_page(viewport={'width': 1280, 'height': 900})
+    errors: list[str] = []
+    page.on('pageerror', lambda exc: errors.append(str(exc)))
+    page.goto(f'{base}/#robot=robot1&token={TOKEN}')
+    page.wait_for_function("document.getElementById('connection').textContent === 'connected'",
+                           timeout=15000)
+    assert TOKEN not in page.url, 'the token is removed from the address bar'
+    # video: the MJPEG image loads and keeps changing
+    page.wait_for_function("document.getElementById('mjpeg').naturalWidth === 320", timeout=15000)
+    first = page.locator('#mjpeg').screenshot()
+    time.sleep(0.5)
+    assert page.locator('#mjpeg').screenshot() != first, 'video frames keep arriving'
+
+    page.locator('body').click(position={'x': 5, 'y': 5})
+    pressed = time.time()
+    page.keyboard.down('ArrowUp')
+    _, line = sim.wait_for_line(lambda l: l.startswith('PWM') and l != 'PWM 0 0', after=pressed,
+                                timeout=10)
+    left, right = (int(v) for v in line.split()[1:])
+    assert left > 0 and left == right, line  # forward
+    page.wait_for_function("document.getElementById('stats').textContent.includes('ms')")
+    shot = WORKSPACE / 'build' / 'test-artifacts' / 'ui.png'
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(shot))
+    page.screenshot(path=str(tmp_path / 'ui.png'))
+    released = time.time()
+    page.keyboard.up('ArrowUp')
+    stop_time, _ = sim.wait_for_line(lambda l: l == 'STOP', after=released, timeout=5)
+    assert stop_time - released < 0.6  # the UI sends stop on key-up
+
+    # dwell: hovering a large button drives, leaving it stops at once
+    page.fill('#dwell-ms', '300')
+    box = page.locator('.dwell[data-dir=left]').bounding_box()
+    page.mouse.move(box['x'] + box['width'] / 2, box['y'] + box['height'] / 2)
+    dwelled = time.time()
+    _, line = sim.wait_for_line(lambda l: l.startswith('PWM') and int(l.split()[1]) < 0,
+                                after=dwelled, timeout=10)
+    left_time = time.time()
+    page.mouse.move(5, 5)
+    stop_time, _ = sim.wait_for_line(lambda l: l == 'STOP', after=left_time, timeout=5)
+    assert stop_time - left_time < 0.6
+    assert not errors, errors

@@ -84,7 +84,7 @@ def main() -> int:
     if failed:
         print(f'\nself-check failed: {", ".join(failed)}', file=sys.stderr)
         return 1
-    print('\nHavatar is installed. Run the tests with: bash scripts/test.sh')
+    print('\nHavatar is installed.')
     return 0
 
 

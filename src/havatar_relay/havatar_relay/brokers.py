@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from typing import Any, Awaitable, Callable, Optional
 
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
@@ -126,8 +127,11 @@ class RedisBroker(Broker):
     async def close(self) -> None:
         if self._reader is not None:
             self._reader.cancel()
-        await self._pubsub.aclose()
-        await self._redis.aclose()
+        try:
+            await self._pubsub.aclose()
+            await self._redis.aclose()
+        except (OSError, ConnectionError, RuntimeError) as exc:  # Redis already gone
+            logging.getLogger('havatar_relay').warning('closing the Redis connection: %s', exc)
 
     async def healthy(self) -> bool:
         try:

@@ -49,7 +49,8 @@ PARAMETERS: ParameterTable = [
     ('http_port', 8080, 'Port of the local web UI / API server', (1, 65535)),
     ('access_token', '', 'Token local users need; default from HAVATAR_ACCESS_TOKEN; if both '
      'are empty one is generated and written to access_token_file', None),
-    ('access_token_file', str(CONFIG_DIR / 'access_token'), 'Where a generated token is kept', None),
+    ('access_token_file', '', "Where a generated token is kept; '' = "
+     '~/.config/havatar/access_token', None),
     ('relay_url', '', "Cloud relay WebSocket (wss://relay.example.org/ws); '' = local only", None),
     ('robot_token', '', "The robot's relay token; default from HAVATAR_ROBOT_TOKEN", None),
     ('max_command_age', 0.3, 'Drive commands older than this (s) are dropped', (0.02, 5.0)),
@@ -57,8 +58,8 @@ PARAMETERS: ParameterTable = [
     ('max_angular', 2.5, 'Largest turn rate a browser may ask for (rad/s)', (0.0, 20.0)),
     ('motor_control_hold', 10.0, "Seconds a direction command of the original UI is held "
      'without a stop', (0.1, 120.0)),
-    ('settings_file', str(CONFIG_DIR / 'server_mode.json'), 'Where /server/config persists '
-     'the server-mode settings (the original avatar_tank_config.json format)', None),
+    ('settings_file', '', 'Where /server/config persists the server-mode settings (the '
+     "original avatar_tank_config.json format); '' = ~/.config/havatar/server_mode.json", None),
     ('streaming_node', 'streaming_node', 'Name of the streaming node whose parameters '
      '/server/config sets', None),
     ('mjpeg_port', 8081, 'Port of the streaming node\'s MJPEG server, for the UI', (1, 65535)),
@@ -103,9 +104,9 @@ class RelayNode(Node):
         self.params = prm
         self.robot_id = prm['robot_id']
         p.Hello(role=p.Role.ROBOT, token='x', robot_id=self.robot_id)  # validates the id
-        self.token = resolve_token(prm['access_token'], 'HAVATAR_ACCESS_TOKEN',
-                                   Path(prm['access_token_file']).expanduser())
-        self.settings_file = Path(prm['settings_file']).expanduser()
+        token_file = Path(prm['access_token_file'] or CONFIG_DIR / 'access_token').expanduser()
+        self.token = resolve_token(prm['access_token'], 'HAVATAR_ACCESS_TOKEN', token_file)
+        self.settings_file = Path(prm['settings_file'] or CONFIG_DIR / 'server_mode.json').expanduser()
         self.gate = CommandGate(prm['max_linear'], prm['max_angular'],
                                 prm['max_command_age'] * 1000, prm['motor_control_hold'])
         self._state: dict[str, Any] = {'battery': p.Battery(), 'stream': p.StreamState(),
@@ -139,7 +140,7 @@ class RelayNode(Node):
             f"web UI on http://{prm['http_host']}:{prm['http_port']}/ for robot {self.robot_id}"
             + (f"; cloud relay {prm['relay_url']}" if prm['relay_url'] else '')
             + ('' if prm['access_token'] or os.environ.get('HAVATAR_ACCESS_TOKEN')
-               else f"; access token in {prm['access_token_file']}"))
+               else f'; access token in {token_file}'))
 
     # -- commands (on the server's event loop)
     async def _on_command(self, message: p.Message) -> None:

@@ -1,0 +1,38 @@
+"""Start the Havatar robot: ``ros2 launch havatar_bringup robot.launch.py [sim:=true] ...``.
+
+Arguments (see havatar_bringup/graph.py): sim, serial_port, camera_device, server_mode,
+robot_id, relay_url, namespace, params_file, sim_dir. The node graph itself is described
+in havatar_bringup.graph, which the demo runs too.
+"""
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, ExecuteProcess, OpaqueFunction, SetEnvironmentVariable
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+from havatar_bringup.graph import ARGUMENTS, GraphArgs, command_line, dds_profile, find_executable, robot_graph
+
+
+def _nodes(context, *args, **kwargs):
+    values = {name: LaunchConfiguration(name).perform(context) for name, _, _ in ARGUMENTS}
+    actions = []
+    for entry in robot_graph(GraphArgs.from_strings(values)):
+        if not entry.ros:  # the ESP32 simulator: a plain program
+            actions.append(ExecuteProcess(cmd=command_line(entry, find_executable(entry) or entry.executable),
+                                          name=entry.name, output='screen'))
+            continue
+        actions.append(Node(
+            package=entry.package, executable=entry.executable, name=entry.name,
+            namespace=entry.namespace, parameters=list(entry.parameters),
+            remappings=list(entry.remappings), respawn=entry.respawn, respawn_delay=2.0,
+            output='screen'))
+    return actions
+
+
+def generate_launch_description():
+    profile = dds_profile()
+    return LaunchDescription(
+        [DeclareLaunchArgument(name, default_value=default, description=description)
+         for name, default, description in ARGUMENTS]
+        + [SetEnvironmentVariable('FASTRTPS_DEFAULT_PROFILES_FILE', profile),  # Humble
+           SetEnvironmentVariable('FASTDDS_DEFAULT_PROFILES_FILE', profile),   # Jazzy
+           OpaqueFunction(function=_nodes)])

@@ -1,0 +1,130 @@
+"""robot.launch.py and the demo run one graph; config/robot.yaml covers every parameter."""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+import types
+from pathlib import Path
+
+import pytest
+import yaml
+
+from havatar_bringup.graph import ARGUMENTS, GraphArgs, command_line, robot_graph
+
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+NODE_MODULES = {'motor_node': 'havatar_drivers.motor_node', 'camera_node': 'havatar_drivers.camera_node',
+                'microphone_node': 'havatar_drivers.microphone_node',
+                'speaker_node': 'havatar_drivers.speaker_node',
+                'streaming_node': 'havatar_streaming.streaming_node',
+                'relay_node': 'havatar_relay.relay_node'}
+
+
+class Recorded:
+    """Stands in for a launch/launch_ros action and keeps its arguments."""
+
+    def __init__(self, *args, **kwargs):
+        self.args, self.kwargs = args, kwargs
+
+
+class FakeConfiguration:
+    def __init__(self, name):
+        self.name = name
+
+    def perform(self, context):
+        return context[self.name]
+
+
+@pytest.fixture
+def fake_launch(monkeypatch):
+    """launch and launch_ros as recorders (they cannot be installed on this machine)."""
+    modules = {
+        'launch': dict(LaunchDescription=lambda actions: actions),
+        'launch.actions': dict(DeclareLaunchArgument=Recorded, ExecuteProcess=Recorded,
+                               OpaqueFunction=Recorded, SetEnvironmentVariable=Recorded,
+                               IncludeLaunchDescription=Recorded),
+        'launch.substitutions': dict(LaunchConfiguration=FakeConfiguration),
+        'launch_ros': {}, 'launch_ros.actions': dict(Node=Recorded),
+    }
+    for name, attributes in modules.items():
+        module = types.ModuleType(name)
+        module.__dict__.update(attributes)
+        monkeypatch.setitem(sys.modules, name, module)
+
+
+def load_launch_file():
+    spec = importlib.util.spec_from_file_location('robot_launch', PACKAGE_DIR / 'launch' / 'robot.launch.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def node_command_line(node: Recorded) -> list[str]:
+    """What launch_ros passes to a Node's process for these arguments."""
+    from havatar_bringup.graph import NodeEntry
+    k = node.kwargs
+    entry = NodeEntry(k['package'], k['executable'], k['name'], k['namespace'],
+                      tuple(k['parameters']), tuple(k['remappings']), k['respawn'])
+    return command_line(entry, k['executable'])
+
+
+@pytest.mark.parametrize('arguments', [
+    {'sim': 'true'},
+    {'sim': 'false', 'serial_port': '/dev/ttyUSB0', 'camera_device': 'C920', 'server_mode': 'true',
+     'robot_id': 'tank', 'namespace': 'tank', 'relay_url': 'wss://relay.example.org/ws'},
+])
+def test_launch_file_and_demo_run_the_same_graph(fake_launch, arguments):
+    description = load_launch_file().generate_launch_description()
+    declared = {a.args[0] for a in description
+                if isinstance(a, Recorded) and 'default_value' in a.kwargs}
+    assert declared == {name for name, _, _ in ARGUMENTS}
+    env = {a.args[0]: a.args[1] for a in description
+           if isinstance(a, Recorded) and len(a.args) == 2}
+    assert env['FASTDDS_DEFAULT_PROFILES_FILE'].endswith('fastdds_shm.xml')
+    opaque = next(a for a in description if 'function' in a.kwargs)
+    context = {name: arguments.get(name, default) for name, default, _ in ARGUMENTS}
+    actions = opaque.kwargs['function'](context)
+
+    graph = robot_graph(GraphArgs.from_strings(arguments))
+    launched = [a for a in actions if 'package' in a.kwargs]
+    assert [a.kwargs['executable'] for a in launched] == [e.executable for e in graph if e.ros]
+    for action, entry in zip(launched, [e for e in graph if e.ros]):
+        assert node_command_line(action) == command_line(entry, entry.executable)
+        assert action.kwargs['respawn'] == entry.respawn
+    processes = [a for a in actions if 'cmd' in a.kwargs]
+    assert len(processes) == (1 if arguments['sim'] == 'true' else 0)
+
+
+def test_hardware_nodes_respawn_and_sim_uses_simulated_sources():
+    sim = {e.executable: e for e in robot_graph(GraphArgs(sim=True))}
+    assert sim['camera_node'].parameters[1] == {'source': 'test_pattern'}
+    assert sim['motor_node'].parameters[1]['serial_port'].endswith('ttyESP32')
+    assert 'esp32_sim' in sim and not sim['esp32_sim'].ros
+    real = {e.executable: e for e in robot_graph(GraphArgs(camera_device='/dev/video2'))}
+    assert 'esp32_sim' not in real
+    assert real['camera_node'].parameters[1] == {'source': 'v4l2', 'device': '/dev/video2'}
+    assert all(real[n].respawn for n in ('motor_node', 'camera_node', 'microphone_node', 'speaker_node'))
+
+
+def test_command_line_matches_ros2_launch_conventions():
+    entry = robot_graph(GraphArgs(namespace='tank', sim=True))[1]
+    argv = command_line(entry, '/x/motor_node')
+    assert argv[:6] == ['/x/motor_node', '--ros-args', '-r', '__node:=motor_node', '-r', '__ns:=/tank']
+    assert argv[6] == '--params-file' and argv[7].endswith('robot.yaml')
+
+
+def test_robot_yaml_has_every_parameter_of_every_node_and_no_other():
+    config = yaml.safe_load((PACKAGE_DIR / 'config' / 'robot.yaml').read_text())
+    assert set(config) == {f'/**/{name}' for name in NODE_MODULES}
+    for name, module in NODE_MODULES.items():
+        table = importlib.import_module(module).PARAMETERS
+        declared = {p[0]: p[1] for p in table}
+        given = config[f'/**/{name}']['ros__parameters']
+        assert set(given) == set(declared), name
+        for key, default in declared.items():
+            assert given[key] == default, f'{name}.{key}: {given[key]!r} != default {default!r}'
+
+
+def test_unknown_launch_argument_is_refused():
+    with pytest.raises(ValueError, match='serial'):
+        GraphArgs.from_strings({'serial': '/dev/ttyUSB0'})

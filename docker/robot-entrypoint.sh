@@ -1,0 +1,5 @@
+#!/bin/bash
+set -e
+. /opt/ros/humble/setup.bash
+. /ws/install/setup.bash
+exec "$@"

@@ -1,0 +1,69 @@
+"""The server stack's files are consistent (there is no Docker engine here to run them)."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+from havatar_testing import WORKSPACE
+
+DOCKER = WORKSPACE / 'docker'
+
+
+def compose() -> dict:
+    return yaml.safe_load((DOCKER / 'compose.yaml').read_text())
+
+
+def test_compose_parses_and_references_existing_files():
+    services = compose()['services']
+    assert set(services) == {'caddy', 'relay', 'redis', 'mediamtx', 'prometheus'}
+    for name, service in services.items():
+        for volume in service.get('volumes', []):
+            source = volume.split(':')[0]
+            if source.startswith('./'):
+                assert (DOCKER / source).exists() or (DOCKER / (source + '.example')).exists(), (name, source)
+        if 'build' in service:
+            assert (DOCKER / service['build']['context'] / service['build']['dockerfile']).is_file()
+    assert services['mediamtx']['image'].endswith(':1.14.0'), 'the MediaMTX release the tests use'
+    assert 'healthcheck' in services['relay'] and 'healthcheck' in services['redis']
+    assert '--appendonly' in services['redis']['command']
+
+
+def test_every_variable_has_an_example():
+    used = set(re.findall(r'\$\{(\w+)\}', (DOCKER / 'compose.yaml').read_text()))
+    used |= set(re.findall(r'\{\$(\w+)\}', (DOCKER / 'Caddyfile').read_text()))
+    example = {line.split('=')[0] for line in (DOCKER / '.env.example').read_text().splitlines()
+               if line and not line.startswith('#')}
+    assert used <= example, used - example
+
+
+def test_proxy_and_monitoring_point_at_the_services():
+    services = compose()['services']
+    caddy = (DOCKER / 'Caddyfile').read_text()
+    for target in re.findall(r'reverse_proxy (\S+)', caddy):
+        host, port = target.split(':')
+        assert host in services and port in ' '.join(services[host].get('expose', [])), target
+    prometheus = yaml.safe_load((DOCKER / 'prometheus.yml').read_text())
+    for job in prometheus['scrape_configs']:
+        for target in job['static_configs'][0]['targets']:
+            host, port = target.split(':')
+            assert host in services and port in ' '.join(services[host].get('expose', [])), target
+    mediamtx = yaml.safe_load((DOCKER / 'mediamtx.yml').read_text())
+    assert mediamtx['authHTTPAddress'] == 'http://relay:8090/mediamtx/auth'
+    assert mediamtx['metricsAddress'] == ':9998' and mediamtx['apiAddress'] == ':9997'
+
+
+def test_relay_image_installs_what_the_relay_imports():
+    requirements = (WORKSPACE / 'scripts' / 'requirements-relay.txt').read_text().lower()
+    for module in ('aiohttp', 'pydantic', 'pydantic-settings', 'redis', 'prometheus-client', 'pyyaml'):
+        assert module in requirements
+    pinned = dict(line.split('==') for line in
+                  (WORKSPACE / 'scripts' / 'requirements.txt').read_text().lower().splitlines()
+                  if '==' in line)
+    for line in requirements.splitlines():
+        if '==' in line:
+            name, version = line.split('==')
+            assert pinned.get(name) == version, f'{name} differs from requirements.txt'
+    accounts = yaml.safe_load((DOCKER / 'relay.yaml.example').read_text())
+    assert set(accounts) == {'robots', 'users'}

@@ -182,13 +182,13 @@ def main() -> int:
         alone = start_relay(pm, config, name='relay-throughput')
         rate = asyncio.run(throughput(alone, options.seconds))
         rate_redis = asyncio.run(throughput(start_relay(pm, config, redis_url, 'relay-redis-1'), options.seconds))
-        print(f'\n2. acked drive messages/s through one instance (10 user/robot pairs, one in flight each)')
+        print('\n2. acked drive messages/s through one instance (10 user/robot pairs, one in flight each)')
         print(f'  memory state: {rate:8.0f} msg/s    Redis state: {rate_redis:8.0f} msg/s')
 
         a = start_relay(pm, config, redis_url, 'relay-a')
         b = start_relay(pm, config, redis_url, 'relay-b')
         latencies = asyncio.run(scale(a, b, options.seconds))
-        print(f'\n3. 100 users (20 driving at 20 Hz, 80 watching) on instance A, 20 robots on instance B')
+        print('\n3. 100 users (20 driving at 20 Hz, 80 watching) on instance A, 20 robots on instance B')
         print(f'  user send -> robot receive: n={len(latencies)} p50={statistics.median(latencies):.2f} ms '
               f'p99={pct(latencies, 99):.2f} ms ({len(latencies) / options.seconds:.0f} commands/s)')
     finally:

@@ -16,13 +16,14 @@ from typing import Any, Optional
 
 import numpy as np
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray
 from PIL import Image as PilImage
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from .camera.sources import FfmpegSource, FrameSource, PatternSource, v4l2_input
+from .diagnostics import ERROR, OK, WARN, diagnostic_array
 from .parameters import ParameterTable, check_choice, declare_parameters
 from .spin import spin_node
 
@@ -122,22 +123,13 @@ class CameraNode(Node):
         self._rate_mark = (now, published)
         rate = (published - count) / (now - then) if now > then else 0.0
         state = self.source.state
-        status = DiagnosticStatus(name=f'{self.get_name()}: camera',
-                                  hardware_id=state.device or str(self.params['device']))
-        if not state.ok:
-            status.level = DiagnosticStatus.ERROR
-        elif rate < 0.5 * self.params['fps']:
-            status.level = DiagnosticStatus.WARN
-        else:
-            status.level = DiagnosticStatus.OK
-        status.message = state.message if not state.ok else f'{rate:.1f} fps'
+        level = ERROR if not state.ok else WARN if rate < 0.5 * self.params['fps'] else OK
         values = {'source': self.params['source'], 'device': self.params['device'],
                   'fps': f'{rate:.2f}', 'frames_published': published, 'jpeg_encodes': encodes,
                   'opens': state.opens, 'state': state.message}
-        status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
-        msg = DiagnosticArray(status=[status])
-        msg.header.stamp = self.get_clock().now().to_msg()
-        self.diag_pub.publish(msg)
+        self.diag_pub.publish(diagnostic_array(
+            self, 'camera', state.device or str(self.params['device']), level,
+            state.message if not state.ok else f'{rate:.1f} fps', values))
         if not state.ok:
             self.get_logger().warning(f'camera: {state.message}', throttle_duration_sec=10.0)
 

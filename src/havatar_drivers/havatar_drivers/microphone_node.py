@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import Any, Optional
 
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from rclpy.qos import QoSDurabilityPolicy, QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
 
 from havatar_msgs.msg import AudioChunk, AudioFormat
 
 from .audio.capture import AlsaSource, AudioSource, file_source, tone_source
+from .diagnostics import ERROR, OK, diagnostic_array
 from .parameters import ParameterTable, check_choice, declare_parameters
 from .spin import spin_node
 
@@ -85,16 +86,10 @@ class MicrophoneNode(Node):
 
     def _publish_diagnostics(self) -> None:
         state = self.source.state
-        status = DiagnosticStatus(name=f'{self.get_name()}: microphone',
-                                  hardware_id=str(self.params['device']))
-        status.level = DiagnosticStatus.OK if state.ok else DiagnosticStatus.ERROR
-        status.message = state.message
         values = {'source': self.params['source'], 'chunks': state.chunks, 'opens': state.opens,
                   'sample_rate': self.params['sample_rate'], 'chunk_ms': self.params['chunk_ms']}
-        status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
-        msg = DiagnosticArray(status=[status])
-        msg.header.stamp = self.get_clock().now().to_msg()
-        self.diag_pub.publish(msg)
+        self.diag_pub.publish(diagnostic_array(self, 'microphone', str(self.params['device']),
+                                               OK if state.ok else ERROR, state.message, values))
         if not state.ok:
             self.get_logger().warning(f'microphone: {state.message}', throttle_duration_sec=10.0)
 

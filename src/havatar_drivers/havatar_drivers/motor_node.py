@@ -13,7 +13,7 @@ import time
 from typing import Any, Optional
 
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Twist, TwistStamped
 from rclpy.node import Node
 from rclpy.qos import QoSDurabilityPolicy, QoSProfile, QoSReliabilityPolicy
@@ -23,6 +23,7 @@ from havatar_msgs.msg import WheelCommand
 
 from .esp32.link import LinkStats, SerialLink
 from .esp32.protocol import Ack, Dialect, Reply, Telemetry, parse_dialect
+from .diagnostics import ERROR, OK, WARN, diagnostic_array
 from .kinematics import DriveConfig, DriveController
 from .parameters import ParameterTable, check_choice, declare_parameters
 from .spin import spin_node
@@ -155,13 +156,12 @@ class MotorNode(Node):
 
     def _publish_diagnostics(self) -> None:
         s: LinkStats = self.link.stats
-        status = DiagnosticStatus(name=f'{self.get_name()}: ESP32 link', hardware_id=s.port or 'none')
         if s.state == 'connected' and s.dialect is not None:
-            status.level, status.message = DiagnosticStatus.OK, f'connected ({s.dialect.value})'
+            level, message = OK, f'connected ({s.dialect.value})'
         elif s.state in ('connected', 'detecting'):
-            status.level, status.message = DiagnosticStatus.WARN, f'{s.state}, dialect unknown'
+            level, message = WARN, f'{s.state}, dialect unknown'
         else:
-            status.level, status.message = DiagnosticStatus.ERROR, s.last_error or s.state
+            level, message = ERROR, s.last_error or s.state
         values = {
             'state': s.state, 'port': s.port,
             'dialect': s.dialect.value if isinstance(s.dialect, Dialect) else 'unknown',
@@ -172,10 +172,8 @@ class MotorNode(Node):
             'firmware_resets': s.resets, 'firmware_emergency_stops': s.emergencies,
             'deadman_stops': self.controller.deadman_stops, 'last_error': s.last_error,
         }
-        status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
-        msg = DiagnosticArray(status=[status])
-        msg.header.stamp = self.get_clock().now().to_msg()
-        self.diag_pub.publish(msg)
+        self.diag_pub.publish(diagnostic_array(self, 'ESP32 link', s.port or 'none', level,
+                                               message, values))
 
     def shutdown(self) -> None:
         """Stop the motors and close the port."""

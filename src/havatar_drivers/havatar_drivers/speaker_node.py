@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from std_msgs.msg import String
@@ -23,6 +23,7 @@ from .audio.jitter_buffer import JitterBuffer
 from .audio.pcm import convert, mix
 from .audio.playback import AlsaSink, NullSink, Sink, WavFileSink
 from .audio.tts import MAX_TEXT_CHARS, synthesize
+from .diagnostics import ERROR, OK, diagnostic_array
 from .parameters import ParameterTable, check_choice, declare_parameters
 from .spin import spin_node
 
@@ -152,14 +153,9 @@ class SpeakerNode(Node):
                       'overflow_drops': j.overflow_drops, 'concealed': j.concealed,
                       'played_chunks': self.played_chunks, 'texts_spoken': self.spoken,
                       'tts_errors': self.tts_errors, 'unsupported_chunks': self.dropped_format}
-        status = DiagnosticStatus(name=f'{self.get_name()}: speaker',
-                                  hardware_id=str(self.params['device']))
-        status.level = DiagnosticStatus.ERROR if self.sink.error else DiagnosticStatus.OK
-        status.message = self.sink.error or 'ok'
-        status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
-        msg = DiagnosticArray(status=[status])
-        msg.header.stamp = self.get_clock().now().to_msg()
-        self.diag_pub.publish(msg)
+        self.diag_pub.publish(diagnostic_array(
+            self, 'speaker', str(self.params['device']), ERROR if self.sink.error else OK,
+            self.sink.error or 'ok', values))
 
     def shutdown(self) -> None:
         self._stop.set()

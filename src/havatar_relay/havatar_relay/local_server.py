@@ -7,12 +7,13 @@ files needs the robot's access token (``Authorization: Bearer`` or ``?token=``).
 from __future__ import annotations
 
 import asyncio
-import hmac
 import threading
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Optional, Protocol
 
 from aiohttp import web
+
+from havatar_streaming.http_server import has_token
 
 from .relay_core import RelayCore
 
@@ -72,13 +73,8 @@ class LocalServer:
 
     @web.middleware
     async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        if request.path.startswith(('/server/', '/system_status')):
-            given = request.query.get('token', '')
-            header = request.headers.get('Authorization', '')
-            if header.startswith('Bearer '):
-                given = header[7:]
-            if not hmac.compare_digest(given.encode(), self.token.encode()):
-                raise web.HTTPUnauthorized(text='the robot access token is needed')
+        if request.path.startswith(('/server/', '/system_status')) and not has_token(request, self.token):
+            raise web.HTTPUnauthorized(text='the robot access token is needed')
         return await handler(request)
 
     async def _index(self, request: web.Request) -> web.FileResponse:

@@ -19,6 +19,15 @@ from .mjpeg import FrameHub
 BOUNDARY = 'havatarframe'
 
 
+def has_token(request: web.Request, token: str) -> bool:
+    """True when the request carries ``token`` (``Authorization: Bearer`` or ``?token=``)."""
+    given = request.query.get('token', '')
+    header = request.headers.get('Authorization', '')
+    if header.startswith('Bearer '):
+        given = header[7:]
+    return hmac.compare_digest(given.encode(), token.encode())
+
+
 class MjpegServer:
     def __init__(self, hub: FrameHub, host: str, port: int, access_token: str = '',
                  stats: Callable[[], dict[str, Any]] = dict) -> None:
@@ -57,13 +66,8 @@ class MjpegServer:
 
     @web.middleware
     async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        if self.access_token and request.path != '/health':
-            given = request.query.get('token', '')
-            header = request.headers.get('Authorization', '')
-            if header.startswith('Bearer '):
-                given = header[7:]
-            if not hmac.compare_digest(given.encode(), self.access_token.encode()):
-                raise web.HTTPUnauthorized(text='a valid token is needed')
+        if self.access_token and request.path != '/health' and not has_token(request, self.access_token):
+            raise web.HTTPUnauthorized(text='a valid token is needed')
         return await handler(request)
 
     async def _next(self, after: int, timeout: float) -> Optional[tuple[int, bytes]]:

@@ -16,7 +16,7 @@ from typing import Any, Optional
 from urllib.parse import quote, urlsplit
 
 import numpy as np
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -24,6 +24,7 @@ from rclpy.qos import QoSDurabilityPolicy, QoSProfile, QoSReliabilityPolicy, qos
 from sensor_msgs.msg import CompressedImage, Image
 
 from havatar_drivers.audio.pcm import convert
+from havatar_drivers.diagnostics import OK, WARN, diagnostic_array
 from havatar_drivers.parameters import ParameterTable, check_choice, declare_parameters
 from havatar_drivers.spin import spin_node
 from havatar_msgs.msg import AudioChunk, AudioFormat, StreamStatus
@@ -361,20 +362,13 @@ class StreamingNode(Node):
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.last_error_stamp = self.last_error_stamp.to_msg()
         self.status_pub.publish(msg)
-        status = DiagnosticStatus(name=f'{self.get_name()}: streaming',
-                                  hardware_id=self.params['stream_key'])
-        if m.fallback:
-            status.level, status.message = DiagnosticStatus.WARN, f'fallback to local: {m.last_error}'
-        else:
-            status.level, status.message = DiagnosticStatus.OK, f'{m.active} mode'
         values = {'requested_mode': m.requested, 'active_mode': m.active,
                   'server_reachable': self.server_reachable, 'fps': f'{msg.fps:.1f}',
                   'bitrate_kbps': f'{msg.bitrate_kbps:.0f}', 'mjpeg_viewers': msg.local_viewers,
                   'jpeg_encodes': self.hub.encodes, 'last_error': m.last_error}
-        status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
-        diag = DiagnosticArray(status=[status])
-        diag.header.stamp = msg.header.stamp
-        self.diag_pub.publish(diag)
+        self.diag_pub.publish(diagnostic_array(
+            self, 'streaming', self.params['stream_key'], WARN if m.fallback else OK,
+            f'fallback to local: {m.last_error}' if m.fallback else f'{m.active} mode', values))
 
     def shutdown(self) -> None:
         self._stop.set()

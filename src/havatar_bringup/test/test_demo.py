@@ -43,6 +43,9 @@ def test_demo_runs_drives_and_stops_cleanly(processes, ros_domain, tmp_path):
             relay_page.goto(server_ui)
             relay_page.wait_for_function(
                 "document.getElementById('connection').textContent === 'connected'", timeout=30000)
+            # server mode: WebRTC (WHEP) video from MediaMTX, authorized by the relay
+            relay_page.wait_for_function("document.getElementById('webrtc').videoWidth > 0",
+                                         timeout=30000)
         finally:
             browser.close()
 

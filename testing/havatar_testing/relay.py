@@ -40,8 +40,9 @@ def relay_server(processes, tmp_path) -> Callable[..., str]:
     config = tmp_path / 'relay.yaml'
     config.write_text(yaml.safe_dump(ACCOUNTS))
 
-    def start(redis_url: str = '', name: str = 'relay', heartbeat: float = 1.0) -> str:
-        port = free_port()
+    def start(redis_url: str = '', name: str = 'relay', heartbeat: float = 1.0,
+              port: int = 0) -> str:
+        port = port or free_port()
         argv: list[Any] = [ros_executable('havatar_relay', 'relay_server'), '--config', config,
                            '--host', '127.0.0.1', '--port', str(port), '--instance-id', name]
         if redis_url:

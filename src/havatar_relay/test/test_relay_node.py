@@ -8,6 +8,7 @@ import urllib.error
 import urllib.request
 
 import pytest
+from geometry_msgs.msg import Twist
 
 
 from havatar_testing.relay import LOCAL_TOKEN, Client, drive
@@ -144,3 +145,47 @@ def test_server_mode_through_the_cloud_relay(relay_robot, relay_server):
         return stop_time - closed
     elapsed = run(scenario())
     assert elapsed < 0.3, f'stopped {elapsed * 1000:.0f} ms after the driver left'
+
+
+def test_robot_stops_when_the_relay_dies_and_reconnects_when_it_returns(relay_robot, relay_server,
+                                                                        processes, ros_node):
+    relay = relay_server(name='relay-1')
+    port = int(relay.rsplit(':', 1)[1])
+    _, _, _, node = relay_robot(relay_url=relay.replace('http', 'ws') + '/ws')
+    commands = ros_node.subscribe(Twist, 'cmd_vel')
+    relay_process = next(p for p in processes.processes if p.name == 'relay-1')
+
+    async def drive_then_lose_the_relay() -> float:
+        user = await connect_when_online(relay)
+        await user.send({'type': 'motor_control', 'direction': 'forward', 'speed': 255})
+        await user.next('ack')
+        await asyncio.sleep(0.5)  # the robot holds the command (10 Hz) while the driver is there
+        assert commands.messages[-1].linear.x > 0
+        commands.clear()
+        relay_process.signal(9)  # the relay vanishes; the user is still "connected" to it
+        killed = time.monotonic()
+        await asyncio.get_running_loop().run_in_executor(None, lambda: commands.wait_for(
+            lambda m: m.linear.x == 0, timeout=5, what='a stop when the relay vanished'))
+        await user.close()
+        return time.monotonic() - killed
+    assert run(drive_then_lose_the_relay()) < 1.0
+    node.wait_for_output('cloud relay connection lost', timeout=5)
+
+    relay_server(name='relay-2', port=port)  # back on the same address
+
+    async def reconnected() -> None:
+        user = await connect_when_online(relay, timeout=20)
+        await user.close()
+    run(reconnected())
+
+
+async def connect_when_online(base: str, timeout: float = 15.0) -> Client:
+    """A user connection once the robot is online at the relay."""
+    deadline = time.monotonic() + timeout
+    while True:
+        user = await Client.connect(base, 'user', 'alice-token', 'robot1')
+        if user.welcome['robot_online']:
+            return user
+        await user.close()
+        assert time.monotonic() < deadline, 'the robot did not come online at the relay'
+        await asyncio.sleep(0.3)

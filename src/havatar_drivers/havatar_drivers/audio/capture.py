@@ -5,13 +5,13 @@ of S16LE PCM at a time, paced in real time.
 """
 from __future__ import annotations
 
-import subprocess
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
+from ..ffmpeg_pipe import FfmpegPipe
 from .pcm import convert, read_wav, tone
 
 ChunkCallback = Callable[[bytes, int], None]
@@ -115,12 +115,12 @@ class AlsaSource(AudioSource):
         self.device = device
         self.retry_period = retry_period
         self.ffmpeg = ffmpeg
-        self._process: Optional[subprocess.Popen[bytes]] = None
+        self._pipe: Optional[FfmpegPipe] = None
 
     def stop(self, timeout: float = 3.0) -> None:
         self._stop.set()
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
+        if self._pipe is not None:
+            self._pipe.terminate()
         self._thread.join(timeout)
 
     def _run(self) -> None:
@@ -132,29 +132,20 @@ class AlsaSource(AudioSource):
         argv = [self.ffmpeg, '-hide_banner', '-nostdin', '-loglevel', 'error',
                 '-f', 'alsa', '-ac', str(self.channels), '-ar', str(self.rate), '-i', self.device,
                 '-f', 's16le', '-ac', str(self.channels), '-ar', str(self.rate), '-']
+        self._pipe = pipe = FfmpegPipe(argv)
         try:
-            self._process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                             stdin=subprocess.DEVNULL)
+            pipe.open()
         except OSError as exc:
             self.state.ok, self.state.message = False, f'cannot run ffmpeg: {exc}'
             return
         self.state.opens += 1
-        assert self._process.stdout is not None
-        while not self._stop.is_set():
-            data = self._process.stdout.read(self.chunk_bytes)
-            if len(data) < self.chunk_bytes:
+        for data in pipe.blocks(self.chunk_bytes):
+            if self._stop.is_set():
                 break
             stamp = time.time_ns() - int(self.chunk_frames / self.rate * 1e9)
             self.state.ok, self.state.message = True, f'capturing from {self.device}'
             self.on_chunk(data, stamp)
             self.state.chunks += 1
-        self._process.terminate()
-        try:
-            _, err = self._process.communicate(timeout=2)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            _, err = self._process.communicate()
+        reason = pipe.close()
         if not self._stop.is_set():
-            lines = err.decode(errors='replace').strip().splitlines()
-            self.state.ok = False
-            self.state.message = f'ALSA device {self.device}: {lines[-1][:200] if lines else "capture ended"}'
+            self.state.ok, self.state.message = False, f'ALSA device {self.device}: {reason}'

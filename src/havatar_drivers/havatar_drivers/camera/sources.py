@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import glob
 import os
-import subprocess
 import threading
 import time
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from ..ffmpeg_pipe import FfmpegPipe
 from ..test_pattern import render
 
 FrameCallback = Callable[[np.ndarray, int, int], None]  # (rgb, capture time ns, frame number)
@@ -99,13 +99,12 @@ class FfmpegSource(FrameSource):
         self.input_args = input_args
         self.retry_period = retry_period
         self.ffmpeg = ffmpeg
-        self._process: Optional[subprocess.Popen[bytes]] = None
+        self._pipe: Optional[FfmpegPipe] = None
 
     def stop(self, timeout: float = 3.0) -> None:
         self._stop.set()
-        process = self._process
-        if process is not None and process.poll() is None:
-            process.terminate()
+        if self._pipe is not None:
+            self._pipe.terminate()
         self._thread.join(timeout)
 
     def _run(self) -> None:
@@ -123,18 +122,15 @@ class FfmpegSource(FrameSource):
     def _capture(self, args: list[str], frame_number: int) -> int:
         argv = [self.ffmpeg, '-hide_banner', '-nostdin', '-loglevel', 'error', *args,
                 '-vf', f'scale={self.width}:{self.height}', '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-']
-        frame_size = self.width * self.height * 3
+        self._pipe = pipe = FfmpegPipe(argv)
         try:
-            self._process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                             stdin=subprocess.DEVNULL)
+            pipe.open()
         except OSError as exc:
             self.state.ok, self.state.message = False, f'cannot run ffmpeg: {exc}'
             return frame_number
         self.state.opens += 1
-        assert self._process.stdout is not None
-        while not self._stop.is_set():
-            data = self._process.stdout.read(frame_size)
-            if len(data) < frame_size:
+        for data in pipe.blocks(self.width * self.height * 3):
+            if self._stop.is_set():
                 break
             stamp = time.time_ns()  # when the frame left the device's driver, near enough
             self.state.ok, self.state.message = True, 'capturing'
@@ -142,15 +138,9 @@ class FfmpegSource(FrameSource):
             self.on_frame(rgb, stamp, frame_number)
             self.state.frames += 1
             frame_number += 1
-        self._process.terminate()
-        try:
-            _, err = self._process.communicate(timeout=2)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            _, err = self._process.communicate()
+        reason = pipe.close()
         if not self._stop.is_set():
-            reason = err.decode(errors='replace').strip().splitlines()[-1:] or ['ended']
-            self.state.ok, self.state.message = False, f'capture stopped: {reason[0][:200]}'
+            self.state.ok, self.state.message = False, f'capture stopped: {reason}'
         return frame_number
 
 

@@ -2,18 +2,32 @@
 
 ``MemoryBroker`` serves one relay process (and the robot's own local server).
 ``RedisBroker`` lets several relay instances behind a load balancer share robots, drivers
-and routing: presence keys with a TTL refreshed by heartbeats, the driver as a key set
-atomically, and one pub/sub channel per robot in each direction.
+and routing: presence keys with a TTL refreshed by heartbeats, control of a robot as a
+lease (a key with a TTL that the holding instance renews, so a dead holder's control
+lapses by itself), and one pub/sub channel per robot in each direction.
+
+Every failure to reach the shared state is raised as ``BrokerUnavailable``; callers answer
+it with an error and go on. ``RedisBroker`` survives a Redis restart by itself: its reader
+re-subscribes every channel once Redis answers again, and the holders' next renewals and
+presence heartbeats write their state back.
 """
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
-from typing import Any, Awaitable, Callable, Optional
+import time
+from typing import Any, AsyncIterator, Awaitable, Callable, Optional
 
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
 PRESENCE_TTL_S = 10
+CONTROL_TTL_S = 3.0  # a driver whose relay stops renewing loses control after this
+log = logging.getLogger('havatar_relay')
+
+
+class BrokerUnavailable(Exception):
+    """The shared state cannot be reached now; the operation did not happen."""
 
 
 class Broker:
@@ -25,10 +39,12 @@ class Broker:
     async def robot_online(self, robot_id: str, instance: str) -> None: raise NotImplementedError
     async def robot_offline(self, robot_id: str) -> None: raise NotImplementedError
     async def is_online(self, robot_id: str) -> bool: raise NotImplementedError
-    async def online_robots(self) -> list[str]: raise NotImplementedError
     async def driver(self, robot_id: str) -> Optional[str]: raise NotImplementedError
     async def take_control(self, robot_id: str, session: str, force: bool) -> Optional[str]:
         """Make ``session`` the driver if nobody drives (or ``force``); return the driver."""
+        raise NotImplementedError
+    async def renew_control(self, robot_id: str, session: str) -> bool:
+        """Extend ``session``'s control (taking it back if it lapsed); False if another drives."""
         raise NotImplementedError
     async def release_control(self, robot_id: str, session: str) -> bool:
         """Release if ``session`` drives; True when it did."""
@@ -42,9 +58,10 @@ class Broker:
 
 
 class MemoryBroker(Broker):
-    def __init__(self) -> None:
+    def __init__(self, control_ttl_s: float = CONTROL_TTL_S) -> None:
         self._online: dict[str, str] = {}
-        self._drivers: dict[str, str] = {}
+        self._drivers: dict[str, tuple[str, float]] = {}  # robot -> (session, lease end)
+        self._control_ttl = control_ttl_s
         self._robot_handlers: dict[str, Handler] = {}
         self._user_handlers: dict[str, Handler] = {}
 
@@ -57,19 +74,25 @@ class MemoryBroker(Broker):
     async def is_online(self, robot_id: str) -> bool:
         return robot_id in self._online
 
-    async def online_robots(self) -> list[str]:
-        return sorted(self._online)
-
     async def driver(self, robot_id: str) -> Optional[str]:
-        return self._drivers.get(robot_id)
+        entry = self._drivers.get(robot_id)
+        if entry is None or entry[1] < time.monotonic():
+            return None
+        return entry[0]
 
     async def take_control(self, robot_id: str, session: str, force: bool) -> Optional[str]:
-        if force or robot_id not in self._drivers:
-            self._drivers[robot_id] = session
-        return self._drivers[robot_id]
+        if force or await self.driver(robot_id) is None:
+            self._drivers[robot_id] = (session, time.monotonic() + self._control_ttl)
+        return await self.driver(robot_id)
+
+    async def renew_control(self, robot_id: str, session: str) -> bool:
+        if await self.driver(robot_id) not in (None, session):
+            return False
+        self._drivers[robot_id] = (session, time.monotonic() + self._control_ttl)
+        return True
 
     async def release_control(self, robot_id: str, session: str) -> bool:
-        if self._drivers.get(robot_id) == session:
+        if await self.driver(robot_id) == session:
             del self._drivers[robot_id]
             return True
         return False
@@ -99,104 +122,153 @@ class MemoryBroker(Broker):
 
 # KEYS[1] driver key, ARGV[1] session: delete only if it is ours
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
+# KEYS[1] driver key, ARGV[1] session, ARGV[2] ttl ms: extend ours, or take it back if it lapsed
+_RENEW = """local v = redis.call('get', KEYS[1])
+if v == false or v == ARGV[1] then
+  redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0"""
 
 
 class RedisBroker(Broker):
     """State in Redis, shared by every relay instance using the same ``prefix``."""
 
-    def __init__(self, url: str, prefix: str = 'havatar') -> None:
-        import redis.asyncio as aioredis
+    RETRY_S = 0.5  # between attempts to get the subscriptions back after Redis failed
 
+    def __init__(self, url: str, prefix: str = 'havatar', control_ttl_s: float = CONTROL_TTL_S) -> None:
+        import redis.asyncio as aioredis
+        from redis.exceptions import RedisError
+
+        self._errors = (RedisError, OSError, asyncio.TimeoutError)
         self._redis = aioredis.from_url(url, decode_responses=True, socket_timeout=2,
                                         socket_connect_timeout=2, health_check_interval=10)
         self._prefix = prefix
-        self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        self._control_ttl_ms = int(control_ttl_s * 1000)
+        self._pubsub: Any = None
         self._handlers: dict[str, Handler] = {}
         self._reader: Optional[asyncio.Task[None]] = None
         self._release = self._redis.register_script(_RELEASE)
+        self._renew = self._redis.register_script(_RENEW)
+        self._subscribed = False  # the reader's subscriptions are in place
 
     def _key(self, *parts: str) -> str:
         return ':'.join((self._prefix, *parts))
 
+    @contextlib.asynccontextmanager
+    async def _guard(self, what: str) -> AsyncIterator[None]:
+        try:
+            yield
+        except self._errors as exc:
+            raise BrokerUnavailable(f'Redis unavailable ({what}): {exc}') from None
+
     async def start(self) -> None:
-        await self._redis.ping()
-        # a subscription keeps the pub/sub connection alive for the reader task
-        await self._pubsub.subscribe(self._key('instances'))
+        """Start the reader; it connects (and reconnects) by itself, so Redis may come later."""
         self._reader = asyncio.create_task(self._read())
 
     async def close(self) -> None:
         if self._reader is not None:
             self._reader.cancel()
-        try:
-            await self._pubsub.aclose()
+        with contextlib.suppress(*self._errors, RuntimeError):
+            if self._pubsub is not None:
+                await self._pubsub.aclose()
+        with contextlib.suppress(*self._errors, RuntimeError):
             await self._redis.aclose()
-        except (OSError, ConnectionError, RuntimeError) as exc:  # Redis already gone
-            logging.getLogger('havatar_relay').warning('closing the Redis connection: %s', exc)
 
     async def healthy(self) -> bool:
+        if not self._subscribed:
+            return False
         try:
             return bool(await self._redis.ping())
-        except Exception:  # any Redis failure means unhealthy; the error is not needed here
+        except self._errors:
             return False
+
+    async def _subscribe_all(self) -> None:
+        """A fresh pub/sub connection subscribed to every channel a handler listens on."""
+        old, self._pubsub = self._pubsub, self._redis.pubsub(ignore_subscribe_messages=True)
+        if old is not None:
+            with contextlib.suppress(*self._errors, RuntimeError):
+                await old.aclose()
+        # the instances channel keeps the connection subscribed when no robot is here
+        await self._pubsub.subscribe(self._key('instances'), *self._handlers)
+        self._subscribed = True
 
     async def _read(self) -> None:
         while True:
             try:
+                if not self._subscribed:
+                    await self._subscribe_all()
+                    log.info('Redis subscriptions in place (%d channels)', len(self._handlers) + 1)
                 message = await self._pubsub.get_message(timeout=1.0)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # connection trouble: redis-py reconnects on the next call
-                await asyncio.sleep(0.5)
+            except Exception as exc:  # any failure of the connection: start over on a new one
+                if self._subscribed:
+                    log.warning('Redis subscription lost (%s); retrying', exc)
+                self._subscribed = False
+                await asyncio.sleep(self.RETRY_S)
                 continue
             if message is None or message.get('type') != 'message':
                 continue
             handler = self._handlers.get(message['channel'])
-            if handler is not None:
-                try:
-                    await handler(json.loads(message['data']))
-                except ValueError:
-                    continue
+            if handler is None:
+                continue
+            try:
+                await handler(json.loads(message['data']))
+            except Exception:  # a handler's failure must never stop the reader
+                log.exception('handling a message on %s', message['channel'])
 
     async def robot_online(self, robot_id: str, instance: str) -> None:
-        await self._redis.set(self._key('robot', robot_id, 'online'), instance, ex=PRESENCE_TTL_S)
+        async with self._guard('presence'):
+            await self._redis.set(self._key('robot', robot_id, 'online'), instance, ex=PRESENCE_TTL_S)
 
     async def robot_offline(self, robot_id: str) -> None:
-        await self._redis.delete(self._key('robot', robot_id, 'online'))
+        async with self._guard('presence'):
+            await self._redis.delete(self._key('robot', robot_id, 'online'))
 
     async def is_online(self, robot_id: str) -> bool:
-        return bool(await self._redis.exists(self._key('robot', robot_id, 'online')))
-
-    async def online_robots(self) -> list[str]:
-        keys = [k async for k in self._redis.scan_iter(self._key('robot', '*', 'online'))]
-        return sorted(k.split(':')[-2] for k in keys)
+        async with self._guard('presence'):
+            return bool(await self._redis.exists(self._key('robot', robot_id, 'online')))
 
     async def driver(self, robot_id: str) -> Optional[str]:
-        return await self._redis.get(self._key('robot', robot_id, 'driver'))
+        async with self._guard('control'):
+            return await self._redis.get(self._key('robot', robot_id, 'driver'))
 
     async def take_control(self, robot_id: str, session: str, force: bool) -> Optional[str]:
         key = self._key('robot', robot_id, 'driver')
-        if force:
-            await self._redis.set(key, session)
-        else:
-            await self._redis.set(key, session, nx=True)
-        return await self._redis.get(key)
+        async with self._guard('control'):
+            await self._redis.set(key, session, px=self._control_ttl_ms, nx=not force)
+            return await self._redis.get(key)
+
+    async def renew_control(self, robot_id: str, session: str) -> bool:
+        async with self._guard('control'):
+            return bool(await self._renew(keys=[self._key('robot', robot_id, 'driver')],
+                                          args=[session, self._control_ttl_ms]))
 
     async def release_control(self, robot_id: str, session: str) -> bool:
-        return bool(await self._release(keys=[self._key('robot', robot_id, 'driver')], args=[session]))
+        async with self._guard('control'):
+            return bool(await self._release(keys=[self._key('robot', robot_id, 'driver')], args=[session]))
 
     async def to_robot(self, robot_id: str, envelope: dict[str, Any]) -> None:
-        await self._redis.publish(self._key('robot', robot_id, 'to_robot'), json.dumps(envelope))
+        async with self._guard('publish'):
+            await self._redis.publish(self._key('robot', robot_id, 'to_robot'), json.dumps(envelope))
 
     async def to_users(self, robot_id: str, envelope: dict[str, Any]) -> None:
-        await self._redis.publish(self._key('robot', robot_id, 'to_users'), json.dumps(envelope))
+        async with self._guard('publish'):
+            await self._redis.publish(self._key('robot', robot_id, 'to_users'), json.dumps(envelope))
 
     async def _listen(self, channel: str, handler: Handler) -> None:
         self._handlers[channel] = handler
-        await self._pubsub.subscribe(channel)
+        if self._subscribed:
+            try:
+                await self._pubsub.subscribe(channel)
+            except self._errors:
+                self._subscribed = False  # the reader subscribes every handler's channel again
 
     async def _unlisten(self, channel: str) -> None:
-        self._handlers.pop(channel, None)
-        await self._pubsub.unsubscribe(channel)
+        if self._handlers.pop(channel, None) is not None and self._subscribed:
+            with contextlib.suppress(*self._errors):  # resubscribing leaves it out anyway
+                await self._pubsub.unsubscribe(channel)
 
     async def listen_robot(self, robot_id: str, handler: Handler) -> None:
         await self._listen(self._key('robot', robot_id, 'to_robot'), handler)

@@ -1,100 +1,174 @@
 """Server mode: the robot as a WebSocket client of the cloud relay.
 
-Says hello as role robot, answers and sends pings (the clock offset to the relay turns the
-commands' relay-clock stamps into this robot's clock), hands every command to
-``on_message``, and reconnects with exponential back-off. ``on_link(False)`` is called the
-moment the connection is lost, so the robot stops at once.
+Says ``hello`` as role robot, pings the relay every heartbeat (the round trips give the
+``ClockOffset`` that turns the relay's command stamps into this robot's clock), answers the
+relay's pings, and hands every other message to ``on_message``.
+
+The link never gives up: every way a connection can end -- refused, closed with any code,
+reset, silent for ``SILENT_HEARTBEATS`` heartbeats (a frozen relay or a black-holed network
+never closes anything), a message it cannot handle -- ends in ``on_link(False)`` (the robot
+stops at once) and a new attempt after an exponential back-off with jitter.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from typing import Awaitable, Callable, Optional
 
 import aiohttp
 
 from . import protocol as p
 
+SILENT_HEARTBEATS = 3
+CONNECT_TIMEOUT_S = 10.0  # for the WebSocket upgrade, then again for the welcome
+OUTBOX = 256              # frames waiting for a slow link; more are dropped
 log = logging.getLogger('havatar_relay.cloud')
+
+
+class Backoff:
+    """Exponential back-off with jitter (so robots do not all return to a relay at once)."""
+
+    def __init__(self, first: float = 0.5, longest: float = 30.0,
+                 rng: Callable[[], float] = random.random) -> None:
+        self.first, self.longest = first, longest
+        self._next = first
+        self._rng = rng
+
+    def reset(self) -> None:
+        self._next = self.first
+
+    def next(self) -> float:
+        delay = self._next * (0.5 + 0.5 * self._rng())
+        self._next = min(self.longest, self._next * 2)
+        return delay
+
+
+class RelayRefused(Exception):
+    """The relay did not welcome the robot (wrong token, unknown robot, relay not ready)."""
 
 
 class CloudClient:
     def __init__(self, url: str, robot_id: str, token: str,
                  on_message: Callable[[p.Message], Awaitable[None]],
-                 on_link: Callable[[bool], None], backoff_min: float = 0.5,
-                 backoff_max: float = 30.0) -> None:
+                 on_link: Callable[[bool], None], backoff: Optional[Backoff] = None) -> None:
+        """``on_message`` must not wait for slow work: the link reads nothing meanwhile."""
         self.url = url
         self.robot_id = robot_id
-        self.token = token
+        self._token = token
         self.on_message = on_message
         self.on_link = on_link
-        self.backoff_min, self.backoff_max = backoff_min, backoff_max
+        self.backoff = backoff or Backoff()
         self.clock = p.ClockOffset()
         self.connected = False
         self.last_error = ''
-        self._ws: Optional[aiohttp.ClientWebSocketResponse] = None
+        self._outbox: Optional[asyncio.Queue[str]] = None
 
-    async def send(self, message: p.Message) -> None:
-        ws = self._ws
-        if ws is not None and not ws.closed:
-            try:
-                await ws.send_str(p.dump(message))
-            except (ConnectionError, RuntimeError):
-                pass
+    async def send(self, message: p.Message) -> bool:
+        """Queue ``message`` for the relay; False when not connected or the link is backed up."""
+        if self._outbox is None:
+            return False
+        try:
+            self._outbox.put_nowait(p.dump(message))
+            return True
+        except asyncio.QueueFull:
+            return False
 
     async def run(self) -> None:
-        backoff = self.backoff_min
+        """Stay connected until cancelled."""
         async with aiohttp.ClientSession() as session:
             while True:
                 try:
-                    await self._session(session)
-                    backoff = self.backoff_min
-                except (aiohttp.ClientError, OSError, asyncio.TimeoutError, PermissionError) as exc:
+                    self.last_error = await self._session(session)
+                except asyncio.CancelledError:
+                    raise
+                except (aiohttp.ClientError, OSError, asyncio.TimeoutError, RelayRefused) as exc:
                     self.last_error = str(exc) or type(exc).__name__
-                    log.warning('relay connection failed: %s; retrying in %.1f s', self.last_error, backoff)
+                except Exception as exc:  # a bug must not end the robot's link for good
+                    self.last_error = f'{type(exc).__name__}: {exc}'
+                    log.exception('cloud relay client')
                 finally:
+                    self._outbox = None
                     if self.connected:
                         self.connected = False
                         self.on_link(False)
-                    self._ws = None
-                await asyncio.sleep(backoff)
-                backoff = min(self.backoff_max, backoff * 2)
+                delay = self.backoff.next()
+                log.warning('cloud relay %s: %s; reconnecting in %.1f s', self.url, self.last_error, delay)
+                await asyncio.sleep(delay)
 
-    async def _session(self, session: aiohttp.ClientSession) -> None:
-        async with session.ws_connect(self.url, heartbeat=None, timeout=10) as ws:
-            await ws.send_str(p.dump(p.Hello(role=p.Role.ROBOT, token=self.token,
+    async def _session(self, session: aiohttp.ClientSession) -> str:
+        """One connection, from hello to its end; returns why it ended."""
+        ws = await asyncio.wait_for(session.ws_connect(
+            self.url, heartbeat=None, max_msg_size=p.MAX_MESSAGE_BYTES * 2), CONNECT_TIMEOUT_S)
+        async with ws:
+            await ws.send_str(p.dump(p.Hello(role=p.Role.ROBOT, token=self._token,
                                              robot_id=self.robot_id, client='havatar relay_node')))
-            reply = p.parse((await ws.receive(timeout=10)).data)
+            frame = await ws.receive(timeout=CONNECT_TIMEOUT_S)
+            if frame.type != aiohttp.WSMsgType.TEXT:
+                raise RelayRefused(f'closed before the welcome ({frame.type.name} {frame.data!r} '
+                                   f'{frame.extra or ""})'.strip())
+            reply = p.parse(frame.data)
             if not isinstance(reply, p.Welcome):
-                raise PermissionError(getattr(reply, 'message', 'relay refused the robot'))
-            self._ws = ws
+                raise RelayRefused(getattr(reply, 'message', f'{reply.type} instead of welcome'))  # type: ignore[attr-defined]
+            self.clock = p.ClockOffset()  # a new connection may go through another relay
+            self._outbox = asyncio.Queue(OUTBOX)
             self.connected = True
-            self.last_error = ''
+            self.backoff.reset()
             self.on_link(True)
-            log.info('connected to the relay at %s', self.url)
-            pinger = asyncio.create_task(self._ping(ws, reply.heartbeat_ms / 1000))
+            log.info('connected to the cloud relay %s as %s', self.url, self.robot_id)
+            heartbeat = reply.heartbeat_ms / 1000.0
+            helpers = [asyncio.create_task(self._ping(heartbeat)),
+                       asyncio.create_task(self._write(ws, self._outbox))]
             try:
-                async for frame in ws:
-                    if frame.type != aiohttp.WSMsgType.TEXT:
-                        continue
-                    try:
-                        message = p.parse(frame.data)
-                    except p.ProtocolError as exc:
-                        await ws.send_str(p.dump(exc.to_message()))
-                        continue
-                    if isinstance(message, p.Ping):
-                        await ws.send_str(p.dump(p.Pong(ts=message.ts, peer_ts=p.now_ms())))
-                    elif isinstance(message, p.Pong):
-                        if message.ts is not None:
-                            self.clock.add(message.ts, message.peer_ts, p.now_ms())
-                    else:
-                        if message.ts is not None and self.clock.known:
-                            message = message.model_copy(update={'ts': self.clock.to_local(message.ts)})
-                        await self.on_message(message)
+                return await self._read(ws, SILENT_HEARTBEATS * heartbeat)
             finally:
-                pinger.cancel()
+                for task in helpers:
+                    task.cancel()
 
-    async def _ping(self, ws: aiohttp.ClientWebSocketResponse, interval: float) -> None:
-        while not ws.closed:
-            await ws.send_str(p.dump(p.Ping(ts=p.now_ms())))
+    async def _read(self, ws: aiohttp.ClientWebSocketResponse, silence: float) -> str:
+        while True:
+            try:
+                frame = await ws.receive(timeout=silence)
+            except asyncio.TimeoutError:
+                return f'relay silent for {silence:.1f} s'  # leaving the context closes it
+            if frame.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING,
+                              aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
+                return f'connection closed ({frame.type.name} {frame.data!r})'
+            if frame.type != aiohttp.WSMsgType.TEXT:
+                continue
+            try:
+                message = p.parse(frame.data)
+            except p.ProtocolError as exc:
+                await self.send(exc.to_message())
+                continue
+            if isinstance(message, p.Ping):
+                await self.send(p.Pong(ts=message.ts, peer_ts=p.now_ms()))
+            elif isinstance(message, p.Pong):
+                if message.ts is not None:
+                    self.clock.add(message.ts, message.peer_ts, p.now_ms())
+            else:
+                await self._deliver(message)
+
+    async def _deliver(self, message: p.Message) -> None:
+        if message.ts is not None and self.clock.known:  # relay clock -> this robot's clock
+            message = message.model_copy(update={'ts': max(0.0, self.clock.to_local(message.ts))})
+        try:
+            await self.on_message(message)
+        except Exception as exc:  # one message never ends the link
+            log.exception('handling %s from the relay', message.type)  # type: ignore[attr-defined]
+            await self.send(p.Error(code=p.ErrorCode.INTERNAL, message=f'robot failed: {exc}'[:200],
+                                    id=message.id, ts=p.now_ms()))
+
+    async def _ping(self, interval: float) -> None:
+        while True:
+            await self.send(p.Ping(ts=p.now_ms()))
             await asyncio.sleep(interval)
+
+    @staticmethod
+    async def _write(ws: aiohttp.ClientWebSocketResponse, outbox: asyncio.Queue[str]) -> None:
+        while True:
+            frame = await outbox.get()
+            try:
+                await ws.send_str(frame)
+            except (ConnectionError, RuntimeError):
+                return  # the reader sees the close

@@ -51,11 +51,17 @@ class LocalServer:
 
     def stop(self) -> None:
         if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self.loop).result(timeout=10)
+            asyncio.run_coroutine_threadsafe(self._stop(), self.loop).result(timeout=10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=5)
 
+    async def _stop(self) -> None:
+        await self.core.close()
+        assert self._runner is not None
+        await self._runner.cleanup()
+
     async def _start(self, on_loop: Callable[[], Awaitable[None]]) -> None:
+        await self.core.start()
         await on_loop()
         app = web.Application(middlewares=[self._auth])
         app.router.add_get('/', self._index)

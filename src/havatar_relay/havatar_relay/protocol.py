@@ -46,6 +46,7 @@ class ErrorCode(str, Enum):
     RATE_LIMITED = 'rate_limited'
     ROBOT_OFFLINE = 'robot_offline'
     STALE_COMMAND = 'stale_command'
+    UNAVAILABLE = 'unavailable'  # the relay's shared state (Redis) cannot be reached; try again
     INTERNAL = 'internal'
 
 
@@ -118,11 +119,16 @@ class Error(Message):
 
 # --- driving -------------------------------------------------------------------------------
 
+OriginTs = Annotated[Optional[Timestamp], Field(
+    description="set by the relay: the command's ts as the browser sent it, echoed in the ack")]
+
+
 class Drive(Message):
     """Velocity command (REP 103: m/s forward, rad/s counter-clockwise); ``ts`` is required."""
 
     type: Literal['drive'] = 'drive'
     ts: Timestamp
+    origin_ts: OriginTs = None
     seq: Annotated[int, Field(ge=0, lt=2**53)]
     linear: Annotated[float, Field(ge=-MAX_LINEAR, le=MAX_LINEAR, allow_inf_nan=False)]
     angular: Annotated[float, Field(ge=-MAX_ANGULAR, le=MAX_ANGULAR, allow_inf_nan=False)]
@@ -135,6 +141,7 @@ class MotorControl(Message):
     direction: Direction
     speed: Annotated[int, Field(ge=0, le=255)] = DEFAULT_SPEED
     seq: Optional[Annotated[int, Field(ge=0, lt=2**53)]] = None
+    origin_ts: OriginTs = None
 
 
 class Stop(Message):
@@ -151,6 +158,15 @@ class Ack(Message):
     robot_ts: Optional[Timestamp] = None  # robot clock when it published cmd_vel
     executed: bool = True
     reason: Optional[ErrorCode] = None
+
+
+class Lease(Message):
+    """Relay to robot: ``driver`` is live. A held command of that driver may go on for
+    ``ttl_ms`` more; without a fresh lease the robot stops (see the relay protocol)."""
+
+    type: Literal['lease'] = 'lease'
+    driver: SessionId
+    ttl_ms: Annotated[int, Field(ge=50, le=10000)]
 
 
 class TakeControl(Message):
@@ -234,13 +250,13 @@ class Status(Message):
 
 
 AnyMessage = Annotated[
-    Union[Hello, Welcome, Ping, Pong, Error, Drive, MotorControl, Stop, Ack, TakeControl,
+    Union[Hello, Welcome, Ping, Pong, Error, Drive, MotorControl, Stop, Ack, Lease, TakeControl,
           ReleaseControl, Control, Say, SetMode, GetStatus, Status],
     Field(discriminator='type'),
 ]
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(AnyMessage)
 MESSAGE_TYPES: tuple[str, ...] = (
-    'hello', 'welcome', 'ping', 'pong', 'error', 'drive', 'motor_control', 'stop', 'ack',
+    'hello', 'welcome', 'ping', 'pong', 'error', 'drive', 'motor_control', 'stop', 'ack', 'lease',
     'take_control', 'release_control', 'control', 'say', 'set_mode', 'get_status', 'status')
 
 
@@ -250,15 +266,19 @@ class ProtocolError(Exception):
     def __init__(self, code: ErrorCode, message: str, ref: str | None = None) -> None:
         super().__init__(message)
         self.code = code
-        self.message = message
-        self.ref = ref
+        self.message = message[:500]
+        self.ref = ref[:64] if ref else None  # whatever the sender put in its id
 
     def to_message(self) -> Error:
-        return Error(code=self.code, message=self.message[:500], ref=self.ref, ts=now_ms())
+        return Error(code=self.code, message=self.message, ref=self.ref, ts=now_ms())
 
 
 def parse(frame: str | bytes) -> Message:
-    """Validate one WebSocket frame and return the typed message."""
+    """Validate one WebSocket frame and return the typed message.
+
+    Validation is strict: a field takes only its own JSON type (``true`` is no number,
+    ``"yes"`` no boolean); integers are accepted where numbers are expected.
+    """
     if len(frame) > MAX_MESSAGE_BYTES:
         raise ProtocolError(ErrorCode.TOO_LARGE, f'message over {MAX_MESSAGE_BYTES} bytes')
     try:
@@ -272,7 +292,7 @@ def parse(frame: str | bytes) -> Message:
     if kind not in MESSAGE_TYPES:
         raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f'unknown message type {str(kind)[:64]!r}', ref)
     try:
-        return _ADAPTER.validate_python(data)  # type: ignore[no-any-return]
+        return _ADAPTER.validate_json(frame, strict=True)  # type: ignore[no-any-return]
     except ValidationError as exc:
         first = exc.errors()[0]
         where = '.'.join(str(p) for p in first['loc'][1:]) or 'message'

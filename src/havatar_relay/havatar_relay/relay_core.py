@@ -2,9 +2,11 @@
 
 Used by the cloud relay server (robots connect over WebSocket, state in a ``Broker``,
 possibly Redis) and by the robot's own local server (the robot is attached in-process).
-Frames are validated by ``protocol.parse``; a bad frame gets an ``error`` reply, never an
-exception. A driver that disconnects or falls silent releases control and the robot is
-sent ``stop`` at once.
+Frames are validated by ``protocol.parse``; a bad frame, or a broker that cannot be
+reached, gets an ``error`` reply, never an exception that ends a connection. A driver that
+disconnects releases control and the robot is sent ``stop`` at once; a driver that cannot
+be heard any more (its relay died or froze, the network or Redis failed) stops getting
+leases, and the robot stops by itself.
 """
 from __future__ import annotations
 
@@ -18,10 +20,10 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Optional
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from . import protocol as p
-from .brokers import Broker
+from .brokers import Broker, BrokerUnavailable
 
 log = logging.getLogger('havatar_relay')
 HELLO_TIMEOUT_S = 5.0
@@ -90,10 +92,28 @@ class Limits:
     robot_burst: float = 400.0
     abuse_refusals: int = 500     # refused messages before the connection is closed
     heartbeat_s: float = 1.0      # ping interval; silent for 3 intervals = gone
+    lease_period_s: float = 0.2   # how often the robot hears that its driver is live
+
+    @property
+    def lease_ttl_ms(self) -> int:
+        """How long one lease lets a held command go on: three lease periods."""
+        return int(3000 * self.lease_period_s)
+
+    @property
+    def driver_silence_s(self) -> float:
+        """A driver not heard for this long gets no more leases (its robot stops)."""
+        return 2 * self.heartbeat_s
 
 
 class Session:
-    """One WebSocket connection after its hello."""
+    """One WebSocket connection after its hello.
+
+    Frames to the peer go through a bounded queue drained by a writer task, so that a peer
+    that does not read (or a black-holed connection) never holds up the sender; a peer that
+    lets the queue fill up is disconnected.
+    """
+
+    OUTBOX = 256
 
     def __init__(self, ws: web.WebSocketResponse, role: p.Role, robot_id: str, name: str,
                  bucket: TokenBucket) -> None:
@@ -105,20 +125,49 @@ class Session:
         self.bucket = bucket
         self.clock = p.ClockOffset()
         self.last_heard = time.monotonic()
+        self._outbox: asyncio.Queue[str] = asyncio.Queue(self.OUTBOX)
+        self._tasks = [asyncio.create_task(self._write())]
 
-    async def send(self, message: p.Message) -> None:
-        if not self.ws.closed:
+    @property
+    def closed(self) -> bool:
+        return self.ws.closed
+
+    def post(self, message: p.Message) -> None:
+        """Queue ``message`` for the peer (never waits)."""
+        if self.ws.closed:
+            return
+        try:
+            self._outbox.put_nowait(p.dump(message))
+        except asyncio.QueueFull:
+            log.warning('%s %s does not read its messages: closing', self.role.value, self.id)
+            self._tasks.append(asyncio.create_task(
+                self.ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b'not reading')))
+
+    async def _write(self) -> None:
+        while True:
+            frame = await self._outbox.get()
             try:
-                await self.ws.send_str(p.dump(message))
+                await self.ws.send_str(frame)
             except (ConnectionError, RuntimeError):
-                pass  # closing; the reader loop ends the session
+                return  # closing; the reader loop ends the session
+
+    def cancel(self) -> None:
+        for task in self._tasks:
+            task.cancel()
 
 
 Metrics = Callable[[str, str], None]  # (event, label)
 
 
 class RelayCore:
-    """Routes between users and robots; one instance per relay process."""
+    """Routes between users and robots; one instance per relay process.
+
+    ``start`` begins the driver leases: every ``lease_period_s`` the instance holding a
+    driver's connection renews the driver's control in the broker and tells the robot its
+    driver is live. Whatever breaks between the driver and the robot (this instance dies or
+    freezes, the network or the broker fails) stops the leases, and the robot stops holding
+    the driver's last command within ``lease_ttl_ms``.
+    """
 
     def __init__(self, broker: Broker, accounts: Accounts, instance: str = '',
                  limits: Limits = Limits(), metrics: Metrics = lambda event, label: None) -> None:
@@ -129,10 +178,23 @@ class RelayCore:
         self.metrics = metrics
         self.users: dict[str, dict[str, Session]] = {}    # robot id -> session id -> session
         self.robots: dict[str, Session] = {}             # robot id -> its connection here
+        self.driving: dict[str, Session] = {}            # robot id -> its driver, if connected here
         self.local_robots: dict[str, Callable[[p.Message], Awaitable[None]]] = {}
+        self._leases: Optional[asyncio.Task[None]] = None
+
+    async def start(self) -> None:
+        self._leases = asyncio.create_task(self._lease_loop())
+
+    async def close(self) -> None:
+        """Stop the leases and close every connection."""
+        if self._leases is not None:
+            self._leases.cancel()
+        for session in [*self.robots.values(), *(s for u in self.users.values() for s in u.values())]:
+            await session.ws.close(code=WSCloseCode.GOING_AWAY, message=b'relay shutting down')
 
     # -- attaching a robot in-process (the robot's own local server)
     async def attach_local_robot(self, robot_id: str, deliver: Callable[[p.Message], Awaitable[None]]) -> None:
+        """``deliver`` gets every message for the robot; it must not wait for slow work."""
         self.local_robots[robot_id] = deliver
         await self.broker.robot_online(robot_id, self.instance)
         await self.broker.listen_robot(robot_id, self._robot_envelope(robot_id))
@@ -155,62 +217,70 @@ class RelayCore:
             await self._read(session)
         finally:
             heartbeat.cancel()
+            session.cancel()
             await self._leave(session)
             self.metrics('disconnect', session.role.value)
         return ws
 
     async def _hello(self, ws: web.WebSocketResponse) -> Optional[Session]:
-        try:
-            frame = await ws.receive(timeout=HELLO_TIMEOUT_S)
+        try:  # one deadline for the hello: WebSocket pings in between do not extend it
+            frame = await asyncio.wait_for(ws.receive(), HELLO_TIMEOUT_S)
         except asyncio.TimeoutError:
-            await self._send_error(ws, p.ErrorCode.HELLO_REQUIRED, 'no hello within 5 s')
+            await self._send_error(ws, p.ErrorCode.HELLO_REQUIRED, f'no hello within {HELLO_TIMEOUT_S:.0f} s')
             return None
         if frame.type != WSMsgType.TEXT:
             return None
         try:
             hello = p.parse(frame.data)
+            if not isinstance(hello, p.Hello):
+                raise p.ProtocolError(p.ErrorCode.HELLO_REQUIRED, 'the first message must be hello')
+            if hello.v != p.PROTOCOL_VERSION:
+                raise p.ProtocolError(p.ErrorCode.UNSUPPORTED_VERSION,
+                                      f'protocol v{hello.v} is not supported (v{p.PROTOCOL_VERSION})')
+            return await self._admit(ws, hello)
         except p.ProtocolError as exc:
             await ws.send_str(p.dump(exc.to_message()))
-            return None
-        if not isinstance(hello, p.Hello):
-            await self._send_error(ws, p.ErrorCode.HELLO_REQUIRED, 'the first message must be hello')
-            return None
-        if hello.v != p.PROTOCOL_VERSION:
-            await self._send_error(ws, p.ErrorCode.UNSUPPORTED_VERSION,
-                                   f'protocol v{hello.v} is not supported (v{p.PROTOCOL_VERSION})')
-            return None
+        except BrokerUnavailable as exc:
+            log.warning('hello refused: %s', exc)
+            await self._send_error(ws, p.ErrorCode.UNAVAILABLE, 'the relay cannot serve now; try again')
+            await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b'shared state unavailable')
+        return None
+
+    async def _admit(self, ws: web.WebSocketResponse, hello: p.Hello) -> Session:
+        """Authenticate ``hello``, send the welcome, then register the session."""
+        robot = hello.robot_id
         if hello.role is p.Role.ROBOT:
-            if not self.accounts.robot(hello.robot_id, hello.token):
+            if not self.accounts.robot(robot, hello.token):
                 self.metrics('auth_failed', 'robot')
-                await self._send_error(ws, p.ErrorCode.UNAUTHORIZED, 'wrong robot id or token')
-                return None
-            session = Session(ws, hello.role, hello.robot_id, hello.robot_id,
-                              TokenBucket(self.limits.robot_rate, self.limits.robot_burst))
-            old = self.robots.get(hello.robot_id)
+                raise p.ProtocolError(p.ErrorCode.UNAUTHORIZED, 'wrong robot id or token')
+            name = robot
+            bucket = TokenBucket(self.limits.robot_rate, self.limits.robot_burst)
+            await self.broker.robot_online(robot, self.instance)
+        else:
+            found = self.accounts.user(hello.token, robot)
+            if found is None:
+                self.metrics('auth_failed', 'user')
+                raise p.ProtocolError(p.ErrorCode.UNAUTHORIZED, 'this token may not use this robot')
+            name = found
+            bucket = TokenBucket(self.limits.user_rate, self.limits.user_burst)
+        welcome = dict(robot_online=await self.broker.is_online(robot),
+                       driver=await self.broker.driver(robot))
+        session = Session(ws, hello.role, robot, name, bucket)
+        # the welcome is queued before the session can receive anything else
+        session.post(p.Welcome(session_id=session.id, robot_id=robot, role=hello.role,
+                               heartbeat_ms=int(self.limits.heartbeat_s * 1000),
+                               server_ts=p.now_ms(), **welcome))
+        if hello.role is p.Role.ROBOT:
+            old = self.robots.get(robot)
+            self.robots[robot] = session
             if old is not None:
                 await old.ws.close(message=b'replaced by a new connection')
-            self.robots[hello.robot_id] = session
-            await self.broker.robot_online(hello.robot_id, self.instance)
-            await self.broker.listen_robot(hello.robot_id, self._robot_envelope(hello.robot_id))
+            await self.broker.listen_robot(robot, self._robot_envelope(robot))
         else:
-            name = self.accounts.user(hello.token, hello.robot_id)
-            if name is None:
-                self.metrics('auth_failed', 'user')
-                await self._send_error(ws, p.ErrorCode.UNAUTHORIZED,
-                                       'this token may not use this robot')
-                return None
-            session = Session(ws, hello.role, hello.robot_id, name,
-                              TokenBucket(self.limits.user_rate, self.limits.user_burst))
-            first = hello.robot_id not in self.users
-            self.users.setdefault(hello.robot_id, {})[session.id] = session
+            first = robot not in self.users
+            self.users.setdefault(robot, {})[session.id] = session
             if first:
-                await self.broker.listen_users(hello.robot_id, self._users_envelope(hello.robot_id))
-        online = await self.broker.is_online(hello.robot_id)
-        await session.send(p.Welcome(session_id=session.id, robot_id=hello.robot_id,
-                                     role=hello.role, driver=await self.broker.driver(hello.robot_id),
-                                     robot_online=online,
-                                     heartbeat_ms=int(self.limits.heartbeat_s * 1000),
-                                     server_ts=p.now_ms()))
+                await self.broker.listen_users(robot, self._users_envelope(robot))
         return session
 
     async def _read(self, session: Session) -> None:
@@ -219,32 +289,40 @@ class RelayCore:
             if frame.type == WSMsgType.ERROR:
                 break
             if frame.type != WSMsgType.TEXT:
-                await session.send(p.Error(code=p.ErrorCode.INVALID, message='text frames only'))
+                session.post(p.Error(code=p.ErrorCode.INVALID, message='text frames only'))
                 continue
             if not session.bucket.take():
                 self.metrics('rate_limited', session.role.value)
                 if session.bucket.refused % 50 == 1:
-                    await session.send(p.Error(code=p.ErrorCode.RATE_LIMITED,
-                                               message='too many messages; slow down'))
+                    session.post(p.Error(code=p.ErrorCode.RATE_LIMITED, message='too many messages; slow down'))
                 if session.bucket.refused >= self.limits.abuse_refusals:
                     await session.ws.close(message=b'rate limit abused')
                     break
                 continue
             try:
-                message = p.parse(frame.data)
-                await self._dispatch(session, message)
+                await self._dispatch(session, p.parse(frame.data))
             except p.ProtocolError as exc:
                 self.metrics('error', exc.code.value)
-                await session.send(exc.to_message())
+                session.post(exc.to_message())
+            except BrokerUnavailable as exc:
+                self.metrics('error', p.ErrorCode.UNAVAILABLE.value)
+                log.warning('%s', exc)
+                session.post(p.Error(code=p.ErrorCode.UNAVAILABLE, message='the relay cannot '
+                                     'reach its shared state; try again', ts=p.now_ms()))
+            except Exception:  # a bug: answer it, keep the connection
+                log.exception('handling a message of %s %s', session.role.value, session.id)
+                self.metrics('error', p.ErrorCode.INTERNAL.value)
+                session.post(p.Error(code=p.ErrorCode.INTERNAL, message='internal error', ts=p.now_ms()))
 
     async def _dispatch(self, session: Session, message: p.Message) -> None:
         kind = message.type  # type: ignore[attr-defined]
         self.metrics('message', kind)
         allowed = MESSAGE_TYPES_FROM_ROBOTS if session.role is p.Role.ROBOT else MESSAGE_TYPES_FROM_USERS
         if kind not in allowed:
-            raise p.ProtocolError(p.ErrorCode.INVALID, f'{kind} is not accepted from a {session.role.value}')
+            raise p.ProtocolError(p.ErrorCode.INVALID, f'{kind} is not accepted from a {session.role.value}',
+                                  message.id)
         if isinstance(message, p.Ping):
-            await session.send(p.Pong(ts=message.ts, peer_ts=p.now_ms()))
+            session.post(p.Pong(ts=message.ts, peer_ts=p.now_ms()))
             return
         if isinstance(message, p.Pong):
             if message.ts is not None:
@@ -259,29 +337,50 @@ class RelayCore:
     async def _from_user(self, session: Session, message: p.Message) -> None:
         robot = session.robot_id
         if isinstance(message, p.TakeControl):
-            driver = await self.broker.take_control(robot, session.id, message.force)
-            await self._control_changed(robot, driver)
+            await self._take_control(session, message.force)
             return
         if isinstance(message, p.ReleaseControl):
             if await self.broker.release_control(robot, session.id):
-                await self._send_to_robot(robot, p.Stop(ts=p.now_ms()))
-                await self._control_changed(robot, None)
+                await self._released(session)
             return
         if isinstance(message, (p.Drive, p.MotorControl, p.Stop, p.SetMode, p.Say)):
             driver = await self.broker.driver(robot)
             if driver is None and not isinstance(message, p.Stop):
-                driver = await self.broker.take_control(robot, session.id, force=False)
-                await self._control_changed(robot, driver)
+                driver = await self._take_control(session, force=False)
             if driver != session.id and not isinstance(message, p.Stop):
                 raise p.ProtocolError(p.ErrorCode.NOT_DRIVER, 'another user is driving; send '
                                       'take_control with force to take over', message.id)
         if not await self.broker.is_online(robot):
             raise p.ProtocolError(p.ErrorCode.ROBOT_OFFLINE, f'robot {robot} is not connected', message.id)
         update: dict[str, Any] = {'id': session.id}
-        if message.ts is not None:
-            # into this relay's clock, so the robot can judge the command's true age
-            update['ts'] = max(0.0, session.clock.to_local(message.ts))
+        if isinstance(message, (p.Drive, p.MotorControl)):
+            update.update(ts=self._command_time(session, message.ts), origin_ts=message.ts)
+        elif message.ts is not None:
+            update['ts'] = p.now_ms()
         await self._send_to_robot(robot, message.model_copy(update=update))
+
+    @staticmethod
+    def _command_time(session: Session, sent: Optional[float]) -> float:
+        """When a command counts as sent, in this relay's clock: when it arrived here, or
+        earlier if the sender's own stamp (offset-corrected once known) says so; never later."""
+        received = p.now_ms()
+        if sent is None:
+            return received
+        return max(0.0, min(received, session.clock.to_local(sent)))
+
+    async def _take_control(self, session: Session, force: bool) -> Optional[str]:
+        driver = await self.broker.take_control(session.robot_id, session.id, force)
+        if driver == session.id:
+            self.driving[session.robot_id] = session
+        await self._control_changed(session.robot_id, driver)
+        return driver
+
+    async def _released(self, session: Session) -> None:
+        """``session`` gave up control: the robot stops now, not when its lease runs out."""
+        if self.driving.get(session.robot_id) is session:
+            del self.driving[session.robot_id]
+        await self._send_to_robot(session.robot_id, p.Stop(ts=p.now_ms()))
+        await self._control_changed(session.robot_id, None)
 
     async def _send_to_robot(self, robot_id: str, message: p.Message) -> None:
         await self.broker.to_robot(robot_id, {'relay_ts': p.now_ms(),
@@ -295,7 +394,7 @@ class RelayCore:
         async def deliver(envelope: dict[str, Any]) -> None:
             try:
                 message = p.parse(json.dumps(envelope['message']))
-            except (p.ProtocolError, KeyError):
+            except (p.ProtocolError, KeyError, TypeError):
                 return
             local = self.local_robots.get(robot_id)
             if local is not None:
@@ -303,9 +402,9 @@ class RelayCore:
                 return
             session = self.robots.get(robot_id)
             if session is not None:
+                session.post(message)
                 relay_ts = envelope.get('relay_ts')
-                await session.send(message)
-                if relay_ts is not None:
+                if isinstance(relay_ts, (int, float)):
                     self.metrics('forward_ms', str(p.now_ms() - relay_ts))
         return deliver
 
@@ -314,23 +413,27 @@ class RelayCore:
             sessions = self.users.get(robot_id, {})
             if 'control' in envelope:
                 driver = envelope['control']
+                ours = self.driving.get(robot_id)
+                if ours is not None and ours.id != driver:
+                    del self.driving[robot_id]  # taken over through another instance
                 for s in list(sessions.values()):
-                    await s.send(p.Control(driver=driver, you=driver == s.id, ts=p.now_ms()))
+                    s.post(p.Control(driver=driver, you=driver == s.id, ts=p.now_ms()))
                 return
             try:
                 message = p.parse(json.dumps(envelope['message']))
-            except (p.ProtocolError, KeyError):
+            except (p.ProtocolError, KeyError, TypeError):
                 return
             target = envelope.get('to')
             for s in list(sessions.values()):
                 if target is None or s.id == target:
-                    await s.send(message.model_copy(update={'id': None}) if target else message)
+                    s.post(message.model_copy(update={'id': None}) if target else message)
         return deliver
 
     # -- liveness
     async def _heartbeat(self, session: Session) -> None:
         interval = self.limits.heartbeat_s
-        while not session.ws.closed:
+        session.post(p.Ping(ts=p.now_ms()))  # the first clock sample right away
+        while not session.closed:
             await asyncio.sleep(interval)
             if time.monotonic() - session.last_heard > 3 * interval:
                 log.info('%s %s silent for %.1f s: closing', session.role.value, session.id,
@@ -338,28 +441,61 @@ class RelayCore:
                 await session.ws.close(message=b'silent')
                 return
             if session.role is p.Role.ROBOT:
-                await self.broker.robot_online(session.robot_id, self.instance)
-            await session.send(p.Ping(ts=p.now_ms()))
+                try:  # presence comes back by itself once the broker does
+                    await self.broker.robot_online(session.robot_id, self.instance)
+                except BrokerUnavailable as exc:
+                    log.warning('%s', exc)
+            session.post(p.Ping(ts=p.now_ms()))
+
+    async def _lease_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.limits.lease_period_s)
+            for robot, session in list(self.driving.items()):
+                try:
+                    await self._lease(robot, session)
+                except BrokerUnavailable:
+                    pass  # no lease goes out: the robot stops by itself
+                except Exception:
+                    log.exception('lease of %s for %s', robot, session.id)
+
+    async def _lease(self, robot: str, session: Session) -> None:
+        if session.closed:
+            return  # _leave releases it
+        if time.monotonic() - session.last_heard > self.limits.driver_silence_s:
+            return
+        if not await self.broker.renew_control(robot, session.id):
+            if self.driving.get(robot) is session:
+                del self.driving[robot]
+            return
+        await self._send_to_robot(robot, p.Lease(driver=session.id, ttl_ms=self.limits.lease_ttl_ms,
+                                                 ts=p.now_ms()))
 
     async def _leave(self, session: Session) -> None:
+        """Forget a closed session; shared state it cannot clear now lapses by its TTL."""
         robot = session.robot_id
-        if session.role is p.Role.ROBOT:
-            if self.robots.get(robot) is session:
-                del self.robots[robot]
-                await self.broker.robot_offline(robot)
-                await self.broker.unlisten_robot(robot)
-                await self.from_robot(robot, p.Status(robot_id=robot, online=False, ts=p.now_ms()))
-            return
-        sessions = self.users.get(robot, {})
-        sessions.pop(session.id, None)
-        if await self.broker.release_control(robot, session.id):
-            # the driver is gone: the robot stops now, not when its deadman fires
-            await self._send_to_robot(robot, p.Stop(ts=p.now_ms()))
-            await self._control_changed(robot, None)
-        if not sessions:
-            self.users.pop(robot, None)
-            await self.broker.unlisten_users(robot)
+        try:
+            if session.role is p.Role.ROBOT:
+                if self.robots.get(robot) is session:
+                    del self.robots[robot]
+                    await self.broker.unlisten_robot(robot)
+                    await self.broker.robot_offline(robot)
+                    await self.from_robot(robot, p.Status(robot_id=robot, online=False, ts=p.now_ms()))
+                return
+            sessions = self.users.get(robot, {})
+            sessions.pop(session.id, None)
+            if not sessions:
+                self.users.pop(robot, None)
+                await self.broker.unlisten_users(robot)
+            if self.driving.get(robot) is session:
+                del self.driving[robot]
+            if await self.broker.release_control(robot, session.id):
+                await self._released(session)
+        except BrokerUnavailable as exc:
+            log.warning('%s left while %s', session.id, exc)
 
     @staticmethod
     async def _send_error(ws: web.WebSocketResponse, code: p.ErrorCode, message: str) -> None:
-        await ws.send_str(p.dump(p.Error(code=code, message=message, ts=p.now_ms())))
+        try:
+            await ws.send_str(p.dump(p.Error(code=code, message=message, ts=p.now_ms())))
+        except (ConnectionError, RuntimeError):
+            pass

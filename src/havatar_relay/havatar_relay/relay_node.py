@@ -16,7 +16,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Awaitable, Optional
 
 import psutil
 from diagnostic_msgs.msg import DiagnosticArray
@@ -58,6 +58,8 @@ PARAMETERS: ParameterTable = [
     ('max_angular', 2.5, 'Largest turn rate a browser may ask for (rad/s)', (0.0, 20.0)),
     ('motor_control_hold', 10.0, "Seconds a direction command of the original UI is held "
      'without a stop', (0.1, 120.0)),
+    ('driver_lease', 0.6, 'Seconds a held command goes on without word that its driver is '
+     'live (the relay sends a lease five times a second)', (0.2, 5.0)),
     ('settings_file', '', 'Where /server/config persists the server-mode settings (the '
      "original avatar_tank_config.json format); '' = ~/.config/havatar/server_mode.json", None),
     ('streaming_node', 'streaming_node', 'Name of the streaming node whose parameters '
@@ -107,8 +109,8 @@ class RelayNode(Node):
         token_file = Path(prm['access_token_file'] or CONFIG_DIR / 'access_token').expanduser()
         self.token = resolve_token(prm['access_token'], 'HAVATAR_ACCESS_TOKEN', token_file)
         self.settings_file = Path(prm['settings_file'] or CONFIG_DIR / 'server_mode.json').expanduser()
-        self.gate = CommandGate(prm['max_linear'], prm['max_angular'],
-                                prm['max_command_age'] * 1000, prm['motor_control_hold'])
+        self.gate = CommandGate(prm['max_linear'], prm['max_angular'], prm['max_command_age'] * 1000,
+                                prm['motor_control_hold'], prm['driver_lease'])
         self._state: dict[str, Any] = {'battery': p.Battery(), 'stream': p.StreamState(),
                                        'serial': 'unknown'}
         self._state_lock = threading.Lock()
@@ -121,13 +123,13 @@ class RelayNode(Node):
         self.mode_client = self.create_client(SetStreamMode, 'stream/set_mode')
         self.params_client = self.create_client(
             SetParameters, f"{prm['streaming_node']}/set_parameters")
-        self.create_timer(HOLD_PERIOD_S, self._repeat_held)
-        self.create_timer(prm['status_period'], self._send_status)
+        self.create_timer(prm['status_period'], lambda: self.server.call(self._send_status()))
+        self._tasks: set[asyncio.Future[None]] = set()
 
         self.core = RelayCore(MemoryBroker(), Accounts(users={'local': (self.token, [self.robot_id])}),
                               instance='robot')
         self.server = LocalServer(self.core, self, prm['http_host'], prm['http_port'], self.token)
-        self.server.start(lambda: self.core.attach_local_robot(self.robot_id, self._on_command))
+        self.server.start(self._on_loop)
         self.cloud: Optional[CloudClient] = None
         robot_token = prm['robot_token'] or os.environ.get('HAVATAR_ROBOT_TOKEN', '')
         if prm['relay_url']:
@@ -142,28 +144,40 @@ class RelayNode(Node):
             + ('' if prm['access_token'] or os.environ.get('HAVATAR_ACCESS_TOKEN')
                else f'; access token in {token_file}'))
 
-    # -- commands (on the server's event loop)
+    # -- commands: the gate belongs to the server's event loop; nothing else touches it
     async def _on_command(self, message: p.Message) -> None:
+        """Every message for the robot, local or from the cloud; never waits for slow work."""
         if isinstance(message, p.Drive):
             twist, ack = self.gate.drive(message, p.now_ms())
             if twist is not None:
                 self._publish(twist)
             await self._reply(ack)
         elif isinstance(message, p.MotorControl):
-            self._publish(self.gate.motor_control(message, time.monotonic()))
-            await self._reply(p.Ack(seq=message.seq, sent_ts=message.ts, robot_ts=p.now_ms(),
-                                    id=message.id))
+            twist, ack = self.gate.motor_control(message, p.now_ms(), time.monotonic())
+            if twist is not None:
+                self._publish(twist)
+            await self._reply(ack)
         elif isinstance(message, p.Stop):
             self._publish(self.gate.stop())
+        elif isinstance(message, p.Lease):
+            self.gate.lease(message, time.monotonic())
         elif isinstance(message, p.Say):
             self.say_pub.publish(String(data=message.text))
         elif isinstance(message, p.SetMode):
-            ok, text = await self._set_mode(message.mode)
-            if not ok:
-                await self._reply(p.Error(code=p.ErrorCode.INTERNAL, message=text, id=message.id))
-            self._send_status()
+            self._background(self._switch_mode(message))  # a service call: beside the driving
         elif isinstance(message, p.GetStatus):
-            self._send_status()
+            await self._send_status()
+
+    def _background(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _switch_mode(self, message: p.SetMode) -> None:
+        ok, text = await self._set_mode(message.mode)
+        if not ok:
+            await self._reply(p.Error(code=p.ErrorCode.INTERNAL, message=text[:500], id=message.id))
+        await self._send_status()
 
     def _on_cloud_link(self, up: bool) -> None:
         if not up:  # the relay (and with it the driver) is gone: stop now
@@ -175,10 +189,16 @@ class RelayNode(Node):
         msg.linear.x, msg.angular.z = twist
         self.cmd_pub.publish(msg)
 
-    def _repeat_held(self) -> None:
-        twist = self.gate.hold(time.monotonic())
-        if twist is not None:
-            self._publish(twist)
+    async def _repeat_held(self) -> None:
+        while True:
+            await asyncio.sleep(HOLD_PERIOD_S)
+            twist = self.gate.hold(time.monotonic())
+            if twist is not None:
+                self._publish(twist)
+
+    async def _on_loop(self) -> None:
+        await self.core.attach_local_robot(self.robot_id, self._on_command)
+        self._background(self._repeat_held())
 
     async def _reply(self, message: p.Message) -> None:
         target = message.id
@@ -219,8 +239,8 @@ class RelayNode(Node):
             whep_url=f'{base}/{self.robot_id}/whep' if base else None,
             whip_url=f'{base}/{self.robot_id}/talk/whip' if base else None, ts=p.now_ms())
 
-    def _send_status(self) -> None:
-        self.server.call(self._reply(self.status()))
+    async def _send_status(self) -> None:
+        await self._reply(self.status())
 
     # -- the original HTTP API (RobotApi, on the server's event loop)
     async def _call(self, client: Any, request: Any, timeout: float = 5.0) -> Any:

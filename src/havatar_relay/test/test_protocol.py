@@ -22,6 +22,8 @@ WEB_SCHEMA = Path(p.__file__).with_name('web') / 'protocol.json'
     ('{"type":"hello","role":"user","token":"t","robot_id":"r-1"}', p.Hello),
     ('{"type":"say","text":"hi"}', p.Say),
     ('{"type":"ack","seq":3,"sent_ts":5,"executed":false,"reason":"stale_command"}', p.Ack),
+    ('{"type":"lease","driver":"abc","ttl_ms":600}', p.Lease),
+    ('{"type":"drive","ts":0,"seq":0,"linear":-2,"angular":6.0}', p.Drive),
 ])
 def test_valid_frames(frame, kind):
     assert isinstance(p.parse(frame), kind)
@@ -40,6 +42,17 @@ def test_valid_frames(frame, kind):
     ('{"type":"hello","role":"god","token":"t","robot_id":"r"}', p.ErrorCode.INVALID),
     ('{"type":"say","text":"' + 'x' * 9000 + '"}', p.ErrorCode.TOO_LARGE),
     ('[' * 5000 + ']' * 5000, p.ErrorCode.TOO_LARGE),
+    # strict: a field takes only its own JSON type
+    ('{"type":"hello","v":true,"role":"user","token":"t","robot_id":"r"}', p.ErrorCode.INVALID),
+    ('{"type":"take_control","force":"yes"}', p.ErrorCode.INVALID),
+    ('{"type":"take_control","force":1}', p.ErrorCode.INVALID),
+    ('{"type":"drive","ts":"1","seq":1,"linear":0,"angular":0}', p.ErrorCode.INVALID),
+    ('{"type":"drive","ts":1,"seq":1.5,"linear":0,"angular":0}', p.ErrorCode.INVALID),
+    ('{"type":"motor_control","direction":"left","speed":true}', p.ErrorCode.INVALID),
+    ('{"type":"lease","driver":"s","ttl_ms":0}', p.ErrorCode.INVALID),
+    # an id too long to be echoed as the error's ref
+    ('{"type":"stop","id":"' + 'i' * 100 + '"}', p.ErrorCode.INVALID),
+    ('{"type":"fly","id":"' + 'i' * 300 + '"}', p.ErrorCode.UNKNOWN_TYPE),
 ])
 def test_invalid_frames_get_a_code(frame, code):
     with pytest.raises(p.ProtocolError) as error:
@@ -86,11 +99,44 @@ def test_command_gate_drops_stale_and_maps_directions():
     assert twist == (0.5, 0.1) and ack.executed and ack.id == 's'
     twist, ack = gate.drive(fresh.model_copy(update={'seq': 2}), now_ms=10_400)
     assert twist is None and not ack.executed and ack.reason is p.ErrorCode.STALE_COMMAND
-    assert gate.motor_control(p.MotorControl(direction='left', speed=255), 0.0) == (0.0, 2.0)
-    assert gate.hold(5.0) == (0.0, 2.0)
+    left = p.MotorControl(direction='left', speed=255, id='s')
+    assert gate.motor_control(left, 0.0, 0.0)[0] == (0.0, 2.0)
+    for t in range(1, 50):  # the relay's leases for driver 's' keep the command held
+        gate.lease(p.Lease(driver='s', ttl_ms=600), t * 0.2)
+        assert gate.hold(t * 0.2 + 0.1) == (0.0, 2.0)
     assert gate.hold(11.0) == (0.0, 0.0) and gate.hold(11.1) is None  # held 10 s at most
-    gate.motor_control(p.MotorControl(direction='forward', speed=51), 0.0)
+    gate.motor_control(p.MotorControl(direction='forward', speed=51), 0.0, 0.0)
     assert gate.stop() == (0.0, 0.0) and gate.hold(0.1) is None
+
+
+def test_a_held_command_ends_with_its_drivers_lease():
+    gate = CommandGate(lease_s=0.6)
+    gate.motor_control(p.MotorControl(direction='forward', id='alice'), 0.0, 100.0)
+    gate.lease(p.Lease(driver='alice', ttl_ms=600), 100.2)
+    gate.lease(p.Lease(driver='bob', ttl_ms=600), 100.7)       # not the holder: no extension
+    gate.lease(p.Lease(driver='alice', ttl_ms=10_000), 100.3)  # capped at lease_s
+    assert gate.hold(100.85) is not None
+    assert gate.hold(100.95) == (0.0, 0.0) and gate.hold(101.0) is None
+    gate.lease(p.Lease(driver='alice', ttl_ms=600), 101.1)     # a late lease restarts nothing
+    assert gate.hold(101.2) is None
+
+
+@pytest.mark.parametrize('offset_ms', [-3_600_000, -301, 301, 3_600_000, -10_000_000])
+def test_commands_stamped_far_from_now_are_not_executed(offset_ms):
+    gate = CommandGate(max_age_ms=300)
+    now = 1_700_000_000_000.0
+    twist, ack = gate.drive(p.Drive(ts=max(0.0, now + offset_ms), seq=1, linear=0.3, angular=0), now)
+    assert twist is None and ack.reason is p.ErrorCode.STALE_COMMAND
+    twist, ack = gate.motor_control(p.MotorControl(direction='forward', ts=max(0.0, now + offset_ms)),
+                                    now, 5.0)
+    assert twist is None and gate.hold(5.1) is None
+    assert gate.drive(p.Drive(ts=now - 299, seq=2, linear=0.3, angular=0), now)[0] == (0.3, 0.0)
+
+
+def test_the_ack_carries_the_browsers_own_stamp():
+    gate = CommandGate()
+    drive = p.Drive(ts=5000, origin_ts=1234, seq=7, linear=0.1, angular=0)
+    assert gate.drive(drive, 5010)[1].sent_ts == 1234
 
 
 def test_the_web_ui_copy_of_the_schema_is_current():

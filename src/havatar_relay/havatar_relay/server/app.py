@@ -27,7 +27,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ..brokers import Broker, MemoryBroker, RedisBroker
+from ..brokers import Broker, BrokerUnavailable, MemoryBroker, RedisBroker
 from ..relay_core import Accounts, Limits, RelayCore
 
 WEB_DIR = Path(__file__).resolve().parents[1] / 'web'
@@ -109,18 +109,16 @@ def create_app(settings: Settings, broker: Optional[Broker] = None) -> web.Appli
 
     async def start(app: web.Application) -> None:
         await broker.start()
+        await core.start()
 
     async def stop(app: web.Application) -> None:
-        for sessions in list(core.users.values()):
-            for session in list(sessions.values()):
-                await session.ws.close()
-        for session in list(core.robots.values()):
-            await session.ws.close()
+        await core.close()
         await broker.close()
 
     async def health(request: web.Request) -> web.Response:
         ok = await broker.healthy()
-        return web.json_response({'ok': ok, 'instance': core.instance,
+        return web.json_response({'ok': ok, 'status': 'ok' if ok else 'degraded',
+                                  'instance': core.instance,
                                   'shared_state': 'redis' if settings.redis_url else 'memory'},
                                  status=200 if ok else 503)
 
@@ -128,9 +126,12 @@ def create_app(settings: Settings, broker: Optional[Broker] = None) -> web.Appli
         token = bearer(request)
         if not token or accounts.known_user(token) is None:
             raise web.HTTPUnauthorized(text='a user token is needed')
-        robots = [{'robot_id': robot_id, 'online': await broker.is_online(robot_id),
-                   'driver': await broker.driver(robot_id)}
-                  for robot_id in accounts.robots if accounts.user(token, robot_id) is not None]
+        try:
+            robots = [{'robot_id': robot_id, 'online': await broker.is_online(robot_id),
+                       'driver': await broker.driver(robot_id)}
+                      for robot_id in accounts.robots if accounts.user(token, robot_id) is not None]
+        except BrokerUnavailable:
+            raise web.HTTPServiceUnavailable(text='shared state unavailable; try again') from None
         return web.json_response({'instance': core.instance, 'robots': robots})
 
     async def prometheus(request: web.Request) -> web.Response:

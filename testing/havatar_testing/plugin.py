@@ -9,6 +9,7 @@
 - ``start_sim``, ``start_motor_node``: the ESP32 simulator and the motor node.
 - ``sources``, ``streaming_node``: simulated camera/microphone and the streaming node.
 - ``redis_url``, ``relay_server``, ``relay_robot``: Redis, relay servers, the robot's relay node.
+- ``cloud_robot``: the robot behind relay instances sharing Redis, for the fault suite.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
+from .faults import cloud_robot  # noqa: F401  (fixture)
 from .isolation import DomainLease, clean_dds_shared_memory, free_port, ros_environment
 from .mediamtx import MediaMtxServer, MediaMtxUser
 from .processes import ProcessManager
@@ -33,6 +35,12 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     clean_dds_shared_memory()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if 'processes' in getattr(item, 'fixturenames', ()):
+            item.add_marker(pytest.mark.integration)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -133,8 +133,9 @@ class ManagedProcess:
         """Stop the process and its children: SIGINT, then SIGTERM, then SIGKILL.
 
         Returns the exit code of the main process. Children left in the group after the
-        main process exits are killed too.
+        main process exits are killed too. A stopped (SIGSTOP) process is resumed first.
         """
+        self.signal(signal.SIGCONT)
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
             if self.popen.poll() is not None:
                 break

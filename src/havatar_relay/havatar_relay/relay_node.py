@@ -36,7 +36,7 @@ from havatar_streaming.server_config import ServerModeConfig
 
 from . import protocol as p
 from .brokers import MemoryBroker
-from .cloud_client import CloudClient
+from .cloud_client import Backoff, CloudClient
 from .command_gate import STOPPED, CommandGate
 from .local_server import LocalServer
 from .relay_core import Accounts, RelayCore
@@ -53,6 +53,8 @@ PARAMETERS: ParameterTable = [
      '~/.config/havatar/access_token', None),
     ('relay_url', '', "Cloud relay WebSocket (wss://relay.example.org/ws); '' = local only", None),
     ('robot_token', '', "The robot's relay token; default from HAVATAR_ROBOT_TOKEN", None),
+    ('reconnect_max', 30.0, 'Longest wait (s) between two attempts to reach the cloud relay; '
+     'the wait doubles from 0.5 s after each failure', (1.0, 300.0)),
     ('max_command_age', 0.3, 'Drive commands older than this (s) are dropped', (0.02, 5.0)),
     ('max_linear', 0.5, 'Largest linear speed a browser may ask for (m/s)', (0.0, 10.0)),
     ('max_angular', 2.5, 'Largest turn rate a browser may ask for (rad/s)', (0.0, 20.0)),
@@ -136,7 +138,8 @@ class RelayNode(Node):
             if not robot_token:
                 raise ValueError('parameter robot_token (or HAVATAR_ROBOT_TOKEN) is needed with relay_url')
             self.cloud = CloudClient(prm['relay_url'], self.robot_id, robot_token,
-                                     self._on_command, self._on_cloud_link)
+                                     self._on_command, self._on_cloud_link,
+                                     Backoff(longest=prm['reconnect_max']))
             self.server.call(self.cloud.run())
         self.get_logger().info(
             f"web UI on http://{prm['http_host']}:{prm['http_port']}/ for robot {self.robot_id}"

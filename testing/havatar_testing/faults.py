@@ -44,7 +44,7 @@ class CloudRobot:
     node: ManagedProcess
     relays: dict[str, str]
     processes: ProcessManager
-    redis_port: Optional[int] = None
+    redis_port: int = 0
     users: list[Client] = field(default_factory=list)
 
     def process(self, name: str) -> ManagedProcess:
@@ -106,14 +106,20 @@ class CloudRobot:
 
 @pytest.fixture
 def cloud_robot(processes, redis_url, relay_server, relay_robot) -> Callable[..., CloudRobot]:
-    """``cloud_robot(relays=('a', 'b'), robot_on='b', robot_url=None)``: relays sharing Redis,
-    the robot connected to ``robot_url`` (a proxy in front of it) or straight to ``robot_on``."""
+    """``cloud_robot(relays=('a', 'b'), robot_on='b')``: relay instances sharing Redis and the
+    robot connected to ``robot_on``. ``robot_via(port) -> port`` and ``redis_via(port) -> port``
+    put something (a proxy) between the robot and its relay, and between relays and Redis."""
     def start(relays: tuple[str, ...] = ('a', 'b'), robot_on: str = 'b',
-              robot_url: Optional[str] = None, **robot_params: object) -> CloudRobot:
-        bases = {name: relay_server(redis_url=redis_url, name=f'relay-{name}') for name in relays}
-        url = robot_url or bases[robot_on].replace('http', 'ws') + '/ws'
-        sim, _, _, node = relay_robot(relay_url=url, reconnect_max=2.0, **robot_params)
-        return CloudRobot(sim, node, bases, processes, int(redis_url.rsplit(':', 1)[1].split('/')[0]))
+              robot_via: Callable[[int], int] = lambda port: port,
+              redis_via: Callable[[int], int] = lambda port: port,
+              **robot_params: object) -> CloudRobot:
+        redis_port = int(redis_url.rsplit(':', 1)[1].split('/')[0])
+        shared = f'redis://127.0.0.1:{redis_via(redis_port)}/0'
+        bases = {name: relay_server(redis_url=shared, name=f'relay-{name}') for name in relays}
+        port = robot_via(int(bases[robot_on].rsplit(':', 1)[1]))
+        sim, _, _, node = relay_robot(relay_url=f'ws://127.0.0.1:{port}/ws', reconnect_max=2.0,
+                                      **robot_params)
+        return CloudRobot(sim, node, bases, processes, redis_port)
     return start
 
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from typing import Awaitable, Callable, Optional
+import traceback
+from typing import Any, Awaitable, Callable, Optional
 
 import aiohttp
 
@@ -23,7 +24,6 @@ from . import protocol as p
 SILENT_HEARTBEATS = 3
 CONNECT_TIMEOUT_S = 10.0  # for the WebSocket upgrade, then again for the welcome
 OUTBOX = 256              # frames waiting for a slow link; more are dropped
-log = logging.getLogger('havatar_relay.cloud')
 
 
 class Backoff:
@@ -51,8 +51,10 @@ class RelayRefused(Exception):
 class CloudClient:
     def __init__(self, url: str, robot_id: str, token: str,
                  on_message: Callable[[p.Message], Awaitable[None]],
-                 on_link: Callable[[bool], None], backoff: Optional[Backoff] = None) -> None:
-        """``on_message`` must not wait for slow work: the link reads nothing meanwhile."""
+                 on_link: Callable[[bool], None], backoff: Optional[Backoff] = None,
+                 logger: Any = None) -> None:
+        """``on_message`` must not wait for slow work: the link reads nothing meanwhile.
+        ``logger``: anything with ``info``/``warning``/``error`` taking one string (the node's)."""
         self.url = url
         self.robot_id = robot_id
         self._token = token
@@ -63,6 +65,7 @@ class CloudClient:
         self.connected = False
         self.last_error = ''
         self._outbox: Optional[asyncio.Queue[str]] = None
+        self.log = logger or logging.getLogger('havatar_relay.cloud')
 
     async def send(self, message: p.Message) -> bool:
         """Queue ``message`` for the relay; False when not connected or the link is backed up."""
@@ -82,18 +85,19 @@ class CloudClient:
                     self.last_error = await self._session(session)
                 except asyncio.CancelledError:
                     raise
-                except (aiohttp.ClientError, OSError, asyncio.TimeoutError, RelayRefused) as exc:
+                except (aiohttp.ClientError, OSError, asyncio.TimeoutError, RelayRefused,
+                        p.ProtocolError) as exc:
                     self.last_error = str(exc) or type(exc).__name__
                 except Exception as exc:  # a bug must not end the robot's link for good
                     self.last_error = f'{type(exc).__name__}: {exc}'
-                    log.exception('cloud relay client')
+                    self.log.error(f'cloud relay client: {traceback.format_exc()}')
                 finally:
                     self._outbox = None
                     if self.connected:
                         self.connected = False
                         self.on_link(False)
                 delay = self.backoff.next()
-                log.warning('cloud relay %s: %s; reconnecting in %.1f s', self.url, self.last_error, delay)
+                self.log.warning(f'cloud relay {self.url}: {self.last_error}; reconnecting in {delay:.1f} s')
                 await asyncio.sleep(delay)
 
     async def _session(self, session: aiohttp.ClientSession) -> str:
@@ -115,7 +119,7 @@ class CloudClient:
             self.connected = True
             self.backoff.reset()
             self.on_link(True)
-            log.info('connected to the cloud relay %s as %s', self.url, self.robot_id)
+            self.log.info(f'connected to the cloud relay {self.url} as {self.robot_id}')
             heartbeat = reply.heartbeat_ms / 1000.0
             helpers = [asyncio.create_task(self._ping(heartbeat)),
                        asyncio.create_task(self._write(ws, self._outbox))]
@@ -155,7 +159,8 @@ class CloudClient:
         try:
             await self.on_message(message)
         except Exception as exc:  # one message never ends the link
-            log.exception('handling %s from the relay', message.type)  # type: ignore[attr-defined]
+            self.log.error(f'handling {message.type} from the relay: '  # type: ignore[attr-defined]
+                           f'{traceback.format_exc()}')
             await self.send(p.Error(code=p.ErrorCode.INTERNAL, message=f'robot failed: {exc}'[:200],
                                     id=message.id, ts=p.now_ms()))
 

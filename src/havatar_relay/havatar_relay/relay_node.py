@@ -139,7 +139,7 @@ class RelayNode(Node):
                 raise ValueError('parameter robot_token (or HAVATAR_ROBOT_TOKEN) is needed with relay_url')
             self.cloud = CloudClient(prm['relay_url'], self.robot_id, robot_token,
                                      self._on_command, self._on_cloud_link,
-                                     Backoff(longest=prm['reconnect_max']))
+                                     Backoff(longest=prm['reconnect_max']), self.get_logger())
             self.server.call(self.cloud.run())
         self.get_logger().info(
             f"web UI on http://{prm['http_host']}:{prm['http_port']}/ for robot {self.robot_id}"

@@ -226,6 +226,8 @@ def main(args: Optional[list[str]] = None) -> int:
         relay_server = find_executable(NodeEntry('havatar_relay', 'relay_server', 'relay_server'))
         if relay_server is None:
             raise RuntimeError('havatar_relay relay_server is not installed (colcon build)')
+        # installable alone, the relay server imports no Havatar package: the preexec's
+        # PR_SET_PDEATHSIG (kept across exec) is all it needs to die with the demo
         sup.start('relay_server', [relay_server, '--config', str(run_dir / 'relay.yaml'),
                                    '--host', '127.0.0.1', '--port', str(ports['relay']),
                                    '--redis-url', f'redis://127.0.0.1:{ports["redis"]}/0',

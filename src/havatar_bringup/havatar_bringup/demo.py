@@ -3,8 +3,12 @@
 Runs the robot graph of ``havatar_bringup.graph`` (the same nodes, parameters and
 arguments as ``robot.launch.py sim:=true``) plus the server side: MediaMTX (authenticating
 through the relay), Redis and the cloud relay server, all on localhost. Prints the URLs of
-the robot's local web UI and the relay's web UI with a demo token; Ctrl-C (or SIGTERM)
-stops everything.
+the robot's local web UI and the relay's web UI with a demo token; Ctrl-C, SIGTERM or
+SIGHUP (the terminal closed) stops everything.
+
+No process it starts outlives it: each gets SIGTERM from the kernel when the demo ends,
+however it ends (even SIGKILL), and stops as on Ctrl-C. A closed stdout (``demo | tee log``
+stopped by Ctrl-C) only silences the demo; it still stops everything.
 
     demo [--headless] [--duration SECONDS] [--run-dir DIR]
 """
@@ -24,9 +28,11 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional, TextIO
 
 import yaml
+
+from havatar_drivers.lifetime import preexec
 
 from .graph import GraphArgs, NodeEntry, command_line, dds_profile, find_executable, robot_graph
 
@@ -50,8 +56,59 @@ def find_program(name: str, workspace: Optional[Path]) -> str:
         return str(workspace / 'tools' / 'bin' / name)
     path = shutil.which(name)
     if path is None:
-        raise SystemExit(f'demo: {name} not found (run scripts/setup.sh)')
+        raise RuntimeError(f'{name} not found (run scripts/setup.sh)')
     return path
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class StopRequested(Exception):
+    """A stop signal arrived while the demo was starting."""
+
+
+class StopSignals:
+    """SIGINT, SIGTERM and SIGHUP set ``requested``; nothing is raised from the handler, so
+    no signal can interrupt stopping. Start-up polls ``check`` to give up early."""
+
+    def __init__(self) -> None:
+        self.requested: Optional[int] = None
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.requested is None:
+            self.requested = signum
+
+    def check(self) -> None:
+        if self.requested is not None:
+            raise StopRequested(signal.Signals(self.requested).name)
+
+
+def _silence(stream: TextIO) -> None:
+    """Point ``stream``'s file descriptor at /dev/null (what it still buffers goes there too)."""
+    try:
+        fd = stream.fileno()
+    except (OSError, ValueError):
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
+
+
+def say(text: str, error: bool = False) -> None:
+    """Print a line of the demo's output; never raises.
+
+    The first failed write (EPIPE: the reader of a pipe went away; EIO: the terminal was
+    closed) silences that stream for good, so output can never abort stopping the demo.
+    """
+    stream = sys.stderr if error else sys.stdout
+    try:
+        print(text, file=stream, flush=True)
+    except OSError:
+        _silence(stream)
 
 
 @dataclass
@@ -62,18 +119,26 @@ class Running:
 
 
 class Supervisor:
-    """Starts programs in their own process groups and stops all of them."""
+    """Starts programs in their own process groups and stops all of them.
 
-    def __init__(self, run_dir: Path, env: dict[str, str]) -> None:
+    Each program gets SIGTERM from the kernel when the demo ends (``PR_SET_PDEATHSIG``); that
+    signal follows the thread that forked, and ``start`` runs on the demo's main thread,
+    which ends only with the demo.
+    """
+
+    def __init__(self, run_dir: Path, env: dict[str, str],
+                 check_stop: Callable[[], None] = lambda: None) -> None:
         self.run_dir = run_dir
         self.env = env
+        self.check_stop = check_stop  # raises StopRequested to abort a wait
         self.running: list[Running] = []
 
     def start(self, name: str, argv: list[str], env: Optional[dict[str, str]] = None) -> Running:
         log = self.run_dir / f'{name}.log'
-        process = subprocess.Popen(argv, stdout=open(log, 'wb'), stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, env={**self.env, **(env or {})},
-                                   start_new_session=True)
+        with open(log, 'wb') as out:
+            process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
+                                       stdin=subprocess.DEVNULL, env={**self.env, **(env or {})},
+                                       start_new_session=True, preexec_fn=preexec(signal.SIGTERM))
         entry = Running(name, process, log)
         self.running.append(entry)
         return entry
@@ -81,6 +146,7 @@ class Supervisor:
     def wait_for(self, entry: Running, text: str, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
         while text not in entry.log.read_text(errors='replace'):
+            self.check_stop()
             if entry.process.poll() is not None or time.monotonic() > deadline:
                 tail = entry.log.read_text(errors='replace')[-2000:]
                 raise RuntimeError(f'{entry.name} did not start (see {entry.log}):\n{tail}')
@@ -107,9 +173,10 @@ class Supervisor:
                 pass
 
 
-def wait_http(url: str, timeout: float = 30.0) -> None:
+def wait_http(url: str, timeout: float = 30.0, check_stop: Callable[[], None] = lambda: None) -> None:
     deadline = time.monotonic() + timeout
     while True:
+        check_stop()
         try:
             with urllib.request.urlopen(url, timeout=1):
                 return
@@ -144,14 +211,8 @@ def main(args: Optional[list[str]] = None) -> int:
            'HAVATAR_STREAM_PASSWORD': robot_token}
     if os.environ.get('ROS_DISTRO') == 'humble':
         env['ROS_LOCALHOST_ONLY'] = '1'
-    sup = Supervisor(run_dir, env)
-    stop_requested = False
-
-    def request_stop(*_: object) -> None:
-        nonlocal stop_requested
-        stop_requested = True
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
+    signals = StopSignals()
+    sup = Supervisor(run_dir, env, signals.check)
 
     try:
         # --- the server side
@@ -165,11 +226,13 @@ def main(args: Optional[list[str]] = None) -> int:
         relay_server = find_executable(NodeEntry('havatar_relay', 'relay_server', 'relay_server'))
         if relay_server is None:
             raise RuntimeError('havatar_relay relay_server is not installed (colcon build)')
+        # installable alone, the relay server imports no Havatar package: the preexec's
+        # PR_SET_PDEATHSIG (kept across exec) is all it needs to die with the demo
         sup.start('relay_server', [relay_server, '--config', str(run_dir / 'relay.yaml'),
                                    '--host', '127.0.0.1', '--port', str(ports['relay']),
                                    '--redis-url', f'redis://127.0.0.1:{ports["redis"]}/0',
                                    '--instance-id', 'demo'])
-        wait_http(f'http://127.0.0.1:{ports["relay"]}/health')
+        wait_http(f'http://127.0.0.1:{ports["relay"]}/health', check_stop=signals.check)
         mediamtx_config = {
             'logLevel': 'warn', 'authMethod': 'http',
             'authHTTPAddress': f'http://127.0.0.1:{ports["relay"]}/mediamtx/auth',
@@ -183,7 +246,7 @@ def main(args: Optional[list[str]] = None) -> int:
             'webrtcAllowOrigin': '*', 'paths': {'all_others': {}}}
         (run_dir / 'mediamtx.yml').write_text(yaml.safe_dump(mediamtx_config))
         sup.start('mediamtx', [find_program('mediamtx', workspace), str(run_dir / 'mediamtx.yml')])
-        wait_http(f'http://127.0.0.1:{ports["api"]}/v3/paths/list')
+        wait_http(f'http://127.0.0.1:{ports["api"]}/v3/paths/list', check_stop=signals.check)
 
         # --- the robot: the same graph as robot.launch.py sim:=true
         graph_args = GraphArgs(sim=True, server_mode=True, robot_id=ROBOT_ID,
@@ -201,40 +264,44 @@ def main(args: Optional[list[str]] = None) -> int:
         }
         (run_dir / 'sim').mkdir(exist_ok=True)
         for entry in robot_graph(graph_args):
+            signals.check()
             executable = find_executable(entry)
             if executable is None:
                 raise RuntimeError(f'{entry.package} {entry.executable} is not installed (colcon build)')
             started = sup.start(entry.name, command_line(entry, executable))
             if not entry.ros:
                 sup.wait_for(started, 'port:')
-        wait_http(f'http://127.0.0.1:{ports["ui"]}/')
+        wait_http(f'http://127.0.0.1:{ports["ui"]}/', check_stop=signals.check)
 
         local_ui = f'http://127.0.0.1:{ports["ui"]}/#robot={ROBOT_ID}&token={access_token}'
         server_ui = f'http://127.0.0.1:{ports["relay"]}/#robot={ROBOT_ID}&token={user_token}'
-        print('\nHavatar demo running (simulated robot + MediaMTX + Redis + relay server).', flush=True)
-        print(f'  robot web UI (local mode):  {local_ui}')
-        print(f'  relay web UI (server mode): {server_ui}')
-        print(f'  demo user token: {user_token}')
-        print(f'  logs: {run_dir}')
-        print('Press Ctrl-C to stop.', flush=True)
+        say('\nHavatar demo running (simulated robot + MediaMTX + Redis + relay server).\n'
+            f'  robot web UI (local mode):  {local_ui}\n'
+            f'  relay web UI (server mode): {server_ui}\n'
+            f'  demo user token: {user_token}\n'
+            f'  logs: {run_dir}\n'
+            'Press Ctrl-C to stop.')
         if not options.headless and (os.environ.get('DISPLAY') or os.environ.get('WAYLAND_DISPLAY')):
             import webbrowser
             webbrowser.open(local_ui)
         deadline = time.monotonic() + options.duration if options.duration else None
-        while not stop_requested and (deadline is None or time.monotonic() < deadline):
+        while signals.requested is None and (deadline is None or time.monotonic() < deadline):
             dead = sup.check()
             if dead:
-                print(f'demo: {dead} stopped unexpectedly; see {run_dir / (dead + ".log")}', file=sys.stderr)
+                say(f'demo: {dead} stopped unexpectedly; see {run_dir / (dead + ".log")}', error=True)
                 return 1
             time.sleep(0.5)
+        return 0  # asked to stop (by a signal or --duration): a normal end
+    except StopRequested as exc:
+        say(f'demo: {exc} during start-up')
         return 0
     except RuntimeError as exc:
-        print(f'demo: {exc}', file=sys.stderr)
+        say(f'demo: {exc}', error=True)
         return 1
     finally:
-        print('stopping the demo...', flush=True)
+        say('stopping the demo...')
         sup.stop_all()
-        print('stopped.', flush=True)
+        say('stopped.')
 
 
 if __name__ == '__main__':

@@ -4,12 +4,15 @@ Arguments (see havatar_bringup/graph.py): sim, serial_port, camera_device, serve
 robot_id, relay_url, namespace, params_file, sim_dir. The node graph itself is described
 in havatar_bringup.graph, which the demo runs too.
 """
+import os
+
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, ExecuteProcess, OpaqueFunction, SetEnvironmentVariable
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from havatar_bringup.graph import ARGUMENTS, GraphArgs, command_line, dds_profile, find_executable, robot_graph
+from havatar_drivers.lifetime import PARENT_PID_ENV
 
 
 def _nodes(context, *args, **kwargs):
@@ -35,4 +38,7 @@ def generate_launch_description():
          for name, default, description in ARGUMENTS]
         + [SetEnvironmentVariable('FASTRTPS_DEFAULT_PROFILES_FILE', profile),  # Humble
            SetEnvironmentVariable('FASTDDS_DEFAULT_PROFILES_FILE', profile),   # Jazzy
+           # this process starts the nodes: each dies with it, also if it died before the
+           # node could ask for that (spin_node, havatar_drivers.lifetime)
+           SetEnvironmentVariable(PARENT_PID_ENV, str(os.getpid())),
            OpaqueFunction(function=_nodes)])

@@ -2,12 +2,17 @@
 
 Camera and microphone capture both run ffmpeg this way: when the device fails ffmpeg
 ends, ``blocks`` stops, and ``close`` returns the last line ffmpeg printed as the reason.
+ffmpeg is SIGKILLed by the kernel if the thread that opened it ends first (the node was
+killed): open, read and close from one thread, as the capture sources do.
 """
 from __future__ import annotations
 
+import signal
 import subprocess
 import threading
 from typing import Iterator, Optional
+
+from .lifetime import preexec
 
 
 class FfmpegPipe:
@@ -17,10 +22,14 @@ class FfmpegPipe:
         self._lock = threading.Lock()
 
     def open(self) -> None:
-        """Start ffmpeg; raises OSError when it cannot run."""
+        """Start ffmpeg; raises OSError when it cannot run.
+
+        Call it from the thread that reads ``blocks`` and calls ``close``: ffmpeg dies when
+        that thread ends (SIGKILL: with nobody reading, there is nothing to finish).
+        """
         with self._lock:
             self._process = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                             stdin=subprocess.DEVNULL)
+                                             stdin=subprocess.DEVNULL, preexec_fn=preexec(signal.SIGKILL))
 
     def blocks(self, size: int) -> Iterator[bytes]:
         """Blocks of exactly ``size`` bytes until ffmpeg ends or ``terminate`` is called."""

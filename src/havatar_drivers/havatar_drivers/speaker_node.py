@@ -121,7 +121,17 @@ class SpeakerNode(Node):
             self.spoken += 1
 
     def _play(self) -> None:
-        """Writes audio to the sink on a sample clock while there is something to play."""
+        """Writes audio to the sink on a sample clock while there is something to play.
+
+        This thread owns the sink, from its first write to ``close``: the ALSA sink's ffmpeg
+        dies with the thread that started it, so only this thread may (see ``AlsaSink``).
+        """
+        try:
+            self._play_until_stopped()
+        finally:
+            self.sink.close()
+
+    def _play_until_stopped(self) -> None:
         frame_bytes = 2 * self.channels
         default_chunk = self.rate // 50 * frame_bytes  # 20 ms when only speech plays
         due = time.monotonic()
@@ -160,8 +170,7 @@ class SpeakerNode(Node):
     def shutdown(self) -> None:
         self._stop.set()
         for thread in self._threads:
-            thread.join(timeout=3)
-        self.sink.close()
+            thread.join(timeout=3)  # the playback thread closes the sink as it ends
 
 
 def main(args: Optional[list[str]] = None) -> None:

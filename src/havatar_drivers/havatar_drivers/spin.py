@@ -7,13 +7,25 @@ from typing import Any, Callable, Optional
 import rclpy
 from rclpy.executors import ExternalShutdownException
 
+from .lifetime import die_with_parent, inherited_parent_pid
+
 
 def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt  # SIGTERM (systemd, launch, docker stop) must stop like Ctrl-C
 
 
 def spin_node(make_node: Callable[[], Any], name: str, args: Optional[list[str]] = None) -> None:
-    """Create and spin a node; on exit call its ``shutdown()``. Bad parameters exit with 2."""
+    """Create and spin a node; on exit call its ``shutdown()``. Bad parameters exit with 2.
+
+    The node dies with whatever started it (``ros2 launch``, the demo), even when that is
+    SIGKILLed: the kernel sends SIGTERM, which stops the node like Ctrl-C (the motor node
+    still sends STOP). SIGTERM rather than SIGINT: a shell starting a program in the
+    background sets SIGINT to ignored, and SIGTERM is what launch and systemd escalate to.
+    The launcher forks from its main thread (launch's event loop, the demo's ``main``), so
+    the signal comes when the launcher ends. Set before ``rclpy.init`` and our handler:
+    a launcher that died already ends this process at once, before it touched anything.
+    """
+    die_with_parent(signal.SIGTERM, inherited_parent_pid())
     rclpy.init(args=args)
     signal.signal(signal.SIGTERM, _interrupt)  # Humble's rclpy leaves SIGTERM unhandled
     node = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -19,6 +20,8 @@ from typing import Optional
 from urllib.parse import quote, urlsplit
 
 import numpy as np
+
+from havatar_drivers.lifetime import preexec
 
 AUDIO_RATE = 48000
 AUDIO_CHUNK_S = 0.02
@@ -89,11 +92,15 @@ class RtspPublisher:
         self.fps = 0.0
 
     def start(self) -> None:
+        """Start ffmpeg. It is SIGKILLed when the calling thread ends: call ``start`` and
+        ``stop`` from a thread that lives as long as the session (the streaming node's
+        supervisor). A killed ffmpeg's TCP connection closes, so MediaMTX notices at once."""
         if self._fifo:
             os.mkfifo(self._fifo)
         self._process = subprocess.Popen(
             ffmpeg_argv(self.settings, self._fifo, self.ffmpeg), stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+            preexec_fn=preexec(signal.SIGKILL))
         self.last_progress = time.monotonic()
         targets = [self._write_video, self._read_progress] + ([self._write_audio] if self._fifo else [])
         self._threads = [threading.Thread(target=t, daemon=True, name=f'publish-{t.__name__}')

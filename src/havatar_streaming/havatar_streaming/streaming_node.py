@@ -229,6 +229,14 @@ class StreamingNode(Node):
 
     # -- the server session, on the supervisor thread
     def _supervise(self) -> None:
+        """Starts and watches the session; stops it as it ends, for the publisher's ffmpeg
+        dies with the thread that started it (see ``RtspPublisher.start``)."""
+        try:
+            self._supervise_until_stopped()
+        finally:
+            self._stop_session()
+
+    def _supervise_until_stopped(self) -> None:
         while not self._stop.is_set():
             self._wake.wait(WATCH_PERIOD)
             self._wake.clear()
@@ -374,7 +382,7 @@ class StreamingNode(Node):
         self._stop.set()
         self._wake.set()
         self._supervisor.join(timeout=5)
-        self._stop_session()
+        self._stop_session()  # already done by the supervisor unless it is stuck
         self.http.stop()
 
 

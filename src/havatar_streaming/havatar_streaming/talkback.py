@@ -6,9 +6,12 @@ ends and is tried again every ``retry_period``, quietly.
 """
 from __future__ import annotations
 
+import signal
 import subprocess
 import threading
 from typing import Callable, Optional
+
+from havatar_drivers.lifetime import preexec
 
 CHUNK_BYTES = 960 * 2  # 20 ms at 48 kHz mono
 
@@ -43,8 +46,11 @@ class TalkbackReader:
                 '-rtsp_transport', 'tcp', '-fflags', 'nobuffer', '-i', self.url,
                 '-vn', '-f', 's16le', '-ar', '48000', '-ac', '1', '-']
         while not self._stop.is_set():
+            # this thread waits for every ffmpeg it starts, so ffmpeg never needs to outlive
+            # it; SIGKILLed when the thread ends (the node was killed)
             self._process = subprocess.Popen(argv, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                                             stderr=subprocess.DEVNULL, start_new_session=True)
+                                             stderr=subprocess.DEVNULL, start_new_session=True,
+                                             preexec_fn=preexec(signal.SIGKILL))
             assert self._process.stdout is not None
             while not self._stop.is_set():
                 data = self._process.stdout.read(CHUNK_BYTES)

@@ -133,7 +133,7 @@ class AlsaSource(AudioSource):
                 '-f', 'alsa', '-ac', str(self.channels), '-ar', str(self.rate), '-i', self.device,
                 '-f', 's16le', '-ac', str(self.channels), '-ar', str(self.rate), '-']
         self._pipe = pipe = FfmpegPipe(argv)
-        try:
+        try:  # on the source's thread, which reads and closes this ffmpeg before it ends
             pipe.open()
         except OSError as exc:
             self.state.ok, self.state.message = False, f'cannot run ffmpeg: {exc}'

@@ -1,11 +1,14 @@
 """Audio sinks for the speaker node: ALSA (through ffmpeg), a WAV file, or nothing."""
 from __future__ import annotations
 
+import signal
 import subprocess
 import time
 import wave
 from pathlib import Path
 from typing import Optional
+
+from ..lifetime import preexec
 
 
 class Sink:
@@ -43,7 +46,12 @@ class WavFileSink(Sink):
 
 
 class AlsaSink(Sink):
-    """ALSA playback through an ffmpeg process, restarted after a failure."""
+    """ALSA playback through an ffmpeg process, restarted after a failure.
+
+    ffmpeg is started by the first ``write`` and dies (SIGKILL) when the thread that wrote
+    ends: call ``write`` from one thread that lives until ``close`` (the speaker node's
+    playback thread), or ffmpeg is killed early and restarted by the next ``write``.
+    """
 
     def __init__(self, device: str, rate: int, channels: int, ffmpeg: str = 'ffmpeg',
                  retry_period: float = 2.0) -> None:
@@ -65,7 +73,8 @@ class AlsaSink(Sink):
                 return  # audio is dropped while the device is failing
             try:
                 self._process = subprocess.Popen(self.argv, stdin=subprocess.PIPE,
-                                                 stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
+                                                 stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                                 preexec_fn=preexec(signal.SIGKILL))
             except OSError as exc:
                 self.error = f'cannot run ffmpeg: {exc}'
                 return

@@ -1,8 +1,10 @@
 """Text to speech with the local espeak-ng (no cloud service)."""
 from __future__ import annotations
 
+import signal
 import subprocess
 
+from ..lifetime import preexec
 from .pcm import convert, read_wav
 
 MAX_TEXT_CHARS = 500
@@ -16,8 +18,9 @@ def synthesize(text: str, rate: int, channels: int = 1, voice: str = 'en',
         return b''
     # argv list, text after '--': nothing the user typed reaches a shell or an option
     argv = [espeak, '--stdout', '-v', voice, '-s', str(words_per_minute), '--', text]
-    try:
-        result = subprocess.run(argv, capture_output=True, timeout=30, check=False)
+    try:  # run() waits for espeak-ng (and kills it on timeout): the calling thread outlives it
+        result = subprocess.run(argv, capture_output=True, timeout=30, check=False,
+                                preexec_fn=preexec(signal.SIGKILL))
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise RuntimeError(f'espeak-ng failed: {exc}') from None
     if result.returncode != 0:

@@ -123,7 +123,7 @@ class FfmpegSource(FrameSource):
         argv = [self.ffmpeg, '-hide_banner', '-nostdin', '-loglevel', 'error', *args,
                 '-vf', f'scale={self.width}:{self.height}', '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-']
         self._pipe = pipe = FfmpegPipe(argv)
-        try:
+        try:  # on the source's thread, which reads and closes this ffmpeg before it ends
             pipe.open()
         except OSError as exc:
             self.state.ok, self.state.message = False, f'cannot run ffmpeg: {exc}'

@@ -40,6 +40,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
+from ..lifetime import die_with_parent, inherited_parent_pid
+
 V2_BOOT_READY_S = 2.0
 V2_INIT_S = 1.2
 V2_PWM_BLOCK_S = 0.05
@@ -415,6 +417,8 @@ def main(args: Optional[list[str]] = None) -> int:
     parser.add_argument('--control', type=Path, help='Unix socket for fault injection')
     parser.add_argument('--battery', type=float, default=BATTERY_FULL_V, help='v1 battery volts')
     options = parser.parse_args(args)
+    # dies with its launcher like the nodes (see spin_node); it starts no process itself
+    die_with_parent(signal.SIGTERM, inherited_parent_pid())
 
     port = SerialPort(options.link)
     sim = Simulator(options.dialect, port, options.record,

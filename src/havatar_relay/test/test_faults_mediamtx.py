@@ -48,3 +48,4 @@ def test_mediamtx_killed_while_driving(cloud_robot, sources, streaming_node, med
     report('MediaMTX killed while driving, restarted', stop, recovery,
            '(stop: a stop sent during the outage; recovery: server mode back after the restart)')
     assert stop < 0.3
+    assert recovery < 10.0

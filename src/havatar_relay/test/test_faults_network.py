@@ -39,6 +39,7 @@ def test_robot_link_black_holed(robot_link):
     stop, recovery = run(scenario())
     report('robot link black-holed', stop, recovery, '(recovery from the end of the black hole)')
     assert stop < 1.0
+    assert recovery < 10.0
 
 
 def test_robot_link_delayed(robot_link):
@@ -61,6 +62,7 @@ def test_robot_link_delayed(robot_link):
     report('robot link delayed 300 +- 100 ms each way', stop, recovery,
            '(stop: driver leaves; recovery: time to drive again over the slow link)')
     assert stop < 1.0
+    assert recovery < 5.0
 
 
 def test_robot_link_bandwidth_limited(robot_link):
@@ -100,6 +102,7 @@ def test_robot_link_cut_mid_message(robot_link):
     stop, recovery = run(scenario())
     report('robot link cut in the middle of a message', stop, recovery)
     assert stop < 1.0
+    assert recovery < 10.0
 
 
 def test_redis_link_black_holed(cloud_robot, toxiproxy):
@@ -123,3 +126,4 @@ def test_redis_link_black_holed(cloud_robot, toxiproxy):
     stop, recovery = run(scenario())
     report('relays to Redis black-holed', stop, recovery, '(recovery from the end of the black hole)')
     assert stop < 1.0
+    assert recovery < 10.0

@@ -5,6 +5,8 @@ WORKDIR /app
 COPY scripts/requirements-relay.txt /tmp/requirements.txt
 RUN pip install --no-cache-dir -r /tmp/requirements.txt
 COPY src/havatar_relay/havatar_relay /app/havatar_relay
+# the ROS-free shared modules (token checks) the relay server imports
+COPY src/havatar_common/havatar_common /app/havatar_common
 RUN useradd --system --uid 10001 relay
 USER relay
 EXPOSE 8090

@@ -32,7 +32,7 @@ from typing import Callable, Optional, TextIO
 
 import yaml
 
-from havatar_drivers.lifetime import preexec
+from havatar_common.lifetime import preexec
 
 from .graph import GraphArgs, NodeEntry, command_line, dds_profile, find_executable, robot_graph
 

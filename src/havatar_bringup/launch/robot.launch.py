@@ -12,7 +12,7 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from havatar_bringup.graph import ARGUMENTS, GraphArgs, command_line, dds_profile, find_executable, robot_graph
-from havatar_drivers.lifetime import PARENT_PID_ENV
+from havatar_common.lifetime import PARENT_PID_ENV
 
 
 def _nodes(context, *args, **kwargs):
@@ -39,6 +39,6 @@ def generate_launch_description():
         + [SetEnvironmentVariable('FASTRTPS_DEFAULT_PROFILES_FILE', profile),  # Humble
            SetEnvironmentVariable('FASTDDS_DEFAULT_PROFILES_FILE', profile),   # Jazzy
            # this process starts the nodes: each dies with it, also if it died before the
-           # node could ask for that (spin_node, havatar_drivers.lifetime)
+           # node could ask for that (spin_node, havatar_common.lifetime)
            SetEnvironmentVariable(PARENT_PID_ENV, str(os.getpid())),
            OpaqueFunction(function=_nodes)])

@@ -23,9 +23,9 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from .camera.sources import FfmpegSource, FrameSource, PatternSource, v4l2_input
-from .diagnostics import ERROR, OK, WARN, diagnostic_array
-from .parameters import ParameterTable, check_choice, declare_parameters
-from .spin import spin_node
+from havatar_common.diagnostics import ERROR, OK, WARN, diagnostic_array
+from havatar_common.parameters import ParameterTable, check_choice, declare_parameters
+from havatar_common.spin import spin_node
 
 PARAMETERS: ParameterTable = [
     ('source', 'v4l2', "'v4l2' (a camera) or 'test_pattern' (moving pattern carrying its "

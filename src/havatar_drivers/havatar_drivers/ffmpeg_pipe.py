@@ -12,7 +12,7 @@ import subprocess
 import threading
 from typing import Iterator, Optional
 
-from .lifetime import preexec
+from havatar_common.lifetime import preexec
 
 
 class FfmpegPipe:

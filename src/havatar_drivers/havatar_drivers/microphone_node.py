@@ -14,20 +14,22 @@ from typing import Any, Optional
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
-from rclpy.qos import QoSDurabilityPolicy, QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import qos_profile_sensor_data
 
 from havatar_msgs.msg import AudioChunk, AudioFormat
 
 from .audio.capture import AlsaSource, AudioSource, file_source, tone_source
-from .diagnostics import ERROR, OK, diagnostic_array
-from .parameters import ParameterTable, check_choice, declare_parameters
-from .spin import spin_node
+from havatar_common.audio import PCM_RATE
+from havatar_common.diagnostics import ERROR, OK, diagnostic_array
+from havatar_common.qos import LATCHED
+from havatar_common.parameters import ParameterTable, check_choice, declare_parameters
+from havatar_common.spin import spin_node
 
 PARAMETERS: ParameterTable = [
     ('source', 'alsa', "'alsa' (a capture device), 'tone' (a sine tone) or 'file' (a WAV "
      'file, looped)', None),
     ('device', 'default', "ALSA capture device ('default', 'hw:1,0', 'plughw:CARD=Device')", None),
-    ('sample_rate', 48000, 'Sample rate (Hz)', (8000, 192000)),
+    ('sample_rate', PCM_RATE, 'Sample rate (Hz)', (8000, 192000)),
     ('channels', 1, 'Channels', (1, 2)),
     ('chunk_ms', 20, 'Duration of one published chunk (ms)', (5, 200)),
     ('tone_hz', 440.0, "Frequency of the 'tone' source (Hz)", (20.0, 20000.0)),
@@ -37,8 +39,6 @@ PARAMETERS: ParameterTable = [
     ('diagnostics_period', 1.0, 'Seconds between /diagnostics messages', (0.1, 60.0)),
 ]
 
-LATCHED = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.RELIABLE,
-                     durability=QoSDurabilityPolicy.TRANSIENT_LOCAL)
 
 
 class MicrophoneNode(Node):

@@ -16,17 +16,17 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Twist, TwistStamped
 from rclpy.node import Node
-from rclpy.qos import QoSDurabilityPolicy, QoSProfile, QoSReliabilityPolicy
 from sensor_msgs.msg import BatteryState
 
 from havatar_msgs.msg import WheelCommand
 
 from .esp32.link import LinkStats, SerialLink
 from .esp32.protocol import Ack, Dialect, Reply, Telemetry, parse_dialect
-from .diagnostics import ERROR, OK, WARN, diagnostic_array
+from havatar_common.diagnostics import ERROR, OK, WARN, diagnostic_array
 from .kinematics import DriveConfig, DriveController
-from .parameters import ParameterTable, check_choice, declare_parameters
-from .spin import spin_node
+from havatar_common.qos import LATCHED
+from havatar_common.parameters import ParameterTable, check_choice, declare_parameters
+from havatar_common.spin import spin_node
 
 PARAMETERS: ParameterTable = [
     ('serial_port', '', "Serial port: a path (/dev/ttyUSB0), a /dev/serial/by-id name "
@@ -87,10 +87,8 @@ class MotorNode(Node):
             on_sent=lambda line, _t: self._events.put(('sent', line, time.time())),
             logger=self.get_logger())
 
-        latched = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.RELIABLE,
-                             durability=QoSDurabilityPolicy.TRANSIENT_LOCAL)
         self.wheel_pub = self.create_publisher(WheelCommand, 'wheel_commands', 10)
-        self.battery_pub = self.create_publisher(BatteryState, 'battery', latched)
+        self.battery_pub = self.create_publisher(BatteryState, 'battery', LATCHED)
         self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         if p['use_stamped']:
             self.create_subscription(TwistStamped, 'cmd_vel',

@@ -23,15 +23,16 @@ from .audio.jitter_buffer import JitterBuffer
 from .audio.pcm import convert, mix
 from .audio.playback import AlsaSink, NullSink, Sink, WavFileSink
 from .audio.tts import MAX_TEXT_CHARS, synthesize
-from .diagnostics import ERROR, OK, diagnostic_array
-from .parameters import ParameterTable, check_choice, declare_parameters
-from .spin import spin_node
+from havatar_common.audio import PCM_RATE
+from havatar_common.diagnostics import ERROR, OK, diagnostic_array
+from havatar_common.parameters import ParameterTable, check_choice, declare_parameters
+from havatar_common.spin import spin_node
 
 PARAMETERS: ParameterTable = [
     ('sink', 'alsa', "'alsa' (a playback device), 'file' (append to a WAV file) or 'null'", None),
     ('device', 'default', 'ALSA playback device', None),
     ('file', '/tmp/havatar_speaker.wav', "WAV file of the 'file' sink", None),
-    ('sample_rate', 48000, 'Playback sample rate (Hz); chunks are converted to it', (8000, 192000)),
+    ('sample_rate', PCM_RATE, 'Playback sample rate (Hz); chunks are converted to it', (8000, 192000)),
     ('channels', 1, 'Playback channels', (1, 2)),
     ('jitter_chunks', 3, 'Chunks buffered before playback starts (absorbs arrival jitter)', (1, 50)),
     ('max_buffer_chunks', 25, 'Most chunks held; older ones are dropped beyond it', (2, 500)),

@@ -11,7 +11,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from havatar_drivers import lifetime
+from havatar_common import lifetime
 from havatar_testing import find_program, ros_executable, wait_until
 
 pytestmark = pytest.mark.skipif(not lifetime.supported(), reason='PR_SET_PDEATHSIG is Linux only')
@@ -21,7 +21,7 @@ GONE_WITHIN = 15.0  # seconds
 # A parent that starts a long sleeper with the preexec and prints its pid.
 PARENT = '''
 import signal, subprocess, sys, time
-from havatar_drivers.lifetime import preexec
+from havatar_common.lifetime import preexec
 child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'],
                          preexec_fn=preexec(signal.SIGTERM))
 print(child.pid, flush=True)

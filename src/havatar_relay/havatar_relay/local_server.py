@@ -1,19 +1,20 @@
 """The robot's own web server (local mode): the web UI, the relay protocol at ``/ws``, and
 the original Flask robot's HTTP API (documented in ``doc/ROBOT_HTTP_API.md``).
 
-aiohttp on a thread with its own event loop. Every request except ``/`` and the static
-files needs the robot's access token (``Authorization: Bearer`` or ``?token=``).
+aiohttp on a thread with its own event loop (``BackgroundServer``). Every request except
+``/`` and the static files needs the robot's access token (``Authorization: Bearer`` or
+``?token=``); the WebSocket's ``hello`` carries it.
 """
 from __future__ import annotations
 
-import asyncio
-import threading
+import concurrent.futures
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Optional, Protocol
+from typing import Any, Awaitable, Callable, Protocol
 
 from aiohttp import web
 
-from havatar_streaming.http_server import has_token
+from havatar_common.aio_server import BackgroundServer
+from havatar_common.auth import request_token, token_matches
 
 from .relay_core import RelayCore
 
@@ -34,35 +35,24 @@ class LocalServer:
     def __init__(self, core: RelayCore, api: RobotApi, host: str, port: int, token: str) -> None:
         self.core = core
         self.api = api
-        self.host, self.port = host, port
         self.token = token
-        self.loop = asyncio.new_event_loop()
-        self._runner: Optional[web.AppRunner] = None
-        self._thread = threading.Thread(target=self.loop.run_forever, name='local-server', daemon=True)
+        self._server = BackgroundServer('local-server', host, port)
 
     def start(self, on_loop: Callable[[], Awaitable[None]]) -> None:
         """Serve in the background; ``on_loop`` runs first on the server's loop."""
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(on_loop), self.loop).result(timeout=15)
+        self._on_loop = on_loop
+        self._server.start(self._app)
 
-    def call(self, coro: Awaitable[Any]) -> Any:
+    def call(self, coro: Awaitable[Any]) -> concurrent.futures.Future[Any]:
         """Run a coroutine on the server's loop from another thread (fire and forget)."""
-        return asyncio.run_coroutine_threadsafe(coro, self.loop)  # type: ignore[arg-type]
+        return self._server.call(coro)
 
     def stop(self) -> None:
-        if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._stop(), self.loop).result(timeout=10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(timeout=5)
+        self._server.stop(before=self.core.close)
 
-    async def _stop(self) -> None:
-        await self.core.close()
-        assert self._runner is not None
-        await self._runner.cleanup()
-
-    async def _start(self, on_loop: Callable[[], Awaitable[None]]) -> None:
+    async def _app(self) -> web.Application:
         await self.core.start()
-        await on_loop()
+        await self._on_loop()  # set by start()
         app = web.Application(middlewares=[self._auth])
         app.router.add_get('/', self._index)
         app.router.add_static('/web/', WEB_DIR)
@@ -73,13 +63,12 @@ class LocalServer:
         app.router.add_get('/server/config', self._get_config)
         app.router.add_post('/server/config', self._post_config)
         app.router.add_get('/system_status', self._system_status)
-        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, self.host, self.port).start()
+        return app
 
     @web.middleware
     async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        if request.path.startswith(('/server/', '/system_status')) and not has_token(request, self.token):
+        if (request.path.startswith(('/server/', '/system_status'))
+                and not token_matches(request_token(request.headers, request.query), self.token)):
             raise web.HTTPUnauthorized(text='the robot access token is needed')
         return await handler(request)
 

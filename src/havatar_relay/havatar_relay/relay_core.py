@@ -11,8 +11,6 @@ leases, and the robot stops by itself.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import logging
 import time
@@ -21,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Optional
 
 from aiohttp import WSCloseCode, WSMsgType, web
+
+from havatar_common.auth import token_matches
 
 from . import protocol as p
 from .brokers import Broker, BrokerUnavailable
@@ -31,14 +31,6 @@ MESSAGE_TYPES_FROM_USERS = {'drive', 'motor_control', 'stop', 'say', 'set_mode',
                             'take_control', 'release_control', 'ping', 'pong'}
 MESSAGE_TYPES_FROM_ROBOTS = {'status', 'ack', 'error', 'ping', 'pong'}
 FORWARDED_TO_ROBOT = {'drive', 'motor_control', 'stop', 'say', 'set_mode', 'get_status'}
-
-
-def token_matches(given: str, expected: str) -> bool:
-    """Constant-time token check; ``expected`` may be ``sha256:<hex>``."""
-    if expected.startswith('sha256:'):
-        digest = hashlib.sha256(given.encode()).hexdigest()
-        return hmac.compare_digest(digest, expected[7:].lower())
-    return hmac.compare_digest(given.encode(), expected.encode())
 
 
 @dataclass

@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import secrets
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -24,12 +22,13 @@ from geometry_msgs.msg import Twist
 from rcl_interfaces.msg import Parameter as ParameterMsg, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from rclpy.node import Node
-from rclpy.qos import QoSDurabilityPolicy, QoSProfile, QoSReliabilityPolicy
 from sensor_msgs.msg import BatteryState
 from std_msgs.msg import String
 
-from havatar_drivers.parameters import ParameterTable, declare_parameters
-from havatar_drivers.spin import spin_node
+from havatar_common.qos import LATCHED
+from havatar_common.secrets import resolve_token, secret, write_private
+from havatar_common.parameters import ParameterTable, declare_parameters
+from havatar_common.spin import spin_node
 from havatar_msgs.msg import StreamStatus
 from havatar_msgs.srv import SetStreamMode
 from havatar_streaming.server_config import ServerModeConfig
@@ -72,33 +71,7 @@ PARAMETERS: ParameterTable = [
     ('status_period', 2.0, 'Seconds between status messages to the users', (0.2, 60.0)),
 ]
 
-LATCHED = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.RELIABLE,
-                     durability=QoSDurabilityPolicy.TRANSIENT_LOCAL)
 HOLD_PERIOD_S = 0.1
-
-
-def resolve_token(value: str, env: str, path: Path) -> str:
-    """A configured token, or the one saved in ``path``, or a new one saved there (0600)."""
-    if value or os.environ.get(env):
-        return value or os.environ[env]
-    if path.is_file():
-        return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    token = secrets.token_urlsafe(24)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, 'w') as f:
-        f.write(token + '\n')
-    return token
-
-
-def write_private(path: Path, text: str) -> None:
-    """Replace ``path`` atomically with ``text``, readable only by its owner."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix='.' + path.name)
-    with os.fdopen(fd, 'w') as f:
-        f.write(text)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
 
 
 class RelayNode(Node):
@@ -133,7 +106,7 @@ class RelayNode(Node):
         self.server = LocalServer(self.core, self, prm['http_host'], prm['http_port'], self.token)
         self.server.start(self._on_loop)
         self.cloud: Optional[CloudClient] = None
-        robot_token = prm['robot_token'] or os.environ.get('HAVATAR_ROBOT_TOKEN', '')
+        robot_token = secret(prm['robot_token'], 'HAVATAR_ROBOT_TOKEN')
         if prm['relay_url']:
             if not robot_token:
                 raise ValueError('parameter robot_token (or HAVATAR_ROBOT_TOKEN) is needed with relay_url')
@@ -144,7 +117,7 @@ class RelayNode(Node):
         self.get_logger().info(
             f"web UI on http://{prm['http_host']}:{prm['http_port']}/ for robot {self.robot_id}"
             + (f"; cloud relay {prm['relay_url']}" if prm['relay_url'] else '')
-            + ('' if prm['access_token'] or os.environ.get('HAVATAR_ACCESS_TOKEN')
+            + ('' if secret(prm['access_token'], 'HAVATAR_ACCESS_TOKEN')
                else f'; access token in {token_file}'))
 
     # -- commands: the gate belongs to the server's event loop; nothing else touches it

@@ -151,7 +151,7 @@ def test_robot_stops_when_the_relay_dies_and_reconnects_when_it_returns(relay_ro
                                                                         processes, ros_node):
     relay = relay_server(name='relay-1')
     port = int(relay.rsplit(':', 1)[1])
-    _, _, _, node = relay_robot(relay_url=relay.replace('http', 'ws') + '/ws')
+    _, _, _, node = relay_robot(relay_url=relay.replace('http', 'ws') + '/ws', reconnect_max=2.0)
     commands = ros_node.subscribe(Twist, 'cmd_vel')
     relay_process = next(p for p in processes.processes if p.name == 'relay-1')
 

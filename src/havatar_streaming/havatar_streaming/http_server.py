@@ -1,72 +1,56 @@
 """The local MJPEG server: ``/stream.mjpg``, ``/snapshot.jpg``, ``/health``, ``/stats``.
 
-aiohttp on a thread of its own with its own event loop, so the ROS executor never waits
-on a viewer. With an access token set, requests must carry it (``?token=`` or
-``Authorization: Bearer``).
+aiohttp on a thread of its own with its own event loop (``BackgroundServer``), so the ROS
+executor never waits on a viewer. With an access token set, requests must carry it
+(``?token=`` or ``Authorization: Bearer``).
 """
 from __future__ import annotations
 
 import asyncio
-import hmac
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Optional
 
 from aiohttp import web
+
+from havatar_common.aio_server import BackgroundServer
+from havatar_common.auth import request_token, token_matches
 
 from .mjpeg import FrameHub
 
 BOUNDARY = 'havatarframe'
 
 
-def has_token(request: web.Request, token: str) -> bool:
-    """True when the request carries ``token`` (``Authorization: Bearer`` or ``?token=``)."""
-    given = request.query.get('token', '')
-    header = request.headers.get('Authorization', '')
-    if header.startswith('Bearer '):
-        given = header[7:]
-    return hmac.compare_digest(given.encode(), token.encode())
-
-
 class MjpegServer:
     def __init__(self, hub: FrameHub, host: str, port: int, access_token: str = '',
                  stats: Callable[[], dict[str, Any]] = dict) -> None:
         self.hub = hub
-        self.host, self.port = host, port
         self.access_token = access_token
         self.stats = stats
         self._executor = ThreadPoolExecutor(max_workers=64, thread_name_prefix='mjpeg')
-        self._loop = asyncio.new_event_loop()
-        self._runner: Optional[web.AppRunner] = None
-        self._thread = threading.Thread(target=self._loop.run_forever, name='mjpeg-http', daemon=True)
+        self._server = BackgroundServer('mjpeg-http', host, port)
         self._stopping = False
 
     def start(self) -> None:
         """Bind the port (raises OSError if taken) and serve in the background."""
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=10)
+        self._server.start(self._app)
 
-    async def _start(self) -> None:
+    async def _app(self) -> web.Application:
         app = web.Application(middlewares=[self._auth])
         app.router.add_get('/stream.mjpg', self._stream)
         app.router.add_get('/snapshot.jpg', self._snapshot)
         app.router.add_get('/health', self._health)
         app.router.add_get('/stats', self._stats)
-        self._runner = web.AppRunner(app, handle_signals=False)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, self.host, self.port).start()
+        return app
 
     def stop(self) -> None:
         self._stopping = True
-        if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=5)
+        self._server.stop()
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     @web.middleware
     async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        if self.access_token and request.path != '/health' and not has_token(request, self.access_token):
+        if (self.access_token and request.path != '/health'
+                and not token_matches(request_token(request.headers, request.query), self.access_token)):
             raise web.HTTPUnauthorized(text='a valid token is needed')
         return await handler(request)
 

@@ -21,11 +21,11 @@ from urllib.parse import quote, urlsplit
 
 import numpy as np
 
-from havatar_drivers.lifetime import preexec
+from havatar_common.audio import PCM_CHANNELS, PCM_RATE, PCM_SAMPLE_BYTES
+from havatar_common.lifetime import preexec
 
-AUDIO_RATE = 48000
 AUDIO_CHUNK_S = 0.02
-AUDIO_CHUNK_BYTES = int(AUDIO_RATE * AUDIO_CHUNK_S) * 2
+AUDIO_CHUNK_BYTES = int(PCM_RATE * AUDIO_CHUNK_S) * PCM_CHANNELS * PCM_SAMPLE_BYTES
 
 
 @dataclass(frozen=True)
@@ -56,8 +56,8 @@ def ffmpeg_argv(s: PublishSettings, audio_fifo: Optional[str], ffmpeg: str = 'ff
             '-use_wallclock_as_timestamps', '1', '-f', 'rawvideo', '-pix_fmt', 'rgb24',
             '-s', f'{s.width}x{s.height}', '-thread_queue_size', '64', '-i', 'pipe:0']
     if audio_fifo:
-        argv += ['-use_wallclock_as_timestamps', '1', '-f', 's16le', '-ar', str(AUDIO_RATE),
-                 '-ac', '1', '-thread_queue_size', '256', '-i', audio_fifo]
+        argv += ['-use_wallclock_as_timestamps', '1', '-f', 's16le', '-ar', str(PCM_RATE),
+                 '-ac', str(PCM_CHANNELS), '-thread_queue_size', '256', '-i', audio_fifo]
     video = ['-c:v', s.encoder, '-b:v', f'{s.video_bitrate_kbps}k',
              '-maxrate', f'{s.video_bitrate_kbps}k', '-bufsize', f'{s.video_bitrate_kbps // 2}k',
              '-g', str(s.gop), '-bf', '0', '-pix_fmt', 'yuv420p', '-fps_mode', 'passthrough']

@@ -9,7 +9,6 @@ run time; a failing server makes the node fall back to local and retry with back
 from __future__ import annotations
 
 import array
-import os
 import threading
 import time
 from typing import Any, Optional
@@ -20,13 +19,16 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import QoSDurabilityPolicy, QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 
 from havatar_drivers.audio.pcm import convert
-from havatar_drivers.diagnostics import OK, WARN, diagnostic_array
-from havatar_drivers.parameters import ParameterTable, check_choice, declare_parameters
-from havatar_drivers.spin import spin_node
+from havatar_common.diagnostics import OK, WARN, diagnostic_array
+from havatar_common.audio import PCM_CHANNELS, PCM_RATE
+from havatar_common.qos import LATCHED
+from havatar_common.secrets import secret
+from havatar_common.parameters import ParameterTable, check_choice, declare_parameters
+from havatar_common.spin import spin_node
 from havatar_msgs.msg import AudioChunk, AudioFormat, StreamStatus
 from havatar_msgs.srv import SetStreamMode
 
@@ -72,9 +74,9 @@ PARAMETERS: ParameterTable = [
     ('diagnostics_period', 1.0, 'Seconds between status and /diagnostics messages', (0.1, 60.0)),
 ]
 
-LATCHED = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.RELIABLE,
-                     durability=QoSDurabilityPolicy.TRANSIENT_LOCAL)
 WATCH_PERIOD = 0.25
+# parameters changed while running (the robot's /server/config sets the server ones)
+DYNAMIC = ('mode', 'server_url', 'stream_key', 'stream_password')
 
 
 def image_to_rgb(msg: Image) -> Optional[np.ndarray]:
@@ -93,14 +95,14 @@ def image_to_rgb(msg: Image) -> Optional[np.ndarray]:
 class StreamingNode(Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__('streaming_node', **kwargs)
-        p = declare_parameters(self, PARAMETERS)
+        p = declare_parameters(self, PARAMETERS, dynamic=DYNAMIC)
         check_choice('mode', p['mode'], (LOCAL, SERVER))
         if urlsplit(p['server_url']).scheme not in ('rtsp', 'rtsps'):
             raise ValueError(f"parameter server_url={p['server_url']!r} must be rtsp://host:port")
         if p['retry_max'] < p['retry_min']:
             raise ValueError('parameter retry_max must not be below retry_min')
         self.params = p
-        self.password = p['stream_password'] or os.environ.get('HAVATAR_STREAM_PASSWORD', '')
+        self.password = secret(p['stream_password'], 'HAVATAR_STREAM_PASSWORD')
         self.user = p['stream_user'] or p['stream_key']
         host = urlsplit(p['server_url']).hostname or '127.0.0.1'
         self.api: Optional[MediaMtxApi] = None if p['api_url'] == 'none' else MediaMtxApi(
@@ -119,7 +121,7 @@ class StreamingNode(Node):
         self._stop = threading.Event()
 
         self.hub = FrameHub(p['jpeg_quality'], p['mjpeg_max_fps'])
-        token = p['access_token'] or os.environ.get('HAVATAR_ACCESS_TOKEN', '')
+        token = secret(p['access_token'], 'HAVATAR_ACCESS_TOKEN')
         self.http = MjpegServer(self.hub, p['mjpeg_host'], p['mjpeg_port'], token,
                                 stats=self._stats)
         self.http.start()  # fails at start-up, naming the port, if it is taken
@@ -176,8 +178,8 @@ class StreamingNode(Node):
         publisher = self.publisher
         if publisher is None or msg.format.coding_format not in ('', AudioFormat.CODING_PCM):
             return
-        publisher.put_audio(convert(bytes(msg.data), msg.format.sample_rate or 48000,
-                                    msg.format.channels or 1, 48000, 1))
+        publisher.put_audio(convert(bytes(msg.data), msg.format.sample_rate or PCM_RATE,
+                                    msg.format.channels or PCM_CHANNELS, PCM_RATE, PCM_CHANNELS))
 
     # -- mode switching
     def _on_set_mode(self, request: SetStreamMode.Request,
@@ -337,9 +339,10 @@ class StreamingNode(Node):
         self.talkback.start()
 
     def _on_talkback(self, pcm: bytes) -> None:
-        msg = AudioChunk(format=AudioFormat(channels=1, sample_rate=48000,
+        msg = AudioChunk(format=AudioFormat(channels=PCM_CHANNELS, sample_rate=PCM_RATE,
                                             sample_format=AudioFormat.SAMPLE_FORMAT_S16LE,
-                                            coding_format=AudioFormat.CODING_PCM, bitrate=768000))
+                                            coding_format=AudioFormat.CODING_PCM,
+                                            bitrate=PCM_RATE * PCM_CHANNELS * 16))
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.header.frame_id = 'talkback'
         msg.sequence = self.talkback.chunks % 2**32 if self.talkback else 0

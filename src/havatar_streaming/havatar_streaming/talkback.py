@@ -11,7 +11,8 @@ import subprocess
 import threading
 from typing import Callable, Optional
 
-from havatar_drivers.lifetime import preexec
+from havatar_common.audio import PCM_CHANNELS, PCM_RATE
+from havatar_common.lifetime import preexec
 
 CHUNK_BYTES = 960 * 2  # 20 ms at 48 kHz mono
 
@@ -44,7 +45,7 @@ class TalkbackReader:
     def _run(self) -> None:
         argv = [self.ffmpeg, '-hide_banner', '-nostdin', '-loglevel', 'error',
                 '-rtsp_transport', 'tcp', '-fflags', 'nobuffer', '-i', self.url,
-                '-vn', '-f', 's16le', '-ar', '48000', '-ac', '1', '-']
+                '-vn', '-f', 's16le', '-ar', str(PCM_RATE), '-ac', str(PCM_CHANNELS), '-']
         while not self._stop.is_set():
             # this thread waits for every ffmpeg it starts, so ffmpeg never needs to outlive
             # it; SIGKILLed when the thread ends (the node was killed)

@@ -8,7 +8,7 @@ import wave
 from pathlib import Path
 from typing import Optional
 
-from ..lifetime import preexec
+from havatar_common.lifetime import preexec
 
 
 class Sink:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import signal
 import subprocess
 
-from ..lifetime import preexec
+from havatar_common.lifetime import preexec
 from .pcm import convert, read_wav
 
 MAX_TEXT_CHARS = 500

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
-from ..lifetime import die_with_parent, inherited_parent_pid
+from havatar_common.lifetime import die_with_parent, inherited_parent_pid
 
 V2_BOOT_READY_S = 2.0
 V2_INIT_S = 1.2

@@ -19,6 +19,7 @@ import logging
 import sys
 import uuid
 from pathlib import Path
+from urllib.parse import parse_qs
 from typing import Any, Optional
 
 import yaml
@@ -26,6 +27,8 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from havatar_common.auth import request_token, token_matches
 
 from ..brokers import Broker, BrokerUnavailable, MemoryBroker, RedisBroker
 from ..relay_core import Accounts, Limits, RelayCore
@@ -93,11 +96,6 @@ class RelayMetrics:
             self.forward.observe(max(0.0, float(label)) / 1000)
 
 
-def bearer(request: web.Request) -> str:
-    header = request.headers.get('Authorization', '')
-    return header[7:] if header.startswith('Bearer ') else ''
-
-
 def create_app(settings: Settings, broker: Optional[Broker] = None) -> web.Application:
     accounts = load_accounts(settings.config)
     metrics = RelayMetrics()
@@ -123,7 +121,7 @@ def create_app(settings: Settings, broker: Optional[Broker] = None) -> web.Appli
                                  status=200 if ok else 503)
 
     async def status(request: web.Request) -> web.Response:
-        token = bearer(request)
+        token = request_token(request.headers, {})
         if not token or accounts.known_user(token) is None:
             raise web.HTTPUnauthorized(text='a user token is needed')
         try:
@@ -172,15 +170,11 @@ def mediamtx_allows(accounts: Accounts, request: dict[str, Any], admin_token: st
     path = str(request.get('path', ''))
     user = str(request.get('user') or '')
     secret = str(request.get('password') or '')
-    token = str(request.get('token') or '')
-    query = str(request.get('query') or '')
-    if not token:
-        for part in query.split('&'):
-            if part.startswith('token='):
-                token = part[6:]
+    token = str(request.get('token') or '') or request_token(
+        {}, {k: v[0] for k, v in parse_qs(str(request.get('query') or '')).items()})
     robot_id, _, sub = path.partition('/')
     if action in ('api', 'metrics', 'pprof', 'playback'):
-        return bool(admin_token) and (token == admin_token or secret == admin_token)
+        return token_matches(token, admin_token) or token_matches(secret, admin_token)
     if sub not in ('', 'talk'):
         return False
     robot_login = user == robot_id and accounts.robot(robot_id, secret)

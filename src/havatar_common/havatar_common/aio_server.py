@@ -1,0 +1,55 @@
+"""An aiohttp server on an event loop of its own thread (ROS-free).
+
+ROS callbacks never wait on a network peer and the web side never waits on the ROS
+executor: the two meet only through ``call`` (a coroutine onto the loop) and thread-safe
+state. Used by the MJPEG server and the robot's local web server.
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from typing import Any, Awaitable, Callable, Optional
+
+from aiohttp import web
+
+START_TIMEOUT_S = 15.0
+STOP_TIMEOUT_S = 10.0
+
+
+class BackgroundServer:
+    """Serves the app ``make_app()`` returns on ``host:port`` from a background thread."""
+
+    def __init__(self, name: str, host: str, port: int) -> None:
+        self.name = name
+        self.host, self.port = host, port
+        self.loop = asyncio.new_event_loop()
+        self._runner: Optional[web.AppRunner] = None
+        self._thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
+
+    def start(self, make_app: Callable[[], Awaitable[web.Application]]) -> None:
+        """Build the app on the loop and bind the port; raises (OSError: port taken) here."""
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(make_app), self.loop).result(START_TIMEOUT_S)
+
+    async def _start(self, make_app: Callable[[], Awaitable[web.Application]]) -> None:
+        self._runner = web.AppRunner(await make_app(), handle_signals=False, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self.host, self.port).start()
+
+    def call(self, coro: Awaitable[Any]) -> concurrent.futures.Future[Any]:
+        """Run ``coro`` on the server's loop from any thread (fire and forget, or wait)."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)  # type: ignore[arg-type]
+
+    def stop(self, before: Optional[Callable[[], Awaitable[None]]] = None) -> None:
+        """Run ``before`` on the loop, close the server and its connections, end the thread."""
+        if self._thread.is_alive():
+            self.call(self._stop(before)).result(STOP_TIMEOUT_S)
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(timeout=5)
+
+    async def _stop(self, before: Optional[Callable[[], Awaitable[None]]]) -> None:
+        if before is not None:
+            await before()
+        if self._runner is not None:
+            await self._runner.cleanup()

@@ -1,0 +1,93 @@
+"""havatar_common: token checks, secrets, the background aiohttp server, parameter tables."""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import socket
+import stat
+import urllib.error
+import urllib.request
+
+import pytest
+import rclpy
+from aiohttp import web
+from rclpy.parameter import Parameter
+
+from havatar_common.aio_server import BackgroundServer
+from havatar_common.auth import request_token, token_matches
+from havatar_common.parameters import declare_parameters
+from havatar_common.secrets import resolve_token, secret
+
+
+def test_token_matches_plain_and_hashed_in_constant_time():
+    assert token_matches('s3cret', 's3cret')
+    assert not token_matches('s3cre', 's3cret') and not token_matches('', 's3cret')
+    hashed = 'sha256:' + hashlib.sha256(b's3cret').hexdigest().upper()
+    assert token_matches('s3cret', hashed) and not token_matches('other', hashed)
+    assert not token_matches('', '') and not token_matches('x', '')  # no token set: nobody
+
+
+def test_request_token_prefers_the_bearer_header():
+    assert request_token({'Authorization': 'Bearer abc'}, {'token': 'xyz'}) == 'abc'
+    assert request_token({}, {'token': 'xyz'}) == 'xyz'
+    assert request_token({'Authorization': 'Basic abc'}, {}) == ''
+
+
+def test_resolve_token_order_and_private_file(tmp_path, monkeypatch):
+    path = tmp_path / 'sub' / 'token'
+    monkeypatch.delenv('HAVATAR_TEST_TOKEN', raising=False)
+    generated = resolve_token('', 'HAVATAR_TEST_TOKEN', path)
+    assert len(generated) >= 24 and path.read_text().strip() == generated
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert resolve_token('', 'HAVATAR_TEST_TOKEN', path) == generated  # kept across starts
+    monkeypatch.setenv('HAVATAR_TEST_TOKEN', 'from-env')
+    assert resolve_token('', 'HAVATAR_TEST_TOKEN', path) == 'from-env'
+    assert resolve_token('param', 'HAVATAR_TEST_TOKEN', path) == 'param'
+    assert secret('', 'HAVATAR_TEST_TOKEN') == 'from-env'
+
+
+def test_background_server_serves_calls_and_stops(free_tcp_port):
+    port = free_tcp_port()
+    server = BackgroundServer('test-http', '127.0.0.1', port)
+
+    async def ok(request: web.Request) -> web.Response:
+        return web.Response(text='ok')
+
+    async def make() -> web.Application:
+        app = web.Application()
+        app.router.add_get('/', ok)
+        return app
+    server.start(make)
+    try:
+        with urllib.request.urlopen(f'http://127.0.0.1:{port}/', timeout=5) as response:
+            assert response.read() == b'ok'
+        assert server.call(asyncio.sleep(0, result=7)).result(5) == 7
+        with pytest.raises(OSError):  # the same port again: the error comes at start
+            BackgroundServer('second', '127.0.0.1', port).start(make)
+    finally:
+        server.stop()
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(f'http://127.0.0.1:{port}/', timeout=2)
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do
+        sock.bind(('127.0.0.1', port))  # released
+
+
+def test_parameters_not_named_dynamic_are_read_only():
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        node = rclpy.create_node('params_test', context=context)
+        values = declare_parameters(node, [('mode', 'local', 'switchable', None),
+                                           ('port', 80, 'fixed', (1, 65535))], dynamic=('mode',))
+        assert values == {'mode': 'local', 'port': 80}
+        changed, refused = node.set_parameters([Parameter('mode', value='server'),
+                                                Parameter('port', value=81)])
+        assert changed.successful and not refused.successful
+        assert 'read-only' in refused.reason
+        with pytest.raises(ValueError, match='no such parameters'):
+            declare_parameters(node, [('a', 1, '', None)], dynamic=('b',))
+        node.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)

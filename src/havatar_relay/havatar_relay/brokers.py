@@ -58,10 +58,13 @@ class Broker:
 
 
 class MemoryBroker(Broker):
-    def __init__(self, control_ttl_s: float = CONTROL_TTL_S) -> None:
+    def __init__(self, control_ttl_s: float = CONTROL_TTL_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        """``clock``: monotonic seconds, for how long control lasts without a renewal."""
         self._online: dict[str, str] = {}
         self._drivers: dict[str, tuple[str, float]] = {}  # robot -> (session, lease end)
         self._control_ttl = control_ttl_s
+        self._clock = clock
         self._robot_handlers: dict[str, Handler] = {}
         self._user_handlers: dict[str, Handler] = {}
 
@@ -76,19 +79,19 @@ class MemoryBroker(Broker):
 
     async def driver(self, robot_id: str) -> Optional[str]:
         entry = self._drivers.get(robot_id)
-        if entry is None or entry[1] < time.monotonic():
+        if entry is None or entry[1] < self._clock():
             return None
         return entry[0]
 
     async def take_control(self, robot_id: str, session: str, force: bool) -> Optional[str]:
         if force or await self.driver(robot_id) is None:
-            self._drivers[robot_id] = (session, time.monotonic() + self._control_ttl)
+            self._drivers[robot_id] = (session, self._clock() + self._control_ttl)
         return await self.driver(robot_id)
 
     async def renew_control(self, robot_id: str, session: str) -> bool:
         if await self.driver(robot_id) not in (None, session):
             return False
-        self._drivers[robot_id] = (session, time.monotonic() + self._control_ttl)
+        self._drivers[robot_id] = (session, self._clock() + self._control_ttl)
         return True
 
     async def release_control(self, robot_id: str, session: str) -> bool:

@@ -22,7 +22,7 @@ WEB_DIR = Path(__file__).resolve().parent / 'web'
 
 
 class RobotApi(Protocol):
-    """What the HTTP API needs from the node (called on the server's event loop)."""
+    """The HTTP API's answers (``robot_api.RobotHttpApi``; called on the server's event loop)."""
 
     async def server_status(self) -> dict[str, Any]: ...
     async def set_server_mode(self, enabled: bool) -> dict[str, Any]: ...

@@ -30,7 +30,6 @@ HELLO_TIMEOUT_S = 5.0
 MESSAGE_TYPES_FROM_USERS = {'drive', 'motor_control', 'stop', 'say', 'set_mode', 'get_status',
                             'take_control', 'release_control', 'ping', 'pong'}
 MESSAGE_TYPES_FROM_ROBOTS = {'status', 'ack', 'error', 'ping', 'pong'}
-FORWARDED_TO_ROBOT = {'drive', 'motor_control', 'stop', 'say', 'set_mode', 'get_status'}
 
 
 @dataclass

@@ -10,7 +10,6 @@ import random
 import time
 
 import aiohttp
-import pytest
 from aiohttp import web
 from geometry_msgs.msg import Twist
 from rclpy.qos import QoSDurabilityPolicy, QoSProfile

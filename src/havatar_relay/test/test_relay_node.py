@@ -9,8 +9,10 @@ import urllib.request
 
 import pytest
 from geometry_msgs.msg import Twist
+from rcl_interfaces.srv import GetParameters, SetParameters
+from rclpy.parameter import Parameter
 
-
+from havatar_testing import free_port, ros_executable
 from havatar_testing.relay import LOCAL_TOKEN, Client, drive
 
 SPEED = 0.25  # m/s -> 'PWM 128 128' with the motor node's defaults
@@ -189,3 +191,20 @@ async def connect_when_online(base: str, timeout: float = 15.0) -> Client:
         await user.close()
         assert time.monotonic() < deadline, 'the robot did not come online at the relay'
         await asyncio.sleep(0.3)
+
+
+def test_parameters_it_does_not_apply_are_refused_through_the_parameter_service(processes, ros_node,
+                                                                                tmp_path):
+    port = free_port()
+    node = processes.start('relay_node', [
+        ros_executable('havatar_relay', 'relay_node'), '--ros-args', '-p', 'robot_id:=robot1',
+        '-p', f'http_port:={port}', '-p', 'http_host:=127.0.0.1',
+        '-p', f"settings_file:={tmp_path / 'server_mode.json'}"], env={'HAVATAR_ACCESS_TOKEN': TOKEN})
+    node.wait_for_output('web UI on', timeout=20)
+    set_client = ros_node.node.create_client(SetParameters, '/relay_node/set_parameters')
+    request = SetParameters.Request(parameters=[Parameter('max_linear', value=1.0).to_parameter_msg()])
+    (result,) = ros_node.call(set_client, request).results  # what `ros2 param set` sends
+    assert not result.successful and 'read-only' in result.reason, result
+    get_client = ros_node.node.create_client(GetParameters, '/relay_node/get_parameters')
+    (value,) = ros_node.call(get_client, GetParameters.Request(names=['max_linear'])).values
+    assert value.double_value == 0.5

@@ -1,0 +1,78 @@
+"""The streaming node's services as coroutines for the relay node's event loop (ROS plumbing).
+
+rclpy answers a service call on the executor's thread; ``call_service`` hands the answer to
+the waiting loop with a done-callback and ``call_soon_threadsafe``, so neither side polls
+or blocks the other.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from rcl_interfaces.msg import Parameter as ParameterMsg, ParameterType, ParameterValue
+from rcl_interfaces.srv import SetParameters
+from rclpy.node import Node
+
+from havatar_msgs.srv import SetStreamMode
+
+CALL_TIMEOUT_S = 5.0
+
+
+async def call_service(client: Any, request: Any, timeout: float = CALL_TIMEOUT_S) -> Any:
+    """``client``'s response to ``request`` (an rclpy client; the node spins elsewhere).
+
+    Raises RuntimeError when the service is not available or does not answer in time.
+    """
+    if not client.service_is_ready():
+        raise RuntimeError(f'{client.srv_name} is not available')
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[Any] = loop.create_future()
+
+    def settle(done: Any) -> None:  # on the loop
+        if answer.done():  # timed out meanwhile
+            return
+        if done.cancelled():
+            answer.set_exception(RuntimeError(f'{client.srv_name} call was cancelled'))
+        elif done.exception() is not None:
+            answer.set_exception(done.exception())
+        else:
+            answer.set_result(done.result())
+
+    def answered(done: Any) -> None:  # on the executor's thread
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            loop.call_soon_threadsafe(settle, done)
+
+    client.call_async(request).add_done_callback(answered)
+    try:
+        return await asyncio.wait_for(answer, timeout)
+    except asyncio.TimeoutError:
+        raise RuntimeError(f'{client.srv_name} did not answer') from None
+
+
+def _parameter(name: str, value: str | bool) -> ParameterMsg:
+    if isinstance(value, bool):
+        v = ParameterValue(type=ParameterType.PARAMETER_BOOL, bool_value=value)
+    else:
+        v = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=str(value))
+    return ParameterMsg(name=name, value=v)
+
+
+class RosStreamingControl:
+    """The streaming node's ``stream/set_mode`` and its parameters (``robot_api.StreamingControl``)."""
+
+    def __init__(self, node: Node, streaming_node: str) -> None:
+        self._mode = node.create_client(SetStreamMode, 'stream/set_mode')
+        self._parameters = node.create_client(SetParameters, f'{streaming_node}/set_parameters')
+
+    async def set_mode(self, mode: str) -> tuple[bool, str]:
+        try:
+            response = await call_service(self._mode, SetStreamMode.Request(mode=mode))
+        except RuntimeError as exc:
+            return False, str(exc)
+        return response.success, response.message
+
+    async def set_parameters(self, values: dict[str, str | bool]) -> list[tuple[bool, str]]:
+        request = SetParameters.Request(parameters=[_parameter(k, v) for k, v in values.items()])
+        result = await call_service(self._parameters, request)
+        return [(r.successful, r.reason) for r in result.results]

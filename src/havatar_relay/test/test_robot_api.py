@@ -1,0 +1,189 @@
+"""The original HTTP API's answers and its settings file without ROS, and the bridge that
+brings a service's answer from the executor's thread to the server's loop."""
+from __future__ import annotations
+
+import asyncio
+import json
+import stat
+import threading
+from typing import Any, Callable, Optional
+
+import pytest
+
+from havatar_relay import protocol as p
+from havatar_relay.robot_api import RobotHttpApi, SettingsStore
+from havatar_relay.streaming_control import call_service
+
+
+class Streaming:
+    """The streaming node as the API sees it; records what it was asked."""
+
+    def __init__(self) -> None:
+        self.modes: list[str] = []
+        self.parameters: list[dict[str, Any]] = []
+        self.refuse: Optional[str] = None      # a parameter reason to refuse with
+        self.unreachable = False
+
+    async def set_mode(self, mode: str) -> tuple[bool, str]:
+        self.modes.append(mode)
+        return True, f'{mode} mode'
+
+    async def set_parameters(self, values: dict[str, Any]) -> list[tuple[bool, str]]:
+        if self.unreachable:
+            raise RuntimeError('streaming_node/set_parameters is not available')
+        self.parameters.append(values)
+        return [(self.refuse is None, self.refuse or '') for _ in values]
+
+
+def make_api(tmp_path, connected: bool = False) -> tuple[RobotHttpApi, Streaming]:
+    streaming = Streaming()
+    status = p.Status(robot_id='robot1', stream=p.StreamState(requested='server', active='local',
+                                                              fallback=True), ts=1.0)
+    api = RobotHttpApi(SettingsStore(tmp_path / 'cfg' / 'server_mode.json'), streaming,
+                       lambda: status, lambda: connected)
+    return api, streaming
+
+
+SETTINGS = {'enabled': True, 'server_url': 'rtsp://media.example.org:8554', 'stream_key': 'robot1',
+            'stream_password': 'pw', 'fallback_to_local': False}
+
+
+def test_saved_settings_are_merged_private_and_applied(tmp_path):
+    api, streaming = make_api(tmp_path)
+    reply = asyncio.run(api.save_server_config(SETTINGS))
+    assert reply['success'] and reply['applied'] and reply['message'] == 'server mode'
+    assert reply['stream_password_set'] and 'pw' not in json.dumps(reply)
+    path = tmp_path / 'cfg' / 'server_mode.json'
+    assert json.loads(path.read_text()) == {'server_mode': SETTINGS}
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert streaming.parameters == [{'server_url': SETTINGS['server_url'], 'stream_key': 'robot1',
+                                     'stream_password': 'pw'}]
+    assert streaming.modes == ['server']
+    reply = asyncio.run(api.save_server_config({'enabled': False, 'stream_password_set': True}))
+    assert reply['server_url'] == SETTINGS['server_url'] and reply['stream_password_set']  # merged
+    assert streaming.modes == ['server', 'local']
+
+
+def test_invalid_settings_are_refused_and_not_saved(tmp_path):
+    api, streaming = make_api(tmp_path)
+    with pytest.raises(ValueError, match='server_url'):
+        asyncio.run(api.save_server_config({'enabled': True, 'server_url': ''}))
+    with pytest.raises(ValueError, match='unknown'):
+        asyncio.run(api.save_server_config({'colour': 'red'}))
+    assert not (tmp_path / 'cfg' / 'server_mode.json').exists()
+    assert api.server_config() == {'enabled': False, 'server_url': '', 'stream_key': '',
+                                   'fallback_to_local': True, 'stream_password_set': False}
+    assert streaming.parameters == [] and streaming.modes == []
+
+
+@pytest.mark.parametrize('refuse,unreachable,message', [
+    ('stream_key is read-only', False, 'stream_key is read-only'),
+    (None, True, 'saved; the streaming node did not take it: streaming_node/set_parameters is not available'),
+])
+def test_settings_the_streaming_node_does_not_take_are_saved_not_applied(tmp_path, refuse, unreachable,
+                                                                          message):
+    api, streaming = make_api(tmp_path)
+    streaming.refuse, streaming.unreachable = refuse, unreachable
+    reply = asyncio.run(api.save_server_config(SETTINGS))
+    assert reply['success'] and not reply['applied'] and reply['message'].startswith(message)
+    assert streaming.modes == []  # no mode switch on settings it did not take
+    assert (tmp_path / 'cfg' / 'server_mode.json').exists()
+
+
+def test_server_status_and_mode_switches(tmp_path):
+    api, streaming = make_api(tmp_path, connected=True)
+    reply = asyncio.run(api.set_server_mode(True))
+    assert streaming.modes == ['server']
+    assert reply == {'success': True, 'message': 'server mode', 'enabled': True, 'active_mode': 'local',
+                     'requested_mode': 'server', 'fallback': True, 'server_reachable': False,
+                     'last_error': '', 'server_url': '', 'stream_key': '', 'relay_connected': True}
+    health = api.system_status()
+    assert {'cpu_percent', 'memory_percent', 'temperature_c', 'uptime_s'} <= set(health)
+    assert health['stream']['requested'] == 'server' and health['relay_connected']
+
+
+class FakeFuture:
+    """rclpy's Future as the executor completes it: callbacks on the executor's thread."""
+
+    def __init__(self) -> None:
+        self._callbacks: list[Callable[['FakeFuture'], None]] = []
+        self._result: Any = None
+        self._exception: Optional[BaseException] = None
+        self._done = False
+        self._lock = threading.Lock()
+
+    def add_done_callback(self, callback: Callable[['FakeFuture'], None]) -> None:
+        with self._lock:
+            if not self._done:
+                self._callbacks.append(callback)
+                return
+        callback(self)
+
+    def complete(self, result: Any = None, exception: Optional[BaseException] = None) -> None:
+        with self._lock:
+            self._result, self._exception, self._done = result, exception, True
+            callbacks = list(self._callbacks)
+        for callback in callbacks:
+            callback(self)
+
+    def done(self) -> bool:
+        return self._done
+
+    def cancelled(self) -> bool:
+        return False
+
+    def exception(self) -> Optional[BaseException]:
+        return self._exception
+
+    def result(self) -> Any:
+        if self._exception is not None:
+            raise self._exception
+        return self._result
+
+
+class FakeClient:
+    srv_name = '/stream/set_mode'
+
+    def __init__(self, ready: bool = True, answer_after: Optional[float] = 0.05,
+                 exception: Optional[BaseException] = None) -> None:
+        self.ready, self.answer_after, self.exception = ready, answer_after, exception
+        self.answered_on: Optional[threading.Thread] = None
+
+    def service_is_ready(self) -> bool:
+        return self.ready
+
+    def call_async(self, request: Any) -> FakeFuture:
+        future = FakeFuture()
+        if self.answer_after is not None:
+            def answer() -> None:
+                self.answered_on = threading.current_thread()
+                future.complete(f'answer to {request}', self.exception)
+            threading.Timer(self.answer_after, answer).start()
+        return future
+
+
+def test_a_service_answer_from_another_thread_reaches_the_loop():
+    client = FakeClient()
+
+    async def call() -> tuple[Any, threading.Thread]:
+        return await call_service(client, 'req'), threading.current_thread()
+    answer, loop_thread = asyncio.run(asyncio.wait_for(call(), 5))
+    assert answer == 'answer to req'
+    assert client.answered_on is not None and client.answered_on is not loop_thread
+
+
+def test_an_already_answered_call_and_a_failed_one():
+    client = FakeClient(answer_after=0.0)
+    assert asyncio.run(call_service(client, 'now')) == 'answer to now'
+    failing = FakeClient(exception=ValueError('bad request'))
+    with pytest.raises(ValueError, match='bad request'):
+        asyncio.run(call_service(failing, 'x'))
+
+
+@pytest.mark.parametrize('client,error', [
+    (FakeClient(ready=False), '/stream/set_mode is not available'),
+    (FakeClient(answer_after=None), '/stream/set_mode did not answer'),
+])
+def test_a_missing_or_silent_service_raises_runtime_error(client, error):
+    with pytest.raises(RuntimeError, match=error):
+        asyncio.run(call_service(client, 'x', timeout=0.1))

@@ -48,6 +48,11 @@ def test_stop_is_not_queued_behind_a_mode_switch(relay_server, relay_robot, sour
     async def scenario() -> float:
         alice = await online_user(relay)
         bob = await online_user(relay, 'bob-token')
+        while True:  # the relay node knows the streaming node (and its mode service) now
+            await alice.send({'type': 'get_status'})
+            if (await alice.next('status'))['stream']['active'] == 'server':
+                break
+            await asyncio.sleep(0.2)
         after = time.time()
         await alice.send({'type': 'motor_control', 'direction': 'forward', 'speed': 255})
         sim.wait_for_line(lambda line: line == FULL, after=after)

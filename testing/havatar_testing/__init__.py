@@ -1,9 +1,10 @@
 """Test infrastructure shared by every Havatar package (a pytest plugin and helpers)."""
-from .isolation import free_port, ros_environment
+from havatar_bringup.processes import (ManagedProcess, ProcessManager, find_program, free_port,
+                                       port_is_open, wait_until)
+from .isolation import ros_environment
 from .mediamtx import MediaMtxServer, MediaMtxUser
-from .processes import ManagedProcess, ProcessManager, port_is_open, wait_until
 from .ros import MessageLog, RosTestNode, ros_executable
-from .tools import WORKSPACE, find_program
+from .tools import WORKSPACE
 from .toxiproxy import Proxy, Toxic, ToxiproxyError, ToxiproxyServer
 
 __all__ = [

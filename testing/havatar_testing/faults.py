@@ -17,7 +17,7 @@ from typing import Any, Callable, Optional
 
 import pytest
 
-from .processes import ManagedProcess, ProcessManager
+from havatar_bringup.processes import ManagedProcess, ProcessManager
 from .relay import Client
 from .robot import Esp32Sim
 

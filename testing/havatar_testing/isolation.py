@@ -1,10 +1,9 @@
-"""Isolation between test runs on one machine: ROS domains, free ports, DDS leftovers."""
+"""Isolation between test runs on one machine: ROS domains, DDS leftovers."""
 from __future__ import annotations
 
 import fcntl
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
@@ -63,13 +62,6 @@ def shm_profile_environment() -> dict[str, str]:
     from .tools import WORKSPACE
     profile = str(WORKSPACE / 'src' / 'havatar_bringup' / 'config' / 'fastdds_shm.xml')
     return {'FASTRTPS_DEFAULT_PROFILES_FILE': profile, 'FASTDDS_DEFAULT_PROFILES_FILE': profile}
-
-
-def free_port(host: str = '127.0.0.1', kind: int = socket.SOCK_STREAM) -> int:
-    """A port that is free on ``host`` now (TCP by default, ``SOCK_DGRAM`` for UDP)."""
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 def clean_dds_shared_memory() -> None:

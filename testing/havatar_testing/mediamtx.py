@@ -1,18 +1,17 @@
-"""A real MediaMTX for tests: a config bound to 127.0.0.1 on free ports, started and stopped."""
+"""A real MediaMTX for tests: Havatar's settings (``havatar_bringup.mediamtx``) on free
+127.0.0.1 ports, with users of the test's own, started and stopped."""
 from __future__ import annotations
 
 import json
-import socket
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from .isolation import free_port
-from .processes import ManagedProcess, ProcessManager
-from .tools import find_program
+from havatar_bringup.mediamtx import MediaMtxPorts, local_config
+from havatar_bringup.processes import ManagedProcess, ProcessManager, find_program
 
 
 @dataclass
@@ -29,43 +28,16 @@ class MediaMtxUser:
                 'permissions': [{'action': a, 'path': self.path} for a in self.actions]}
 
 
-@dataclass
-class MediaMtxPorts:
-    """Listener ports of one instance, all on 127.0.0.1."""
-
-    rtsp: int = field(default_factory=free_port)
-    api: int = field(default_factory=free_port)
-    metrics: int = field(default_factory=free_port)
-    hls: int = field(default_factory=free_port)
-    webrtc: int = field(default_factory=free_port)
-    webrtc_udp: int = field(default_factory=lambda: free_port(kind=socket.SOCK_DGRAM))
-
-
 def mediamtx_config(ports: MediaMtxPorts, users: list[MediaMtxUser],
                     overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A MediaMTX configuration that listens only on 127.0.0.1 and only on ``ports``.
+    """Havatar's MediaMTX settings on 127.0.0.1 at ``ports``, authenticating ``users``.
 
-    RTSP is TCP-only (no fixed UDP ports), RTMP, SRT and the playback server are off.
     API and metrics are open to localhost without credentials.
     """
     local_admin = MediaMtxUser('any', actions=('api', 'metrics'))
     local_admin_config = local_admin.as_config() | {'ips': ['127.0.0.1', '::1']}
-    config: dict[str, Any] = {
-        'logLevel': 'info',
-        'logDestinations': ['stdout'],
-        'authMethod': 'internal',
-        'authInternalUsers': [u.as_config() for u in users] + [local_admin_config],
-        'api': True, 'apiAddress': f'127.0.0.1:{ports.api}',
-        'metrics': True, 'metricsAddress': f'127.0.0.1:{ports.metrics}',
-        'rtsp': True, 'rtspTransports': ['tcp'], 'rtspAddress': f'127.0.0.1:{ports.rtsp}',
-        'rtmp': False, 'srt': False, 'playback': False, 'pprof': False,
-        'hls': True, 'hlsAddress': f'127.0.0.1:{ports.hls}',
-        'webrtc': True, 'webrtcAddress': f'127.0.0.1:{ports.webrtc}',
-        'webrtcLocalUDPAddress': f'127.0.0.1:{ports.webrtc_udp}',
-        'webrtcIPsFromInterfaces': False,
-        'webrtcAdditionalHosts': ['127.0.0.1'],
-        'paths': {'all_others': {}},
-    }
+    config = local_config(ports, {'authMethod': 'internal', 'authInternalUsers':
+                                  [u.as_config() for u in users] + [local_admin_config]})
     config.update(overrides or {})
     return config
 

@@ -21,9 +21,9 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from .faults import cloud_robot  # noqa: F401  (fixture)
-from .isolation import DomainLease, clean_dds_shared_memory, free_port, ros_environment
+from havatar_bringup.processes import ProcessManager, free_port
+from .isolation import DomainLease, clean_dds_shared_memory, ros_environment
 from .mediamtx import MediaMtxServer, MediaMtxUser
-from .processes import ProcessManager
 from .ros import RosTestNode
 from .relay import redis_url, relay_robot, relay_server  # noqa: F401  (fixtures)
 from .robot import start_motor_node, start_sim  # noqa: F401  (fixtures)

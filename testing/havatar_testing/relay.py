@@ -11,10 +11,10 @@ import aiohttp
 import pytest
 import yaml
 
+from havatar_bringup.graph import parameter_arguments
+from havatar_bringup.processes import find_program, free_port
 from havatar_relay import protocol as p
-from .isolation import free_port
 from .ros import ros_executable
-from .tools import find_program
 
 ACCOUNTS = {
     'robots': {'robot1': {'token': 'robot1-token'}, 'robot2': {'token': 'robot2-token'}},
@@ -137,13 +137,12 @@ def relay_robot(processes, start_sim, start_motor_node, tmp_path):
         start_motor_node(sim.port, max_linear_accel=0.0)
         port = free_port()
         settings = tmp_path / 'server_mode.json'
-        argv = [ros_executable('havatar_relay', 'relay_node'), '--ros-args',
-                '-p', 'robot_id:=robot1', '-p', f'http_port:={port}', '-p', 'http_host:=127.0.0.1',
-                '-p', f'settings_file:={settings}']
+        parameters: dict[str, object] = {'robot_id': 'robot1', 'http_port': port,
+                                         'http_host': '127.0.0.1', 'settings_file': settings}
         if relay_url:
-            argv += ['-p', f'relay_url:={relay_url}']
-        for name, value in params.items():
-            argv += ['-p', f'{name}:={value}']
+            parameters['relay_url'] = relay_url
+        argv = [ros_executable('havatar_relay', 'relay_node'), '--ros-args',
+                *parameter_arguments({**parameters, **params})]
         node = processes.start('relay_node', argv, env={'HAVATAR_ACCESS_TOKEN': LOCAL_TOKEN,
                                                         'HAVATAR_ROBOT_TOKEN': 'robot1-token'})
         node.wait_for_output('web UI on', timeout=20)

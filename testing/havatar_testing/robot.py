@@ -7,8 +7,9 @@ from typing import Callable
 
 import pytest
 
+from havatar_bringup.graph import parameter_arguments
+from havatar_bringup.processes import ManagedProcess, ProcessManager, wait_until
 from havatar_drivers.esp32.simulator import SimControl, read_record
-from .processes import ManagedProcess, ProcessManager, wait_until
 from .ros import ros_executable
 
 
@@ -54,11 +55,9 @@ def start_sim(processes: ProcessManager, tmp_path: Path) -> Callable[..., Esp32S
 @pytest.fixture
 def start_motor_node(processes: ProcessManager) -> Callable[..., ManagedProcess]:
     def start(port: Path | str, **params: object) -> ManagedProcess:
-        argv: list[object] = [ros_executable('havatar_drivers', 'motor_node'), '--ros-args',
-                              '-p', f'serial_port:={port}']
-        for name, value in params.items():
-            argv += ['-p', f'{name}:={str(value).lower() if isinstance(value, bool) else value}']
-        node = processes.start('motor_node', argv)
+        node = processes.start('motor_node', [
+            ros_executable('havatar_drivers', 'motor_node'), '--ros-args',
+            *parameter_arguments({'serial_port': port, **params})])
         node.wait_for_output(r'driving the ESP32', timeout=20)
         return node
     return start

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from .processes import wait_until
+from havatar_bringup.processes import wait_until
 
 
 def ros_executable(package: str, executable: str) -> Path:

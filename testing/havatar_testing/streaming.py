@@ -6,10 +6,10 @@ from typing import Callable
 
 import pytest
 
+from havatar_bringup.graph import parameter_arguments
+from havatar_bringup.processes import ManagedProcess, ProcessManager, find_program
 from .mediamtx import MediaMtxServer, MediaMtxUser
-from .processes import ManagedProcess, ProcessManager
 from .ros import ros_executable
-from .tools import find_program
 
 ROBOT = MediaMtxUser('robot1', 'robot-secret', actions=('publish', 'read'), path='robot1')
 ROBOT_TALK = MediaMtxUser('robot1', 'robot-secret', actions=('read',), path='robot1/talk')
@@ -23,11 +23,11 @@ def sources(processes) -> Callable[..., None]:
     """Start the camera (test pattern) and the microphone (tone)."""
     def start(width: int = 320, height: int = 240, fps: float = 15.0) -> None:
         camera = processes.start('camera_node', [
-            ros_executable('havatar_drivers', 'camera_node'), '--ros-args',
-            '-p', 'source:=test_pattern', '-p', f'width:={width}', '-p', f'height:={height}',
-            '-p', f'fps:={fps}'])
+            ros_executable('havatar_drivers', 'camera_node'), '--ros-args', *parameter_arguments(
+                {'source': 'test_pattern', 'width': width, 'height': height, 'fps': fps})])
         mic = processes.start('microphone_node', [
-            ros_executable('havatar_drivers', 'microphone_node'), '--ros-args', '-p', 'source:=tone'])
+            ros_executable('havatar_drivers', 'microphone_node'), '--ros-args',
+            *parameter_arguments({'source': 'tone'})])
         camera.wait_for_output('publishing', timeout=20)
         mic.wait_for_output('capturing', timeout=20)
     return start
@@ -38,16 +38,16 @@ def streaming_node(processes, free_tcp_port) -> Callable[..., tuple[ManagedProce
     def start(server: MediaMtxServer | None = None, password: str = ROBOT.password,
               **params: object) -> tuple[ManagedProcess, int]:
         port = free_tcp_port()
-        argv: list[object] = [ros_executable('havatar_streaming', 'streaming_node'), '--ros-args',
-                              '-p', f'mjpeg_port:={port}', '-p', 'mjpeg_host:=127.0.0.1',
-                              '-p', 'width:=320', '-p', 'height:=240', '-p', 'fps:=15.0']
+        parameters: dict[str, object] = {'mjpeg_port': port, 'mjpeg_host': '127.0.0.1',
+                                         'width': 320, 'height': 240, 'fps': 15.0}
         if server is not None:
-            argv += ['-p', f'server_url:=rtsp://127.0.0.1:{server.ports.rtsp}',
-                     '-p', f'api_url:=http://127.0.0.1:{server.ports.api}',
-                     '-p', f'stream_key:={ROBOT.path}', '-p', f'stream_user:={ROBOT.user}']
-        for name, value in params.items():
-            argv += ['-p', f'{name}:={str(value).lower() if isinstance(value, bool) else value}']
-        node = processes.start('streaming_node', argv, env={'HAVATAR_STREAM_PASSWORD': password})
+            parameters.update(server_url=f'rtsp://127.0.0.1:{server.ports.rtsp}',
+                              api_url=f'http://127.0.0.1:{server.ports.api}',
+                              stream_key=ROBOT.path, stream_user=ROBOT.user)
+        node = processes.start('streaming_node', [
+            ros_executable('havatar_streaming', 'streaming_node'), '--ros-args',
+            *parameter_arguments({**parameters, **params})],
+            env={'HAVATAR_STREAM_PASSWORD': password})
         node.wait_for_output('MJPEG on', timeout=20)
         return node, port
     return start

@@ -21,9 +21,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .isolation import free_port
-from .processes import ManagedProcess, ProcessManager
-from .tools import find_program
+from havatar_bringup.processes import ManagedProcess, ProcessManager, find_program, free_port
 
 Stream = Literal['upstream', 'downstream', 'both']
 HOST = '127.0.0.1'

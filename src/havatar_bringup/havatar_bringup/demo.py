@@ -17,47 +17,29 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
-import shutil
 import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional, TextIO
+from typing import Any, Optional, TextIO
 
 import yaml
 
-from havatar_common.lifetime import preexec
-
 from .graph import GraphArgs, NodeEntry, command_line, dds_profile, find_executable, robot_graph
+from .mediamtx import MediaMtxPorts, local_config, relay_auth
+from .processes import ProcessManager, find_program, free_port
 
 ROBOT_ID = 'demo-robot'
+STARTUP_TIMEOUT_S = 30.0
+WATCH_PERIOD_S = 0.5
 
 
-def free_port(preferred: int) -> int:
-    """``preferred`` if it is free on localhost, else any free port."""
-    for port in (preferred, 0):
-        with socket.socket() as sock:
-            try:
-                sock.bind(('127.0.0.1', port))
-            except OSError:
-                continue
-            return sock.getsockname()[1]
-    raise RuntimeError('no free port')
-
-
-def find_program(name: str, workspace: Optional[Path]) -> str:
-    if workspace is not None and (workspace / 'tools' / 'bin' / name).exists():
-        return str(workspace / 'tools' / 'bin' / name)
-    path = shutil.which(name)
-    if path is None:
-        raise RuntimeError(f'{name} not found (run scripts/setup.sh)')
-    return path
+def any_status(status: int) -> bool:
+    """Readiness for the demo's servers: any HTTP answer at all."""
+    return True
 
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -112,195 +94,159 @@ def say(text: str, error: bool = False) -> None:
 
 
 @dataclass
-class Running:
-    name: str
-    process: subprocess.Popen[bytes]
-    log: Path
+class Demo:
+    """What the demo's processes share: where they listen, their secrets, their logs."""
+
+    run_dir: Path
+    domain_id: int
+    ui: int = field(default_factory=lambda: free_port(8080))
+    mjpeg: int = field(default_factory=lambda: free_port(8081))
+    relay: int = field(default_factory=lambda: free_port(8090))
+    redis: int = field(default_factory=lambda: free_port(6390))
+    mediamtx: MediaMtxPorts = field(default_factory=lambda: MediaMtxPorts(
+        rtsp=free_port(8554), api=free_port(9997), metrics=free_port(9998), hls=free_port(8888),
+        webrtc=free_port(8889), webrtc_udp=free_port(8189, kind=socket.SOCK_DGRAM)))
+    robot_token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+    user_token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+    access_token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+
+    def environment(self) -> dict[str, str]:
+        """The demo's processes' environment: an isolated ROS domain and the secrets."""
+        profile = dds_profile()
+        env = {**os.environ, 'ROS_DOMAIN_ID': str(self.domain_id),
+               'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST', 'PYTHONUNBUFFERED': '1',
+               'FASTRTPS_DEFAULT_PROFILES_FILE': profile, 'FASTDDS_DEFAULT_PROFILES_FILE': profile,
+               'HAVATAR_ACCESS_TOKEN': self.access_token, 'HAVATAR_ROBOT_TOKEN': self.robot_token,
+               'HAVATAR_STREAM_PASSWORD': self.robot_token}
+        if os.environ.get('ROS_DISTRO') == 'humble':
+            env['ROS_LOCALHOST_ONLY'] = '1'
+        return env
+
+    def mediamtx_config(self) -> dict[str, Any]:
+        """Havatar's MediaMTX settings on this demo's ports, authenticating through its relay."""
+        return local_config(self.mediamtx, relay_auth(f'http://127.0.0.1:{self.relay}/mediamtx/auth'))
+
+    @property
+    def local_ui(self) -> str:
+        return f'http://127.0.0.1:{self.ui}/#robot={ROBOT_ID}&token={self.access_token}'
+
+    @property
+    def server_ui(self) -> str:
+        return f'http://127.0.0.1:{self.relay}/#robot={ROBOT_ID}&token={self.user_token}'
 
 
-class Supervisor:
-    """Starts programs in their own process groups and stops all of them.
-
-    Each program gets SIGTERM from the kernel when the demo ends (``PR_SET_PDEATHSIG``); that
-    signal follows the thread that forked, and ``start`` runs on the demo's main thread,
-    which ends only with the demo.
-    """
-
-    def __init__(self, run_dir: Path, env: dict[str, str],
-                 check_stop: Callable[[], None] = lambda: None) -> None:
-        self.run_dir = run_dir
-        self.env = env
-        self.check_stop = check_stop  # raises StopRequested to abort a wait
-        self.running: list[Running] = []
-
-    def start(self, name: str, argv: list[str], env: Optional[dict[str, str]] = None) -> Running:
-        log = self.run_dir / f'{name}.log'
-        with open(log, 'wb') as out:
-            process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
-                                       stdin=subprocess.DEVNULL, env={**self.env, **(env or {})},
-                                       start_new_session=True, preexec_fn=preexec(signal.SIGTERM))
-        entry = Running(name, process, log)
-        self.running.append(entry)
-        return entry
-
-    def wait_for(self, entry: Running, text: str, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while text not in entry.log.read_text(errors='replace'):
-            self.check_stop()
-            if entry.process.poll() is not None or time.monotonic() > deadline:
-                tail = entry.log.read_text(errors='replace')[-2000:]
-                raise RuntimeError(f'{entry.name} did not start (see {entry.log}):\n{tail}')
-            time.sleep(0.1)
-
-    def check(self) -> Optional[str]:
-        """The name of a program that died, if any."""
-        return next((r.name for r in self.running if r.process.poll() is not None), None)
-
-    def stop_all(self) -> None:
-        """Stop in reverse order of start (the robot before the servers it talks to)."""
-        for r in reversed(self.running):
-            for sig, wait in ((signal.SIGINT, 5.0), (signal.SIGTERM, 3.0), (signal.SIGKILL, 2.0)):
-                if r.process.poll() is not None:
-                    break
-                try:
-                    os.killpg(r.process.pid, sig)
-                    r.process.wait(wait)
-                except (ProcessLookupError, subprocess.TimeoutExpired):
-                    continue
-            try:  # children left in its group (ffmpeg under a node)
-                os.killpg(r.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+def start_servers(demo: Demo, processes: ProcessManager) -> None:
+    """Redis, the cloud relay server and MediaMTX (authenticating through the relay)."""
+    run_dir = demo.run_dir
+    (run_dir / 'relay.yaml').write_text(yaml.safe_dump({
+        'robots': {ROBOT_ID: {'token': demo.robot_token}},
+        'users': {'demo': {'token': demo.user_token, 'robots': [ROBOT_ID]}}}))
+    redis = processes.start('redis', [find_program('redis-server'), '--port', str(demo.redis),
+                                      '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+                                      '--dir', run_dir])
+    redis.wait_for_output('Ready to accept connections', timeout=STARTUP_TIMEOUT_S)
+    relay_server = find_executable(NodeEntry('havatar_relay', 'relay_server', 'relay_server'))
+    if relay_server is None:
+        raise RuntimeError('havatar_relay relay_server is not installed (colcon build)')
+    # installable alone, the relay server imports no Havatar package: the preexec's
+    # PR_SET_PDEATHSIG (kept across exec) is all it needs to die with the demo
+    relay = processes.start('relay_server', [
+        relay_server, '--config', run_dir / 'relay.yaml', '--host', '127.0.0.1',
+        '--port', str(demo.relay), '--redis-url', f'redis://127.0.0.1:{demo.redis}/0',
+        '--instance-id', 'demo'])
+    relay.wait_for_http(f'http://127.0.0.1:{demo.relay}/health', STARTUP_TIMEOUT_S, any_status)
+    (run_dir / 'mediamtx.yml').write_text(yaml.safe_dump(demo.mediamtx_config()))
+    mediamtx = processes.start('mediamtx', [find_program('mediamtx'), run_dir / 'mediamtx.yml'])
+    mediamtx.wait_for_http(f'http://127.0.0.1:{demo.mediamtx.api}/v3/paths/list',
+                           STARTUP_TIMEOUT_S, any_status)
 
 
-def wait_http(url: str, timeout: float = 30.0, check_stop: Callable[[], None] = lambda: None) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        check_stop()
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return
-        except urllib.error.HTTPError:
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f'no answer from {url}') from None
-            time.sleep(0.2)
+def start_robot(demo: Demo, processes: ProcessManager) -> None:
+    """The robot: the same graph as ``robot.launch.py sim:=true``, in server mode."""
+    mtx = demo.mediamtx
+    graph_args = GraphArgs(sim=True, server_mode=True, robot_id=ROBOT_ID,
+                           relay_url=f'ws://127.0.0.1:{demo.relay}/ws',
+                           sim_dir=str(demo.run_dir / 'sim'))
+    graph_args.extra = {
+        'streaming_node': {'mjpeg_port': demo.mjpeg, 'mjpeg_host': '127.0.0.1',
+                           'server_url': f'rtsp://127.0.0.1:{mtx.rtsp}',
+                           'api_url': f'http://127.0.0.1:{mtx.api}',
+                           'stream_user': ROBOT_ID},
+        'relay_node': {'http_port': demo.ui, 'http_host': '127.0.0.1',
+                       'mjpeg_port': demo.mjpeg,
+                       'whep_base_url': f'http://127.0.0.1:{mtx.webrtc}',
+                       'settings_file': str(demo.run_dir / 'server_mode.json')},
+    }
+    (demo.run_dir / 'sim').mkdir(exist_ok=True)
+    for entry in robot_graph(graph_args):
+        processes.interrupt()
+        executable = find_executable(entry)
+        if executable is None:
+            raise RuntimeError(f'{entry.package} {entry.executable} is not installed (colcon build)')
+        started = processes.start(entry.name, command_line(entry, executable))
+        if not entry.ros:
+            started.wait_for_output('port:', timeout=STARTUP_TIMEOUT_S)
+    relay_node = next(p for p in processes.processes if p.name == 'relay_node')
+    relay_node.wait_for_http(f'http://127.0.0.1:{demo.ui}/', STARTUP_TIMEOUT_S, any_status)
 
 
-def main(args: Optional[list[str]] = None) -> int:
+def announce(demo: Demo, headless: bool) -> None:
+    say('\nHavatar demo running (simulated robot + MediaMTX + Redis + relay server).\n'
+        f'  robot web UI (local mode):  {demo.local_ui}\n'
+        f'  relay web UI (server mode): {demo.server_ui}\n'
+        f'  demo user token: {demo.user_token}\n'
+        f'  logs: {demo.run_dir}\n'
+        'Press Ctrl-C to stop.')
+    if not headless and (os.environ.get('DISPLAY') or os.environ.get('WAYLAND_DISPLAY')):
+        import webbrowser
+        webbrowser.open(demo.local_ui)
+
+
+def watch(processes: ProcessManager, signals: StopSignals, duration: Optional[float]) -> int:
+    """Until a stop signal or the end of ``duration``: 0; 1 if a process died first."""
+    deadline = time.monotonic() + duration if duration else None
+    while signals.requested is None and (deadline is None or time.monotonic() < deadline):
+        dead = processes.exited()
+        if dead is not None:
+            say(f'demo: {dead.name} stopped unexpectedly; see {dead.log_path}', error=True)
+            return 1
+        time.sleep(WATCH_PERIOD_S)
+    return 0  # asked to stop (by a signal or --duration): a normal end
+
+
+def parse_options(args: Optional[list[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog='demo', description=__doc__.split('\n\n')[0])
     parser.add_argument('--headless', action='store_true', help='do not open a browser')
     parser.add_argument('--duration', type=float, help='stop after this many seconds')
     parser.add_argument('--run-dir', type=Path, help='logs and state (default: a new temp dir)')
     parser.add_argument('--domain-id', type=int, default=int(os.environ.get('ROS_DOMAIN_ID', '42')))
-    options = parser.parse_args(args)
+    return parser.parse_args(args)
 
-    workspace = Path(os.environ['HAVATAR_WORKSPACE']) if 'HAVATAR_WORKSPACE' in os.environ else None
+
+def main(args: Optional[list[str]] = None) -> int:
+    options = parse_options(args)
     run_dir = options.run_dir or Path(tempfile.mkdtemp(prefix='havatar-demo-'))
     run_dir.mkdir(parents=True, exist_ok=True)
-    ports = {name: free_port(default) for name, default in (
-        ('ui', 8080), ('mjpeg', 8081), ('relay', 8090), ('rtsp', 8554), ('webrtc', 8889),
-        ('webrtc_udp', 8189), ('api', 9997), ('redis', 6390))}
-    robot_token, user_token, access_token = (secrets.token_urlsafe(16) for _ in range(3))
-    profile = dds_profile()
-    env = {**os.environ, 'ROS_DOMAIN_ID': str(options.domain_id),
-           'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST', 'PYTHONUNBUFFERED': '1',
-           'FASTRTPS_DEFAULT_PROFILES_FILE': profile, 'FASTDDS_DEFAULT_PROFILES_FILE': profile,
-           'HAVATAR_ACCESS_TOKEN': access_token, 'HAVATAR_ROBOT_TOKEN': robot_token,
-           'HAVATAR_STREAM_PASSWORD': robot_token}
-    if os.environ.get('ROS_DISTRO') == 'humble':
-        env['ROS_LOCALHOST_ONLY'] = '1'
+    demo = Demo(run_dir, options.domain_id)
     signals = StopSignals()
-    sup = Supervisor(run_dir, env, signals.check)
-
+    # every process is started on this (the main) thread, which ends only with the demo:
+    # the kernel's SIGTERM on the demo's end (PR_SET_PDEATHSIG) follows the forking thread
+    processes = ProcessManager(run_dir, demo.environment(), die_with_parent=True,
+                               interrupt=signals.check)
     try:
-        # --- the server side
-        (run_dir / 'relay.yaml').write_text(yaml.safe_dump({
-            'robots': {ROBOT_ID: {'token': robot_token}},
-            'users': {'demo': {'token': user_token, 'robots': [ROBOT_ID]}}}))
-        redis = sup.start('redis', [find_program('redis-server', workspace), '--port', str(ports['redis']),
-                                    '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-                                    '--dir', str(run_dir)])
-        sup.wait_for(redis, 'Ready to accept connections')
-        relay_server = find_executable(NodeEntry('havatar_relay', 'relay_server', 'relay_server'))
-        if relay_server is None:
-            raise RuntimeError('havatar_relay relay_server is not installed (colcon build)')
-        # installable alone, the relay server imports no Havatar package: the preexec's
-        # PR_SET_PDEATHSIG (kept across exec) is all it needs to die with the demo
-        sup.start('relay_server', [relay_server, '--config', str(run_dir / 'relay.yaml'),
-                                   '--host', '127.0.0.1', '--port', str(ports['relay']),
-                                   '--redis-url', f'redis://127.0.0.1:{ports["redis"]}/0',
-                                   '--instance-id', 'demo'])
-        wait_http(f'http://127.0.0.1:{ports["relay"]}/health', check_stop=signals.check)
-        mediamtx_config = {
-            'logLevel': 'warn', 'authMethod': 'http',
-            'authHTTPAddress': f'http://127.0.0.1:{ports["relay"]}/mediamtx/auth',
-            'authHTTPExclude': [{'action': 'api'}, {'action': 'metrics'}],
-            'api': True, 'apiAddress': f'127.0.0.1:{ports["api"]}',
-            'rtsp': True, 'rtspTransports': ['tcp'], 'rtspAddress': f'127.0.0.1:{ports["rtsp"]}',
-            'rtmp': False, 'srt': False, 'hls': False, 'playback': False,
-            'webrtc': True, 'webrtcAddress': f'127.0.0.1:{ports["webrtc"]}',
-            'webrtcLocalUDPAddress': f'127.0.0.1:{ports["webrtc_udp"]}',
-            'webrtcIPsFromInterfaces': False, 'webrtcAdditionalHosts': ['127.0.0.1'],
-            'webrtcAllowOrigin': '*', 'paths': {'all_others': {}}}
-        (run_dir / 'mediamtx.yml').write_text(yaml.safe_dump(mediamtx_config))
-        sup.start('mediamtx', [find_program('mediamtx', workspace), str(run_dir / 'mediamtx.yml')])
-        wait_http(f'http://127.0.0.1:{ports["api"]}/v3/paths/list', check_stop=signals.check)
-
-        # --- the robot: the same graph as robot.launch.py sim:=true
-        graph_args = GraphArgs(sim=True, server_mode=True, robot_id=ROBOT_ID,
-                               relay_url=f'ws://127.0.0.1:{ports["relay"]}/ws',
-                               sim_dir=str(run_dir / 'sim'))
-        graph_args.extra = {
-            'streaming_node': {'mjpeg_port': ports['mjpeg'], 'mjpeg_host': '127.0.0.1',
-                               'server_url': f'rtsp://127.0.0.1:{ports["rtsp"]}',
-                               'api_url': f'http://127.0.0.1:{ports["api"]}',
-                               'stream_user': ROBOT_ID},
-            'relay_node': {'http_port': ports['ui'], 'http_host': '127.0.0.1',
-                           'mjpeg_port': ports['mjpeg'],
-                           'whep_base_url': f'http://127.0.0.1:{ports["webrtc"]}',
-                           'settings_file': str(run_dir / 'server_mode.json')},
-        }
-        (run_dir / 'sim').mkdir(exist_ok=True)
-        for entry in robot_graph(graph_args):
-            signals.check()
-            executable = find_executable(entry)
-            if executable is None:
-                raise RuntimeError(f'{entry.package} {entry.executable} is not installed (colcon build)')
-            started = sup.start(entry.name, command_line(entry, executable))
-            if not entry.ros:
-                sup.wait_for(started, 'port:')
-        wait_http(f'http://127.0.0.1:{ports["ui"]}/', check_stop=signals.check)
-
-        local_ui = f'http://127.0.0.1:{ports["ui"]}/#robot={ROBOT_ID}&token={access_token}'
-        server_ui = f'http://127.0.0.1:{ports["relay"]}/#robot={ROBOT_ID}&token={user_token}'
-        say('\nHavatar demo running (simulated robot + MediaMTX + Redis + relay server).\n'
-            f'  robot web UI (local mode):  {local_ui}\n'
-            f'  relay web UI (server mode): {server_ui}\n'
-            f'  demo user token: {user_token}\n'
-            f'  logs: {run_dir}\n'
-            'Press Ctrl-C to stop.')
-        if not options.headless and (os.environ.get('DISPLAY') or os.environ.get('WAYLAND_DISPLAY')):
-            import webbrowser
-            webbrowser.open(local_ui)
-        deadline = time.monotonic() + options.duration if options.duration else None
-        while signals.requested is None and (deadline is None or time.monotonic() < deadline):
-            dead = sup.check()
-            if dead:
-                say(f'demo: {dead} stopped unexpectedly; see {run_dir / (dead + ".log")}', error=True)
-                return 1
-            time.sleep(0.5)
-        return 0  # asked to stop (by a signal or --duration): a normal end
+        start_servers(demo, processes)
+        start_robot(demo, processes)
+        announce(demo, options.headless)
+        return watch(processes, signals, options.duration)
     except StopRequested as exc:
         say(f'demo: {exc} during start-up')
         return 0
-    except RuntimeError as exc:
+    except (RuntimeError, OSError) as exc:  # a program missing, dead or not ready in time
         say(f'demo: {exc}', error=True)
         return 1
     finally:
         say('stopping the demo...')
-        sup.stop_all()
+        processes.stop_all()
         say('stopped.')
 
 

@@ -6,25 +6,28 @@ produces exactly the arguments ``ros2 launch`` passes. A test checks that both a
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import Field, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 PACKAGE = 'havatar_bringup'
 
-# name, default, description: the launch arguments (all strings, as launch has them)
-ARGUMENTS: list[tuple[str, str, str]] = [
-    ('sim', 'false', 'Simulated hardware: ESP32 simulator, test-pattern camera, tone '
-     'microphone, silent speaker'),
-    ('serial_port', '', "ESP32 serial port (path, by-id name fragment, or '' to scan)"),
-    ('camera_device', '/dev/video0', 'V4L2 camera (path, by-id name or part of its name)'),
-    ('server_mode', 'false', 'Start streaming in server mode (MediaMTX)'),
-    ('robot_id', 'robot', "The robot's id on the relay and MediaMTX"),
-    ('relay_url', '', "Cloud relay WebSocket URL; '' = local mode only"),
-    ('namespace', '', 'ROS namespace of all nodes'),
-    ('params_file', '', "Parameter file; '' = the package's config/robot.yaml"),
-    ('sim_dir', '/tmp/havatar-sim', 'Where the ESP32 simulator puts its port and record'),
-]
+
+def parameter_value(value: Any) -> str:
+    """``value`` as ``-p name:=value`` and ``ros2 launch`` write it (YAML: ``true``, ``''``)."""
+    if isinstance(value, bool):
+        return 'true' if value else 'false'
+    if isinstance(value, str):
+        return value if value else "''"
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def parameter_arguments(parameters: Mapping[str, Any]) -> list[str]:
+    """``['-p', 'name:=value', ...]``: parameters on a node's command line."""
+    argv: list[str] = []
+    for name, value in parameters.items():
+        argv += ['-p', f'{name}:={parameter_value(value)}']
+    return argv
 
 
 @dataclass(frozen=True)
@@ -42,32 +45,51 @@ class NodeEntry:
     ros: bool = True
 
 
+def _argument(default: Any, description: str) -> Any:
+    """A launch argument: a field of ``GraphArgs`` with its description."""
+    return field(default=default, metadata={'description': description})
+
+
 @dataclass
 class GraphArgs:
-    sim: bool = False
-    serial_port: str = ''
-    camera_device: str = '/dev/video0'
-    server_mode: bool = False
-    robot_id: str = 'robot'
-    relay_url: str = ''
-    namespace: str = ''
-    params_file: str = ''
-    sim_dir: str = '/tmp/havatar-sim'
-    extra: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-node overrides
+    """The launch arguments, each declared once here; ``robot.launch.py`` declares them
+    from ``ARGUMENTS`` and parses them with ``from_strings``."""
+
+    sim: bool = _argument(False, 'Simulated hardware: ESP32 simulator, test-pattern camera, '
+                                 'tone microphone, silent speaker')
+    serial_port: str = _argument('', "ESP32 serial port (path, by-id name fragment, or '' to scan)")
+    camera_device: str = _argument('/dev/video0', 'V4L2 camera (path, by-id name or part of its name)')
+    server_mode: bool = _argument(False, 'Start streaming in server mode (MediaMTX)')
+    robot_id: str = _argument('robot', "The robot's id on the relay and MediaMTX")
+    relay_url: str = _argument('', "Cloud relay WebSocket URL; '' = local mode only")
+    namespace: str = _argument('', 'ROS namespace of all nodes')
+    params_file: str = _argument('', "Parameter file; '' = the package's config/robot.yaml")
+    sim_dir: str = _argument('/tmp/havatar-sim', 'Where the ESP32 simulator puts its port and record')
+    extra: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-node overrides, not an argument
 
     @classmethod
     def from_strings(cls, values: dict[str, str]) -> 'GraphArgs':
         """From launch-argument strings ('true'/'false' for flags)."""
-        flag = lambda v: str(v).lower() in ('1', 'true', 'yes', 'on')  # noqa: E731
-        known = {name for name, _, _ in ARGUMENTS}
-        unknown = set(values) - known
+        unknown = set(values) - {name for name, _, _ in ARGUMENTS}
         if unknown:
             raise ValueError(f'unknown arguments: {", ".join(sorted(unknown))}')
-        v = {name: values.get(name, default) for name, default, _ in ARGUMENTS}
-        return cls(sim=flag(v['sim']), serial_port=v['serial_port'],
-                   camera_device=v['camera_device'], server_mode=flag(v['server_mode']),
-                   robot_id=v['robot_id'], relay_url=v['relay_url'], namespace=v['namespace'],
-                   params_file=v['params_file'], sim_dir=v['sim_dir'])
+        parsed: dict[str, Any] = {}
+        for f in _argument_fields():
+            text = values.get(f.name)
+            if text is not None:
+                parsed[f.name] = (str(text).lower() in ('1', 'true', 'yes', 'on')
+                                  if isinstance(f.default, bool) else text)
+        return cls(**parsed)
+
+
+def _argument_fields() -> list[Field[Any]]:
+    return [f for f in fields(GraphArgs) if 'description' in f.metadata]
+
+
+# name, default, description: the launch arguments (all strings, as launch has them)
+ARGUMENTS: list[tuple[str, str, str]] = [
+    (f.name, str(f.default).lower() if isinstance(f.default, bool) else f.default,
+     f.metadata['description']) for f in _argument_fields()]
 
 
 def share_dir() -> Path:
@@ -119,14 +141,6 @@ def robot_graph(args: GraphArgs) -> list[NodeEntry]:
     return entries
 
 
-def _value(value: Any) -> str:
-    if isinstance(value, bool):
-        return 'true' if value else 'false'
-    if isinstance(value, str):
-        return value if value else "''"
-    return repr(value) if isinstance(value, float) else str(value)
-
-
 def command_line(entry: NodeEntry, executable_path: str) -> list[str]:
     """The process arguments ``ros2 launch`` gives a ``launch_ros`` Node for this entry."""
     argv = [executable_path, *entry.arguments]
@@ -139,8 +153,7 @@ def command_line(entry: NodeEntry, executable_path: str) -> list[str]:
         if isinstance(item, str):
             argv += ['--params-file', item]
         else:
-            for key, value in item.items():
-                argv += ['-p', f'{key}:={_value(value)}']
+            argv += parameter_arguments(item)
     for source, target in entry.remappings:
         argv += ['-r', f'{source}:={target}']
     return argv

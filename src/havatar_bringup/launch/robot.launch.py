@@ -1,8 +1,7 @@
 """Start the Havatar robot: ``ros2 launch havatar_bringup robot.launch.py [sim:=true] ...``.
 
-Arguments (see havatar_bringup/graph.py): sim, serial_port, camera_device, server_mode,
-robot_id, relay_url, namespace, params_file, sim_dir. The node graph itself is described
-in havatar_bringup.graph, which the demo runs too.
+The arguments (``--show-args`` lists them) and the node graph are described once in
+havatar_bringup.graph (``GraphArgs``, ``robot_graph``), which the demo runs too.
 """
 import os
 

@@ -5,7 +5,10 @@ import re
 
 import yaml
 
+from havatar_bringup.demo import Demo
+from havatar_bringup.mediamtx import ADDRESS_KEYS, AUTH_KEYS, SETTINGS, MediaMtxPorts, relay_auth
 from havatar_testing import WORKSPACE
+from havatar_testing.mediamtx import MediaMtxUser, mediamtx_config
 
 DOCKER = WORKSPACE / 'docker'
 
@@ -66,3 +69,21 @@ def test_relay_image_installs_what_the_relay_imports():
             assert pinned.get(name) == version, f'{name} differs from requirements.txt'
     accounts = yaml.safe_load((DOCKER / 'relay.yaml.example').read_text())
     assert set(accounts) == {'robots', 'users'}
+
+
+def test_demo_and_test_mediamtx_agree_with_the_shipped_config(tmp_path):
+    """One set of MediaMTX settings: docker/mediamtx.yml, the demo's and the tests' configs
+    differ only in addresses and authentication."""
+    shipped = yaml.safe_load((DOCKER / 'mediamtx.yml').read_text())
+    demo = Demo(tmp_path, domain_id=0).mediamtx_config()
+    tests = mediamtx_config(MediaMtxPorts(), [MediaMtxUser('viewer', 'secret')])
+    deployment = set(ADDRESS_KEYS) | set(AUTH_KEYS)
+    for config in (shipped, demo, tests):
+        assert {k: v for k, v in config.items() if k not in deployment} == SETTINGS
+        assert set(ADDRESS_KEYS) <= set(config)
+    for config in (demo, tests):
+        listeners = [v for k, v in config.items() if k in ADDRESS_KEYS and k.endswith('Address') and v]
+        assert listeners and all(v.startswith('127.0.0.1:') for v in listeners), listeners
+    assert {k: shipped[k] for k in AUTH_KEYS if k in shipped} == relay_auth(shipped['authHTTPAddress'])
+    assert {k: demo[k] for k in AUTH_KEYS if k in demo} == relay_auth(demo['authHTTPAddress'])
+    assert tests['authMethod'] == 'internal'

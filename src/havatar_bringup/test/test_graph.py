@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from havatar_bringup.graph import ARGUMENTS, GraphArgs, command_line, robot_graph
+from havatar_bringup.graph import ARGUMENTS, GraphArgs, command_line, parameter_arguments, robot_graph
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 NODE_MODULES = {'motor_node': 'havatar_drivers.motor_node', 'camera_node': 'havatar_drivers.camera_node',
@@ -44,6 +44,7 @@ def fake_launch(monkeypatch):
                                OpaqueFunction=Recorded, SetEnvironmentVariable=Recorded,
                                IncludeLaunchDescription=Recorded),
         'launch.substitutions': dict(LaunchConfiguration=FakeConfiguration),
+        'launch.launch_description_sources': dict(PythonLaunchDescriptionSource=Recorded),
         'launch_ros': {}, 'launch_ros.actions': dict(Node=Recorded),
     }
     for name, attributes in modules.items():
@@ -52,8 +53,9 @@ def fake_launch(monkeypatch):
         monkeypatch.setitem(sys.modules, name, module)
 
 
-def load_launch_file():
-    spec = importlib.util.spec_from_file_location('robot_launch', PACKAGE_DIR / 'launch' / 'robot.launch.py')
+def load_launch_file(name: str = 'robot.launch.py'):
+    spec = importlib.util.spec_from_file_location(name.split('.')[0] + '_launch',
+                                                  PACKAGE_DIR / 'launch' / name)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -128,3 +130,34 @@ def test_robot_yaml_has_every_parameter_of_every_node_and_no_other():
 def test_unknown_launch_argument_is_refused():
     with pytest.raises(ValueError, match='serial'):
         GraphArgs.from_strings({'serial': '/dev/ttyUSB0'})
+
+
+def test_launch_arguments_are_the_fields_of_graph_args(fake_launch):
+    """Each argument is written once (a GraphArgs field); the launch file declares exactly
+    those, with their defaults and descriptions, and parsing no strings gives the defaults."""
+    declared = [(a.args[0], a.kwargs['default_value'], a.kwargs['description'])
+                for a in load_launch_file().generate_launch_description()
+                if isinstance(a, Recorded) and 'default_value' in a.kwargs]
+    assert declared == ARGUMENTS
+    assert [name for name, _, _ in ARGUMENTS] == [
+        f for f in GraphArgs.__dataclass_fields__ if f != 'extra']
+    assert GraphArgs.from_strings({}) == GraphArgs()
+    assert GraphArgs.from_strings({name: default for name, default, _ in ARGUMENTS}) == GraphArgs()
+    assert dict((name, default) for name, default, _ in ARGUMENTS)['sim'] == 'false'
+
+
+def test_sim_launch_file_includes_the_robot_with_sim_true(fake_launch):
+    include, = load_launch_file('sim.launch.py').generate_launch_description()
+    source, = include.args
+    assert source.args[0].endswith('robot.launch.py')
+    forwarded = dict(include.kwargs['launch_arguments'])
+    assert forwarded == {'sim': 'true'} and set(forwarded) <= {name for name, _, _ in ARGUMENTS}
+    assert GraphArgs.from_strings(forwarded).sim
+
+
+@pytest.mark.parametrize('value,text', [
+    (True, 'true'), (False, 'false'), ('', "''"), ('tank', 'tank'), (2, '2'), (2.0, '2.0'),
+    (0.5, '0.5'), (Path('/tmp/x'), '/tmp/x'),
+])
+def test_parameters_are_formatted_as_ros2_launch_passes_them(value, text):
+    assert parameter_arguments({'p': value}) == ['-p', f'p:={text}']

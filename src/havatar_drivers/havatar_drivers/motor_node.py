@@ -18,15 +18,16 @@ from geometry_msgs.msg import Twist, TwistStamped
 from rclpy.node import Node
 from sensor_msgs.msg import BatteryState
 
+from havatar_common.diagnostics import ERROR, OK, WARN, diagnostic_array
+from havatar_common.parameters import ParameterTable, check_choice, declare_parameters
+from havatar_common.qos import LATCHED
+from havatar_common.spin import spin_node
 from havatar_msgs.msg import WheelCommand
 
+from .drive_controller import DriveController
 from .esp32.link import LinkStats, SerialLink
-from .esp32.protocol import Ack, Dialect, Reply, Telemetry, parse_dialect
-from havatar_common.diagnostics import ERROR, OK, WARN, diagnostic_array
-from .kinematics import DriveConfig, DriveController
-from havatar_common.qos import LATCHED
-from havatar_common.parameters import ParameterTable, check_choice, declare_parameters
-from havatar_common.spin import spin_node
+from .esp32.protocol import PWM_LIMIT, Ack, Dialect, Reply, Telemetry, parse_dialect
+from .kinematics import DriveConfig
 
 PARAMETERS: ParameterTable = [
     ('serial_port', '', "Serial port: a path (/dev/ttyUSB0), a /dev/serial/by-id name "
@@ -48,7 +49,7 @@ PARAMETERS: ParameterTable = [
     ('invert_right', False, 'Reverse the right motor', None),
     ('trim_left', 1.0, 'Scale of the left command, to straighten a drifting robot', (0.5, 1.5)),
     ('trim_right', 1.0, 'Scale of the right command', (0.5, 1.5)),
-    ('min_pwm', 0, 'Smallest PWM that moves the motors (deadband); 0 = none', (0, 255)),
+    ('min_pwm', 0, 'Smallest PWM that moves the motors (deadband); 0 = none', (0, PWM_LIMIT)),
     ('reconnect_period', 1.0, 'Seconds between attempts to reopen a lost port', (0.1, 60.0)),
     ('detect_timeout', 4.0, 'Seconds to identify the firmware before using safe timing',
      (0.5, 30.0)),
@@ -58,10 +59,14 @@ PARAMETERS: ParameterTable = [
 ]
 
 
+CELL_EMPTY_V, CELL_FULL_V = 3.3, 4.2  # a Li-ion cell's voltage range in use
+EVENTS_PERIOD_S = 0.02  # how often the link thread's replies and sent lines are published
+
+
 def battery_percentage(voltage: float, cells: int) -> float:
-    """Rough Li-ion state of charge (0..1) from the pack voltage (3.3 V..4.2 V per cell)."""
+    """Rough Li-ion state of charge (0..1) from the pack voltage."""
     per_cell = voltage / cells
-    return max(0.0, min(1.0, (per_cell - 3.3) / (4.2 - 3.3)))
+    return max(0.0, min(1.0, (per_cell - CELL_EMPTY_V) / (CELL_FULL_V - CELL_EMPTY_V)))
 
 
 class MotorNode(Node):
@@ -95,7 +100,7 @@ class MotorNode(Node):
                                      lambda m: self._on_twist(m.twist), 10)
         else:
             self.create_subscription(Twist, 'cmd_vel', self._on_twist, 10)
-        self.create_timer(0.02, self._drain_events)
+        self.create_timer(EVENTS_PERIOD_S, self._drain_events)
         self.create_timer(p['diagnostics_period'], self._publish_diagnostics)
         self.link.start()
         self.get_logger().info(

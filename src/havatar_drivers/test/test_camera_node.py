@@ -12,7 +12,7 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from havatar_drivers.camera.sources import FfmpegSource
-from havatar_drivers.test_pattern import decode
+from havatar_drivers.stamped_pattern import decode
 from havatar_testing import find_program, ros_executable, wait_until
 
 

@@ -228,3 +228,18 @@ def test_out_of_range_parameter_fails_at_start_up(processes):
                                           '--ros-args', '-p', 'cmd_timeout:=60.0'])
     assert node.wait_exit(timeout=20) != 0
     assert 'cmd_timeout' in node.output()
+
+
+def test_parameters_are_read_only_while_running(start_sim, start_motor_node, ros_node):
+    """The node applies no change while running, so the parameter service refuses them."""
+    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+    sim = start_sim('v1')
+    start_motor_node(sim.port)
+    client = ros_node.node.create_client(SetParameters, '/motor_node/set_parameters')
+    request = SetParameters.Request(parameters=[Parameter(
+        name='cmd_timeout', value=ParameterValue(type=ParameterType.PARAMETER_DOUBLE,
+                                                 double_value=1.0))])
+    result, = ros_node.call(client, request, timeout=15).results
+    assert not result.successful
+    assert 'read-only' in result.reason

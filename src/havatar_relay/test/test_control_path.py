@@ -17,7 +17,7 @@ from rclpy.qos import QoSDurabilityPolicy, QoSProfile
 from havatar_msgs.msg import StreamStatus
 from havatar_relay import protocol as p
 from havatar_testing.faults import FULL, run
-from havatar_testing.isolation import free_port
+from havatar_testing import free_port
 from havatar_testing.relay import LOCAL_TOKEN, Client, drive
 from havatar_testing.streaming import USERS
 

@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 
 from havatar_testing.faults import report, run
-from havatar_testing.tools import find_program
+from havatar_testing import find_program
 
 
 def health(base: str) -> tuple[int, dict]:

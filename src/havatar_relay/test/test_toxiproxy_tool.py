@@ -14,7 +14,7 @@ from typing import Iterator
 
 import pytest
 
-from havatar_testing.processes import wait_until
+from havatar_testing import wait_until
 from havatar_testing.toxiproxy import Proxy, ToxiproxyServer
 
 pytestmark = pytest.mark.timeout(60)

@@ -37,7 +37,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT / 'testing'))
 
-from havatar_drivers.test_pattern import decode, render  # noqa: E402
+from havatar_drivers.stamped_pattern import decode, render  # noqa: E402
 from havatar_streaming.mediamtx_api import MediaMtxApi  # noqa: E402
 from havatar_testing import MediaMtxServer, MediaMtxUser, ProcessManager, find_program, free_port, ros_executable, wait_until  # noqa: E402
 from havatar_testing.isolation import DomainLease, ros_environment, shm_profile_environment  # noqa: E402

@@ -11,7 +11,7 @@ from av import AudioFrame
 from aiortc.mediastreams import MediaStreamTrack
 from rclpy.qos import QoSDurabilityPolicy, QoSProfile, qos_profile_sensor_data
 
-from havatar_drivers.test_pattern import decode
+from havatar_drivers.stamped_pattern import decode
 from havatar_msgs.msg import AudioChunk, StreamStatus
 
 from havatar_testing.streaming import USERS, VIEWER

@@ -14,7 +14,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from ..ffmpeg_pipe import FfmpegPipe
-from ..test_pattern import render
+from ..stamped_pattern import render
 
 FrameCallback = Callable[[np.ndarray, int, int], None]  # (rgb, capture time ns, frame number)
 
@@ -26,7 +26,6 @@ class SourceState:
     ok: bool = False
     message: str = 'starting'
     device: str = ''
-    frames: int = 0
     opens: int = 0
 
 
@@ -62,7 +61,6 @@ class PatternSource(FrameSource):
         while not self._stop.is_set():
             stamp = time.time_ns()
             self.on_frame(render(self.width, self.height, frame_number, stamp), stamp, frame_number)
-            self.state.frames += 1
             frame_number += 1
             next_time += period
             delay = next_time - time.monotonic()
@@ -136,7 +134,6 @@ class FfmpegSource(FrameSource):
             self.state.ok, self.state.message = True, 'capturing'
             rgb = np.frombuffer(data, dtype=np.uint8).reshape(self.height, self.width, 3)
             self.on_frame(rgb, stamp, frame_number)
-            self.state.frames += 1
             frame_number += 1
         reason = pipe.close()
         if not self._stop.is_set():

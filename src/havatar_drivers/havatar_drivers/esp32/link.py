@@ -12,21 +12,26 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Optional, Protocol
 
 import serial
 
-from ..kinematics import DriveController
+from ..drive_controller import DriveController
 from .protocol import (STATUS_LINE, STOP_LINE, Boot, Dialect, Emergency, FirmwareError, Reply,
                        Unparsed, dialect_of, parse_reply)
 from .scheduler import CommandScheduler
 
 SCAN_PATTERNS = ('/dev/serial/by-id/*', '/dev/ttyUSB*', '/dev/ttyACM*', '/dev/ttyAMA*')
-MAX_LINE_BYTES = 1024
-TICK_S = 0.005
-
-
+DEFAULT_BAUD = 115200
+MAX_LINE_BYTES = 1024      # a longer line without a newline is garbage: dropped
+READ_CHUNK_BYTES = 4096    # read per tick at most
+LAST_REPLY_CHARS = 200     # of the last reply, kept for diagnostics
+TICK_S = 0.005             # the link thread's period
+WRITE_TIMEOUT_S = 0.5      # a write blocked this long is a serial error
+CLOSE_TIMEOUT_S = 2.0      # to wait for the link thread when closing
+BOOT_GRACE_S = 0.3         # after opening, before the first probe: boot lines usually come first
+PROBE_PERIOD_S = 1.0       # between STATUS probes while the dialect is unknown
 
 class Logger(Protocol):
     """What the link logs through: an rclpy node logger or a ``logging.Logger``."""
@@ -70,7 +75,6 @@ class LinkStats:
     resets: int = 0
     emergencies: int = 0
     last_error: str = ''
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 class SerialLink:
@@ -79,7 +83,7 @@ class SerialLink:
     ``on_reply(reply)`` and ``on_sent(line, monotonic_time)`` are called from that thread.
     """
 
-    def __init__(self, port: str, controller: DriveController, *, baud: int = 115200,
+    def __init__(self, port: str, controller: DriveController, *, baud: int = DEFAULT_BAUD,
                  dialect: Optional[Dialect] = None, reconnect_period: float = 1.0,
                  detect_timeout: float = 4.0,
                  on_reply: Callable[[Reply], None] = lambda r: None,
@@ -107,7 +111,7 @@ class SerialLink:
     def start(self) -> None:
         self._thread.start()
 
-    def close(self, timeout: float = 2.0) -> None:
+    def close(self, timeout: float = CLOSE_TIMEOUT_S) -> None:
         """Stop the thread, send STOP, and close the port."""
         self._stop.set()
         self._thread.join(timeout)
@@ -147,7 +151,7 @@ class SerialLink:
             return False
         for path in candidates:
             try:
-                port = serial.Serial(path, self.baud, timeout=0, write_timeout=0.5)
+                port = serial.Serial(path, self.baud, timeout=0, write_timeout=WRITE_TIMEOUT_S)
             except (serial.SerialException, OSError) as exc:
                 self.stats.last_error = f'cannot open {path}: {exc}'
                 continue
@@ -157,7 +161,7 @@ class SerialLink:
             self.stats.port = path
             self.stats.connects += 1
             self._connected_at = time.monotonic()
-            self._next_probe = self._connected_at + 0.3  # boot lines usually come first
+            self._next_probe = self._connected_at + BOOT_GRACE_S
             if self.forced_dialect is not None:
                 self.stats.state = 'connected'
             else:
@@ -179,7 +183,7 @@ class SerialLink:
 
     def _service(self, now: float) -> None:
         assert self._serial is not None
-        data = self._serial.read(4096)
+        data = self._serial.read(READ_CHUNK_BYTES)
         if data:
             self._buffer += data
             *lines, self._buffer = self._buffer.split(b'\n')
@@ -211,10 +215,10 @@ class SerialLink:
             assert self._serial is not None
             self._serial.write(STATUS_LINE)
             self.stats.lines_sent += 1
-            self._next_probe = now + 1.0
+            self._next_probe = now + PROBE_PERIOD_S
 
     def _handle(self, reply: Reply, now: float) -> None:
-        self.stats.last_reply = str(reply)[:200]
+        self.stats.last_reply = str(reply)[:LAST_REPLY_CHARS]
         self.stats.last_reply_time = now
         dialect = dialect_of(reply)
         if dialect is not None and self.forced_dialect is None and self.stats.dialect != dialect:

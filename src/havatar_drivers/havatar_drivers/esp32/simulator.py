@@ -42,6 +42,8 @@ from typing import Callable, Optional
 
 from havatar_common.lifetime import die_with_parent, inherited_parent_pid
 
+from .protocol import PWM_LIMIT, clamp_pwm
+
 V2_BOOT_READY_S = 2.0
 V2_INIT_S = 1.2
 V2_PWM_BLOCK_S = 0.05
@@ -115,7 +117,7 @@ class Firmware:
         parts = line.split()
         if len(parts) == 3 and parts[0] == 'PWM':
             try:
-                left, right = (max(-255, min(255, int(p))) for p in parts[1:])
+                left, right = (clamp_pwm(int(p)) for p in parts[1:])
             except ValueError:
                 return [_j({'err': 'bad_cmd', 'voltage': v})], 0.0
             self.motors = Motors(left, right)
@@ -139,7 +141,7 @@ class Firmware:
             if speeds is None:
                 return [_j({'ok': False, 'error': 'invalid_pwm_format',
                             'expected': 'PWM left right'})], 0.0
-            if any(abs(s) > 255 for s in speeds):
+            if any(abs(s) > PWM_LIMIT for s in speeds):
                 return [_j({'ok': False, 'error': 'invalid_speed_range',
                             'range': '-255 to +255'})], 0.0
             self.motors = Motors(*speeds)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from havatar_drivers.test_pattern import PatternStamp, decode, render
+from havatar_drivers.stamped_pattern import PatternStamp, decode, render
 from havatar_testing import find_program
 
 STAMP_NS = 1_795_000_000_123_000_000  # ms resolution

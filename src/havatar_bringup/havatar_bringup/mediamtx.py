@@ -1,0 +1,86 @@
+"""MediaMTX's settings, written once, and the configurations made from them.
+
+``SETTINGS`` is how Havatar runs MediaMTX: protocols, timeouts, logging, recording, the
+robot paths. ``docker/mediamtx.yml`` ships them with the server's addresses and the relay
+hook; ``local_config`` gives the demo and the tests the same settings on loopback ports.
+A test keeps ``docker/mediamtx.yml`` equal to ``SETTINGS`` outside ``ADDRESS_KEYS`` and
+``AUTH_KEYS``.
+"""
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+
+from .processes import free_port
+
+ROBOT_PATH = '~^[A-Za-z0-9_-]{1,64}$'          # <robot id>: the robot's camera and microphone
+TALK_PATH = '~^[A-Za-z0-9_-]{1,64}/talk$'      # <robot id>/talk: a browser's push-to-talk
+
+SETTINGS: dict[str, Any] = {
+    'logLevel': 'info',
+    'logDestinations': ['stdout'],
+    'readTimeout': '10s',
+    'writeTimeout': '10s',
+    'api': True,
+    'metrics': True,
+    'pprof': False,
+    'playback': False,
+    'rtsp': True,
+    'rtspTransports': ['tcp'],
+    'rtspEncryption': 'no',
+    'rtmp': False,
+    'srt': False,
+    'hls': True,
+    'hlsVariant': 'lowLatency',
+    'webrtc': True,
+    'pathDefaults': {'record': False},
+    'paths': {ROBOT_PATH: {}, TALK_PATH: {}},
+}
+
+# where it listens and whom it tells to connect where: differs per deployment
+ADDRESS_KEYS = ('apiAddress', 'metricsAddress', 'rtspAddress', 'hlsAddress', 'hlsAllowOrigin',
+                'webrtcAddress', 'webrtcAllowOrigin', 'webrtcLocalUDPAddress',
+                'webrtcLocalTCPAddress', 'webrtcIPsFromInterfaces', 'webrtcAdditionalHosts',
+                'webrtcICEServers2')
+AUTH_KEYS = ('authMethod', 'authHTTPAddress', 'authHTTPExclude', 'authInternalUsers')
+
+
+def relay_auth(hook_url: str) -> dict[str, Any]:
+    """Authentication through the relay server's hook; API and metrics are left to the
+    network (loopback here, the Compose network in docker/)."""
+    return {'authMethod': 'http', 'authHTTPAddress': hook_url,
+            'authHTTPExclude': [{'action': 'api'}, {'action': 'metrics'}]}
+
+
+@dataclass
+class MediaMtxPorts:
+    """Listener ports of one local instance, all on 127.0.0.1 (free ones by default)."""
+
+    rtsp: int = field(default_factory=free_port)
+    api: int = field(default_factory=free_port)
+    metrics: int = field(default_factory=free_port)
+    hls: int = field(default_factory=free_port)
+    webrtc: int = field(default_factory=free_port)
+    webrtc_udp: int = field(default_factory=lambda: free_port(kind=socket.SOCK_DGRAM))
+
+
+def local_config(ports: MediaMtxPorts, auth: dict[str, Any]) -> dict[str, Any]:
+    """``SETTINGS`` listening only on 127.0.0.1 at ``ports``, with ``auth`` (``AUTH_KEYS``).
+
+    WebRTC offers loopback candidates only (no STUN, no TCP listener); browsers of any
+    origin may connect, as the demo's two web UIs are on other ports than MediaMTX.
+    """
+    host = '127.0.0.1'
+    unknown = set(auth) - set(AUTH_KEYS)
+    if unknown:
+        raise ValueError(f'not authentication settings: {", ".join(sorted(unknown))}')
+    addresses: dict[str, Any] = {
+        'apiAddress': f'{host}:{ports.api}', 'metricsAddress': f'{host}:{ports.metrics}',
+        'rtspAddress': f'{host}:{ports.rtsp}', 'hlsAddress': f'{host}:{ports.hls}',
+        'hlsAllowOrigin': '*', 'webrtcAddress': f'{host}:{ports.webrtc}',
+        'webrtcAllowOrigin': '*', 'webrtcLocalUDPAddress': f'{host}:{ports.webrtc_udp}',
+        'webrtcLocalTCPAddress': '', 'webrtcIPsFromInterfaces': False,
+        'webrtcAdditionalHosts': [host], 'webrtcICEServers2': [],
+    }
+    return {**SETTINGS, **addresses, **auth}

@@ -14,7 +14,8 @@ setup(
     zip_safe=True,
     maintainer='Havatar developers',
     maintainer_email='dev@havatar.invalid',
-    description='Hardware boundary of the Havatar robot: camera, microphone, speaker and ESP32 motor nodes, and an ESP32 simulator.',
+    description=('Hardware boundary of the Havatar robot: camera, microphone, speaker and '
+                 'ESP32 motor nodes, and an ESP32 simulator.'),
     license='Apache-2.0',
     extras_require={'test': ['pytest']},
     entry_points={

@@ -108,7 +108,8 @@ class CloudRobot:
 def cloud_robot(processes, redis_url, relay_server, relay_robot) -> Callable[..., CloudRobot]:
     """``cloud_robot(relays=('a', 'b'), robot_on='b')``: relay instances sharing Redis and the
     robot connected to ``robot_on``. ``robot_via(port) -> port`` and ``redis_via(port) -> port``
-    put something (a proxy) between the robot and its relay, and between relays and Redis."""
+    put something (a proxy) between the robot and its relay, and between relays and Redis.
+    """
     def start(relays: tuple[str, ...] = ('a', 'b'), robot_on: str = 'b',
               robot_via: Callable[[int], int] = lambda port: port,
               redis_via: Callable[[int], int] = lambda port: port,

@@ -1,5 +1,6 @@
 """A real MediaMTX for tests: Havatar's settings (``havatar_bringup.mediamtx``) on free
-127.0.0.1 ports, with users of the test's own, started and stopped."""
+127.0.0.1 ports, with users of the test's own, started and stopped.
+"""
 from __future__ import annotations
 
 import json

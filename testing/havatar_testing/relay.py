@@ -1,5 +1,6 @@
 """Relay test tools: Redis, relay server processes, the robot with its relay node, and a
-protocol client playing browser or robot."""
+protocol client playing browser or robot.
+"""
 from __future__ import annotations
 
 import asyncio

@@ -32,7 +32,7 @@ class Esp32Sim:
     def wait_for_line(self, predicate: Callable[[str], bool], after: float = 0.0,
                       timeout: float = 10.0) -> tuple[float, str]:
         def find() -> tuple[float, str] | None:
-            return next(((t, l) for t, l in self.lines() if t >= after and predicate(l)), None)
+            return next(((t, line) for t, line in self.lines() if t >= after and predicate(line)), None)
         return wait_until(find, timeout, 'a matching line at the simulator')  # type: ignore[return-value]
 
 

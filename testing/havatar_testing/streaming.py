@@ -1,5 +1,6 @@
 """Streaming test tools: camera and microphone on simulated sources, the streaming node
-against a real MediaMTX, its users, and an ffmpeg test-pattern publisher."""
+against a real MediaMTX, its users, and an ffmpeg test-pattern publisher.
+"""
 from __future__ import annotations
 
 from typing import Callable
@@ -54,7 +55,7 @@ def streaming_node(processes, free_tcp_port) -> Callable[..., tuple[ManagedProce
 
 
 def push_test_pattern(processes: ProcessManager, url: str, name: str = 'ffmpeg-publish') -> ManagedProcess:
-    """ffmpeg publishing a live H.264 test pattern to ``url`` until stopped."""
+    """Ffmpeg publishing a live H.264 test pattern to ``url`` until stopped."""
     return processes.start(name, [
         find_program('ffmpeg'), '-hide_banner', '-nostdin', '-re',
         '-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=15',

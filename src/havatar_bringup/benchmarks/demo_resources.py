@@ -113,7 +113,8 @@ def main() -> int:
         stop.set()
         print(f'demo process tree ({len(tree(demo.pid))} processes), {options.seconds:g} s each')
         print(f'  idle:                              CPU {idle[0]:6.1f} % of one core, RSS {idle[1]:7.1f} MiB')
-        print(f'  driving 20 Hz + MJPEG + WebRTC:    CPU {measured[0][0]:6.1f} % of one core, RSS {measured[0][1]:7.1f} MiB')
+        cpu, rss = measured[0]
+        print(f'  driving 20 Hz + MJPEG + WebRTC:    CPU {cpu:6.1f} % of one core, RSS {rss:7.1f} MiB')
     finally:
         pm.stop_all()
         lease.release()

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[3] / 'testing'))
 from havatar_testing import ProcessManager, ros_executable  # noqa: E402
 from havatar_testing.isolation import DomainLease, ros_environment, shm_profile_environment  # noqa: E402
 
-SUBSCRIBER = '''
+SUBSCRIBER = """
 import json, sys, time
 import rclpy
 from rclpy.qos import qos_profile_sensor_data
@@ -40,7 +40,7 @@ end = time.monotonic() + float(sys.argv[1])
 while time.monotonic() < end:
     rclpy.spin_once(node, timeout_sec=0.1)
 print(json.dumps(latencies))
-'''
+"""
 
 
 def run(profile_env: dict[str, str], seconds: float) -> list[float]:

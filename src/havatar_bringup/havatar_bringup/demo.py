@@ -51,7 +51,8 @@ class StopRequested(Exception):
 
 class StopSignals:
     """SIGINT, SIGTERM and SIGHUP set ``requested``; nothing is raised from the handler, so
-    no signal can interrupt stopping. Start-up polls ``check`` to give up early."""
+    no signal can interrupt stopping. Start-up polls ``check`` to give up early.
+    """
 
     def __init__(self) -> None:
         self.requested: Optional[int] = None

@@ -53,7 +53,8 @@ def _argument(default: Any, description: str) -> Any:
 @dataclass
 class GraphArgs:
     """The launch arguments, each declared once here; ``robot.launch.py`` declares them
-    from ``ARGUMENTS`` and parses them with ``from_strings``."""
+    from ``ARGUMENTS`` and parses them with ``from_strings``.
+    """
 
     sim: bool = _argument(False, 'Simulated hardware: ESP32 simulator, test-pattern camera, '
                                  'tone microphone, silent speaker')

@@ -48,7 +48,8 @@ AUTH_KEYS = ('authMethod', 'authHTTPAddress', 'authHTTPExclude', 'authInternalUs
 
 def relay_auth(hook_url: str) -> dict[str, Any]:
     """Authentication through the relay server's hook; API and metrics are left to the
-    network (loopback here, the Compose network in docker/)."""
+    network (loopback here, the Compose network in docker/).
+    """
     return {'authMethod': 'http', 'authHTTPAddress': hook_url,
             'authHTTPExclude': [{'action': 'api'}, {'action': 'metrics'}]}
 

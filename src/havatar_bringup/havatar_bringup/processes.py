@@ -44,7 +44,8 @@ def wait_until(predicate: Callable[[], object], timeout: float, what: str,
 
 def free_port(preferred: int = 0, host: str = '127.0.0.1', kind: int = socket.SOCK_STREAM) -> int:
     """``preferred`` if it is free on ``host`` now, else any free port (TCP by default,
-    ``SOCK_DGRAM`` for UDP)."""
+    ``SOCK_DGRAM`` for UDP).
+    """
     for port in dict.fromkeys((preferred, 0)):
         with socket.socket(socket.AF_INET, kind) as sock:
             try:
@@ -66,7 +67,8 @@ def port_is_open(port: int, host: str = '127.0.0.1') -> bool:
 
 def find_program(name: str) -> Path:
     """``$HAVATAR_WORKSPACE/tools/bin/<name>`` if set up there (scripts/setup.sh), else
-    ``name`` on PATH; FileNotFoundError otherwise."""
+    ``name`` on PATH; FileNotFoundError otherwise.
+    """
     workspace = os.environ.get('HAVATAR_WORKSPACE')
     if workspace:
         local = Path(workspace) / 'tools' / 'bin' / name

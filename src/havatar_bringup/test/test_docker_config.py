@@ -73,7 +73,8 @@ def test_relay_image_installs_what_the_relay_imports():
 
 def test_demo_and_test_mediamtx_agree_with_the_shipped_config(tmp_path):
     """One set of MediaMTX settings: docker/mediamtx.yml, the demo's and the tests' configs
-    differ only in addresses and authentication."""
+    differ only in addresses and authentication.
+    """
     shipped = yaml.safe_load((DOCKER / 'mediamtx.yml').read_text())
     demo = Demo(tmp_path, domain_id=0).mediamtx_config()
     tests = mediamtx_config(MediaMtxPorts(), [MediaMtxUser('viewer', 'secret')])

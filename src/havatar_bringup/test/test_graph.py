@@ -37,7 +37,7 @@ class FakeConfiguration:
 
 @pytest.fixture
 def fake_launch(monkeypatch):
-    """launch and launch_ros as recorders (they cannot be installed on this machine)."""
+    """Launch and launch_ros as recorders (they cannot be installed on this machine)."""
     modules = {
         'launch': dict(LaunchDescription=lambda actions: actions),
         'launch.actions': dict(DeclareLaunchArgument=Recorded, ExecuteProcess=Recorded,
@@ -134,7 +134,8 @@ def test_unknown_launch_argument_is_refused():
 
 def test_launch_arguments_are_the_fields_of_graph_args(fake_launch):
     """Each argument is written once (a GraphArgs field); the launch file declares exactly
-    those, with their defaults and descriptions, and parsing no strings gives the defaults."""
+    those, with their defaults and descriptions, and parsing no strings gives the defaults.
+    """
     declared = [(a.args[0], a.kwargs['default_value'], a.kwargs['description'])
                 for a in load_launch_file().generate_launch_description()
                 if isinstance(a, Recorded) and 'default_value' in a.kwargs]

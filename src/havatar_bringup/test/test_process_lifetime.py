@@ -35,7 +35,8 @@ def alive(process: psutil.Process) -> bool:
 
 class Tree:
     """Every process ever seen below ``root``, also after the root died and they were
-    adopted by init: descendants of every known process count (ffmpeg started late)."""
+    adopted by init: descendants of every known process count (ffmpeg started late).
+    """
 
     def __init__(self, root: int) -> None:
         self.root = psutil.Process(root)

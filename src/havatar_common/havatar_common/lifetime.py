@@ -36,7 +36,7 @@ Prctl = Callable[[int, int, int, int, int], int]
 
 @functools.lru_cache(maxsize=1)
 def _prctl() -> Optional[Prctl]:
-    """libc's ``prctl``, loaded once in the parent (a forked child must not load anything)."""
+    """Libc's ``prctl``, loaded once in the parent (a forked child must not load anything)."""
     if not sys.platform.startswith('linux'):
         return None
     try:

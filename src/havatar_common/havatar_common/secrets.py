@@ -28,7 +28,8 @@ def write_private(path: Path, text: str) -> None:
 
 def resolve_token(value: str, env: str, path: Path) -> str:
     """A configured token (parameter, then ``env``), else the one kept in ``path``, else a
-    new one generated and kept there (0600)."""
+    new one generated and kept there (0600).
+    """
     configured = secret(value, env)
     if configured:
         return configured

@@ -58,7 +58,7 @@ def direct_serial_latency(port: Path, record: Path, dialect: str, count: int) ->
             line = f'PWM {10 + i % 200} {10 + i % 200}'
             sent = time.time()
             link.write(line.encode() + b'\n')
-            arrival = wait_until(lambda: next((t for t, l in read_record(record)[-3:] if l == line), None),
+            arrival = wait_until(lambda: next((t for t, sent in read_record(record)[-3:] if sent == line), None),
                                  5, line)
             latencies.append(arrival - sent)
             time.sleep(0.1)

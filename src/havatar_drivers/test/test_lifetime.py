@@ -19,14 +19,14 @@ pytestmark = pytest.mark.skipif(not lifetime.supported(), reason='PR_SET_PDEATHS
 GONE_WITHIN = 15.0  # seconds
 
 # A parent that starts a long sleeper with the preexec and prints its pid.
-PARENT = '''
+PARENT = """
 import signal, subprocess, sys, time
 from havatar_common.lifetime import preexec
 child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'],
                          preexec_fn=preexec(signal.SIGTERM))
 print(child.pid, flush=True)
 time.sleep(600)
-'''
+"""
 
 
 def gone(process: psutil.Process) -> bool:
@@ -123,7 +123,8 @@ def test_node_dies_with_its_launcher_even_when_the_launcher_is_killed(processes)
 def stalled_ffmpeg(tmp_path: Path) -> dict[str, str]:
     """An ``ffmpeg`` first on PATH: the real one, reading a device that never delivers
     (a FIFO nobody writes), like a camera that hangs. It never writes, so nothing but the
-    parent-death signal can tell it its node is gone."""
+    parent-death signal can tell it its node is gone.
+    """
     fifo = tmp_path / 'stalled-device'
     os.mkfifo(fifo)
     bin_dir = tmp_path / 'bin'

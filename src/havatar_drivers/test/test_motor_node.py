@@ -64,7 +64,7 @@ def test_twist_becomes_the_right_pwm_line(dialect, command, start_sim, start_mot
     ros_node.wait_for_publishers('wheel_commands')
     driver = Driver(ros_node).start(command[0], command[1])
     try:
-        sim.wait_for_line(lambda l: l == command[2], timeout=15)
+        sim.wait_for_line(lambda line: line == command[2], timeout=15)
         state = sim.control.state()
     finally:
         driver.stop()
@@ -82,12 +82,12 @@ def test_motor_stops_when_commands_stop(dialect, start_sim, start_motor_node, ro
     ros_node.wait_for_publishers('wheel_commands')
     driver = Driver(ros_node).start(*FORWARD[:2])
     try:
-        sim.wait_for_line(lambda l: l.startswith('PWM'), timeout=15)
+        sim.wait_for_line(lambda line: line.startswith('PWM'), timeout=15)
         time.sleep(0.5)  # keep driving for a while
     finally:
         last_publish = driver.stop()
 
-    stop_time, _ = sim.wait_for_line(lambda l: l == 'STOP', after=last_publish, timeout=5)
+    stop_time, _ = sim.wait_for_line(lambda line: line == 'STOP', after=last_publish, timeout=5)
 
     assert stop_time - last_publish <= 0.5 + 0.1
     assert sim.control.state()['left'] == 0
@@ -99,7 +99,7 @@ def test_twist_stamped_is_accepted_by_parameter(start_sim, start_motor_node, ros
     ros_node.wait_for_publishers('wheel_commands')
     driver = Driver(ros_node, stamped=True).start(*FORWARD[:2])
     try:
-        sim.wait_for_line(lambda l: l == FORWARD[2], timeout=15)
+        sim.wait_for_line(lambda line: line == FORWARD[2], timeout=15)
     finally:
         driver.stop()
 
@@ -111,13 +111,13 @@ def test_motor_stops_on_node_shutdown(sig, start_sim, start_motor_node, ros_node
     ros_node.wait_for_publishers('wheel_commands')
     driver = Driver(ros_node).start(*FORWARD[:2])
     try:
-        sim.wait_for_line(lambda l: l.startswith('PWM'), timeout=15)
+        sim.wait_for_line(lambda line: line.startswith('PWM'), timeout=15)
         before = time.time()
         node.signal(sig)
         assert node.wait_exit(timeout=10) == 0
     finally:
         driver.stop()
-    sim.wait_for_line(lambda l: l == 'STOP', after=before, timeout=2)
+    sim.wait_for_line(lambda line: line == 'STOP', after=before, timeout=2)
     assert sim.control.state()['left'] == 0
 
 
@@ -129,7 +129,7 @@ def test_stops_and_reconnects_across_an_unplug(dialect, start_sim, start_motor_n
     ros_node.wait_for_publishers('wheel_commands')
     driver = Driver(ros_node).start(*FORWARD[:2])
     try:
-        sim.wait_for_line(lambda l: l == FORWARD[2], timeout=15)
+        sim.wait_for_line(lambda line: line == FORWARD[2], timeout=15)
         sim.control.send('unplug 1.5')
         unplugged = time.time()
         diagnostics.wait_for(
@@ -137,7 +137,7 @@ def test_stops_and_reconnects_across_an_unplug(dialect, start_sim, start_motor_n
                           .get('serial_errors') == '1' for s in m.status),
             timeout=5, what='diagnostics reporting the lost link')
         # the node reopens the returning port by itself and follows the operator again
-        drive_time, _ = sim.wait_for_line(lambda l: l == FORWARD[2], after=unplugged, timeout=15)
+        drive_time, _ = sim.wait_for_line(lambda line: line == FORWARD[2], after=unplugged, timeout=15)
     finally:
         driver.stop()
     after_replug = [line for t, line in sim.commands() if unplugged <= t <= drive_time]
@@ -160,7 +160,7 @@ def test_garbage_and_malformed_replies_never_crash_the_node(dialect, start_sim, 
     ros_node.wait_for_publishers('wheel_commands')
     driver = Driver(ros_node).start(*FORWARD[:2])
     try:
-        sim.wait_for_line(lambda l: l.startswith('PWM'), timeout=15)
+        sim.wait_for_line(lambda line: line.startswith('PWM'), timeout=15)
         for fault in ('garbage 3000', 'drop 5', 'garbage 17', 'hang 0.5', 'garbage 500'):
             sim.control.send(fault)
         diagnostics.wait_for(
@@ -168,7 +168,7 @@ def test_garbage_and_malformed_replies_never_crash_the_node(dialect, start_sim, 
                           for s in m.status for kv in s.values),
             timeout=10, what='diagnostics counting unparsed replies')
         driver.command = SPIN_LEFT[:2]
-        sim.wait_for_line(lambda l: l == SPIN_LEFT[2], timeout=10)
+        sim.wait_for_line(lambda line: line == SPIN_LEFT[2], timeout=10)
     finally:
         driver.stop()
     assert node.running()
@@ -181,7 +181,7 @@ def test_v2_rate_limit_is_respected_at_50_hz_input(start_sim, start_motor_node, 
     driver = Driver(ros_node, rate_hz=50.0)
     driver.start(0.1, 0.0)
     try:
-        sim.wait_for_line(lambda l: l.startswith('PWM'), timeout=15)
+        sim.wait_for_line(lambda line: line.startswith('PWM'), timeout=15)
         start = time.time()
         # a new speed every 20 ms for 3 s: the firmware can take one line per ~50 ms
         for i in range(150):
@@ -190,11 +190,11 @@ def test_v2_rate_limit_is_respected_at_50_hz_input(start_sim, start_motor_node, 
         final_linear = 0.4
         driver.command = (final_linear, 0.0)
         changed = time.time()
-        _, line = sim.wait_for_line(lambda l: l == 'PWM 204 204', after=changed, timeout=5)
-        arrived = sim.wait_for_line(lambda l: l == 'PWM 204 204', after=changed)[0]
+        _, line = sim.wait_for_line(lambda line: line == 'PWM 204 204', after=changed, timeout=5)
+        arrived = sim.wait_for_line(lambda line: line == 'PWM 204 204', after=changed)[0]
     finally:
         driver.stop()
-    lines = [(t, l) for t, l in sim.commands() if start <= t <= changed]
+    lines = [(t, line) for t, line in sim.commands() if start <= t <= changed]
     gaps = [b[0] - a[0] for a, b in zip(lines, lines[1:])]
     assert len(lines) < 3.0 / 0.05 + 2, 'more lines than the firmware can take'
     assert min(gaps) >= 0.045, 'lines closer together than the firmware blocks'

@@ -26,7 +26,7 @@ WORKSPACE = Path(__file__).resolve().parents[3]
 
 
 def load(path: Path) -> dict[str, dict[str, list[float]]]:
-    """fault -> {'stop_s': [...], 'recovery_s': [...]} from a report file."""
+    """Fault -> {'stop_s': [...], 'recovery_s': [...]} from a report file."""
     rows: dict[str, dict[str, list[float]]] = {}
     for line in path.read_text().splitlines():
         row = json.loads(line)

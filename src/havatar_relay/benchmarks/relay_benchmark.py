@@ -67,7 +67,7 @@ async def chain_latency(base: str, token: str, record: Path, count: int) -> list
         await user.send({'type': 'drive', 'seq': i, 'ts': p.now_ms(), 'linear': pwm / 255 * 0.5, 'angular': 0.0})
         target = f'PWM {pwm} {pwm}'
         arrival = await asyncio.get_running_loop().run_in_executor(None, lambda: wait_until(
-            lambda: next((t for t, l in read_record(record)[-4:] if l == target and t >= sent), None),
+            lambda: next((t for t, line in read_record(record)[-4:] if line == target and t >= sent), None),
             5, target))
         latencies.append((arrival - sent) * 1000)
         await asyncio.sleep(0.1)

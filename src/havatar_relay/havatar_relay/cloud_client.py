@@ -54,7 +54,8 @@ class CloudClient:
                  on_link: Callable[[bool], None], backoff: Optional[Backoff] = None,
                  logger: Any = None) -> None:
         """``on_message`` must not wait for slow work: the link reads nothing meanwhile.
-        ``logger``: anything with ``info``/``warning``/``error`` taking one string (the node's)."""
+        ``logger``: anything with ``info``/``warning``/``error`` taking one string (the node's).
+        """
         self.url = url
         self.robot_id = robot_id
         self._token = token

@@ -26,7 +26,8 @@ class CommandRouter:
                  now_s: Callable[[], float] = time.monotonic) -> None:
         """``publish`` a twist, ``reply`` to the users, ``say`` a text, ``set_mode`` of the
         streaming node (ok, message), the robot's ``status``; ``now_ms`` is the protocol's
-        clock (commands' age), ``now_s`` a monotonic one (how long a command is held)."""
+        clock (commands' age), ``now_s`` a monotonic one (how long a command is held).
+        """
         self.gate = gate
         self.publish = publish
         self.reply = reply

@@ -162,7 +162,8 @@ class Ack(Message):
 
 class Lease(Message):
     """Relay to robot: ``driver`` is live. A held command of that driver may go on for
-    ``ttl_ms`` more; without a fresh lease the robot stops (see the relay protocol)."""
+    ``ttl_ms`` more; without a fresh lease the robot stops (see the relay protocol).
+    """
 
     type: Literal['lease'] = 'lease'
     driver: SessionId

@@ -192,7 +192,8 @@ class RelayCore:
 
     async def from_robot(self, robot_id: str, message: p.Message, to_session: Optional[str] = None) -> None:
         """A message of a robot for its users (``to_session``: only that one)."""
-        await self.broker.to_users(robot_id, {'to': to_session, 'message': message.model_dump(mode='json', exclude_none=True)})
+        await self.broker.to_users(robot_id, {
+            'to': to_session, 'message': message.model_dump(mode='json', exclude_none=True)})
 
     # -- WebSocket endpoint
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
@@ -353,7 +354,8 @@ class RelayCore:
     @staticmethod
     def _command_time(session: Session, sent: Optional[float]) -> float:
         """When a command counts as sent, in this relay's clock: when it arrived here, or
-        earlier if the sender's own stamp (offset-corrected once known) says so; never later."""
+        earlier if the sender's own stamp (offset-corrected once known) says so; never later.
+        """
         received = p.now_ms()
         if sent is None:
             return received

@@ -38,7 +38,7 @@ from .streaming_control import RosStreamingControl
 CONFIG_DIR = Path(os.environ.get('XDG_CONFIG_HOME', Path.home() / '.config')) / 'havatar'
 
 PARAMETERS: ParameterTable = [
-    ('robot_id', 'robot', 'This robot\'s id (its path on MediaMTX, its name on the relay)', None),
+    ('robot_id', 'robot', "This robot's id (its path on MediaMTX, its name on the relay)", None),
     ('http_host', '0.0.0.0', 'Address of the local web UI / API server', None),
     ('http_port', 8080, 'Port of the local web UI / API server', (1, 65535)),
     ('access_token', '', 'Token local users need; default from HAVATAR_ACCESS_TOKEN; if both '
@@ -52,7 +52,7 @@ PARAMETERS: ParameterTable = [
     ('max_command_age', 0.3, 'Drive commands older than this (s) are dropped', (0.02, 5.0)),
     ('max_linear', 0.5, 'Largest linear speed a browser may ask for (m/s)', (0.0, 10.0)),
     ('max_angular', 2.5, 'Largest turn rate a browser may ask for (rad/s)', (0.0, 20.0)),
-    ('motor_control_hold', 10.0, "Seconds a direction command of the original UI is held "
+    ('motor_control_hold', 10.0, 'Seconds a direction command of the original UI is held '
      'without a stop', (0.1, 120.0)),
     ('driver_lease', 0.6, 'Seconds a held command goes on without word that its driver is '
      'live (the relay sends a lease five times a second)', (0.2, 5.0)),
@@ -60,7 +60,7 @@ PARAMETERS: ParameterTable = [
      "original avatar_tank_config.json format); '' = ~/.config/havatar/server_mode.json", None),
     ('streaming_node', 'streaming_node', 'Name of the streaming node whose parameters '
      '/server/config sets', None),
-    ('mjpeg_port', 8081, 'Port of the streaming node\'s MJPEG server, for the UI', (1, 65535)),
+    ('mjpeg_port', 8081, "Port of the streaming node's MJPEG server, for the UI", (1, 65535)),
     ('whep_base_url', '', "Base URL of MediaMTX's WebRTC server as browsers reach it "
      "(https://media.example.org/); '' = no WebRTC video", None),
     ('status_period', 2.0, 'Seconds between status messages to the users', (0.2, 60.0)),
@@ -69,7 +69,8 @@ PARAMETERS: ParameterTable = [
 
 class RelayNode(Node):
     """Wires topics, services and the cloud link to the command router, the relay core and
-    the local server; owns only the robot's status as the topics report it."""
+    the local server; owns only the robot's status as the topics report it.
+    """
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__('relay_node', **kwargs)

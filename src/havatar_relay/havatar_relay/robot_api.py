@@ -35,7 +35,8 @@ class StreamingControl(Protocol):
 
 class SettingsStore:
     """The server-mode settings file: the original ``avatar_tank_config.json`` format,
-    ``{"server_mode": {...}}``, written atomically and readable by its owner only."""
+    ``{"server_mode": {...}}``, written atomically and readable by its owner only.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -49,7 +50,8 @@ class SettingsStore:
 
     def update(self, changes: dict[str, Any]) -> ServerModeConfig:
         """Merge ``changes`` into the saved settings and save them; ValueError (nothing saved)
-        when the result is not valid."""
+        when the result is not valid.
+        """
         current = self.load()
         merged = {'enabled': current.enabled, 'server_url': current.server_url,
                   'stream_key': current.stream_key, 'stream_password': current.stream_password,

@@ -1,5 +1,6 @@
 """The brokers' contract: presence, control as a lease (expiry, renewal, take-over), routing;
-MemoryBroker on a clock of the test's, RedisBroker against a real redis-server."""
+MemoryBroker on a clock of the test's, RedisBroker against a real redis-server.
+"""
 from __future__ import annotations
 
 import asyncio

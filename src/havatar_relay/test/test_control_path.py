@@ -1,7 +1,8 @@
 """The control path's defects, each pinned by a test with real processes: a stop never waits
 behind a mode switch; the command gate has one owner; stamps cannot make a command live
 longer; one bad message never cuts the robot off; every close of its hello is retried; the
-relay's hello deadline, error replies and welcome ordering hold."""
+relay's hello deadline, error replies and welcome ordering hold.
+"""
 from __future__ import annotations
 
 import asyncio

@@ -1,7 +1,8 @@
 """Fault suite: MediaMTX dies while the robot streams to it and a user drives, then returns.
 
 Driving never depends on the media server: the held command goes on, a stop arrives at
-once, the stream falls back to local (MJPEG), and server mode comes back by itself."""
+once, the stream falls back to local (MJPEG), and server mode comes back by itself.
+"""
 from __future__ import annotations
 
 import asyncio

@@ -1,6 +1,7 @@
 """Fault suite: the network between the robot and its relay, and between the relays and
 Redis, misbehaves (Toxiproxy in between: black hole, delay, bandwidth limit, a cut in the
-middle of a message). The robot is on relay b through the fault; the driver on relay a."""
+middle of a message). The robot is on relay b through the fault; the driver on relay a.
+"""
 from __future__ import annotations
 
 import asyncio
@@ -14,7 +15,8 @@ from havatar_testing.faults import report, run
 @pytest.fixture
 def robot_link(cloud_robot, toxiproxy):
     """(rig, proxy between the robot and relay b). Commands may be 1 s old: with 300 ms of
-    delay each way the default 0.3 s would (rightly) drop most of them."""
+    delay each way the default 0.3 s would (rightly) drop most of them.
+    """
     proxies = []
     rig = cloud_robot(robot_via=lambda port: proxies.append(toxiproxy.proxy('robot-link', port))
                       or proxies[0].port, max_command_age=1.0)

@@ -2,7 +2,8 @@
 
 The robot stops (no leases can cross without Redis), both relays report themselves degraded,
 and once Redis is back on the same address everything recovers by itself: subscriptions,
-presence, control. Nothing is restarted by hand but Redis."""
+presence, control. Nothing is restarted by hand but Redis.
+"""
 from __future__ import annotations
 
 import asyncio

@@ -34,10 +34,10 @@ def test_local_mode_drives_the_simulator_and_stops_on_disconnect(relay_robot):
             await asyncio.sleep(0.05)
         ack = await user.next('ack')
         assert ack['executed'] and ack['robot_ts'] >= ack['sent_ts'] - 5
-        sim.wait_for_line(lambda l: l == 'PWM 128 128', timeout=10)
+        sim.wait_for_line(lambda line: line == 'PWM 128 128', timeout=10)
         closed = time.time()
         await user.close()
-        stop_time, _ = sim.wait_for_line(lambda l: l == 'STOP', after=closed, timeout=5)
+        stop_time, _ = sim.wait_for_line(lambda line: line == 'STOP', after=closed, timeout=5)
         return stop_time - closed
     elapsed = run(scenario())
     assert elapsed < 0.3, f'stopped {elapsed * 1000:.0f} ms after the driver left'
@@ -55,7 +55,7 @@ def test_stale_commands_are_dropped(relay_robot):
         assert not ack['executed'] and ack['reason'] == 'stale_command'
         await user.close()
     run(scenario())
-    assert not [l for _, l in sim.commands() if l.startswith('PWM')]
+    assert not [line for _, line in sim.commands() if line.startswith('PWM')]
 
 
 def test_wrong_token_and_second_driver_are_refused(relay_robot):
@@ -90,7 +90,7 @@ def test_motor_control_of_the_original_ui_is_held_until_stop(relay_robot):
         await asyncio.sleep(0.3)
         await user.close()
     run(scenario())
-    lines = [l for _, l in sim.commands()]
+    lines = [line for _, line in sim.commands()]
     first = lines.index('PWM 255 255')
     assert lines[first:].count('STOP') == 1, f'held without a deadman stop: {lines}'
     assert lines[-1] == 'STOP'
@@ -134,16 +134,16 @@ def test_server_mode_through_the_cloud_relay(relay_robot, relay_server):
             await asyncio.sleep(0.05)
         ack = await user.next('ack')
         assert ack['executed']
-        sim.wait_for_line(lambda l: l == 'PWM 128 128', timeout=10)
+        sim.wait_for_line(lambda line: line == 'PWM 128 128', timeout=10)
         status = await user.next('status', timeout=10)
         assert status['robot_id'] == 'robot1'
         for i in range(10, 16):  # driving again when the driver leaves
             await user.send(drive(i, SPEED * 2))
             await asyncio.sleep(0.05)
-        sim.wait_for_line(lambda l: l == 'PWM 255 255', timeout=10)
+        sim.wait_for_line(lambda line: line == 'PWM 255 255', timeout=10)
         closed = time.time()
         await user.close()
-        stop_time, _ = sim.wait_for_line(lambda l: l == 'STOP', after=closed, timeout=5)
+        stop_time, _ = sim.wait_for_line(lambda line: line == 'STOP', after=closed, timeout=5)
         return stop_time - closed
     elapsed = run(scenario())
     assert elapsed < 0.3, f'stopped {elapsed * 1000:.0f} ms after the driver left'

@@ -1,6 +1,7 @@
 """The cloud relay server runs as its Docker image runs it: in a fresh virtual environment
 holding only ``scripts/requirements-relay.txt``, with only ``havatar_relay`` and
-``havatar_common`` on its path -- no ROS, no other Havatar package."""
+``havatar_common`` on its path -- no ROS, no other Havatar package.
+"""
 from __future__ import annotations
 
 import asyncio
@@ -49,7 +50,8 @@ def _locked(path: Path) -> Iterator[None]:
 @pytest.fixture(scope='session')
 def relay_venv(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The Python of a virtual environment with the relay's requirements only; kept in the
-    pytest cache, keyed by the requirements and this Python, so it is built once."""
+    pytest cache, keyed by the requirements and this Python, so it is built once.
+    """
     key = hashlib.sha256(REQUIREMENTS.read_bytes() + sys.version.encode()).hexdigest()[:16]
     cache = getattr(pytestconfig, 'cache', None)
     root = cache.mkdir('relay-venv') if cache is not None else tmp_path_factory.mktemp('relay-venv')

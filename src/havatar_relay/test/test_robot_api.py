@@ -1,5 +1,6 @@
 """The original HTTP API's answers and its settings file without ROS, and the bridge that
-brings a service's answer from the executor's thread to the server's loop."""
+brings a service's answer from the executor's thread to the server's loop.
+"""
 from __future__ import annotations
 
 import asyncio

@@ -55,7 +55,7 @@ def test_ui_shows_video_and_drives_with_the_keyboard(relay_robot, processes, bro
     page.locator('body').click(position={'x': 5, 'y': 5})
     pressed = time.time()
     page.keyboard.down('ArrowUp')
-    _, line = sim.wait_for_line(lambda l: l.startswith('PWM') and l != 'PWM 0 0', after=pressed,
+    _, line = sim.wait_for_line(lambda line: line.startswith('PWM') and line != 'PWM 0 0', after=pressed,
                                 timeout=10)
     left, right = (int(v) for v in line.split()[1:])
     assert left > 0 and left == right, line  # forward
@@ -66,7 +66,7 @@ def test_ui_shows_video_and_drives_with_the_keyboard(relay_robot, processes, bro
     page.screenshot(path=str(tmp_path / 'ui.png'))
     released = time.time()
     page.keyboard.up('ArrowUp')
-    stop_time, _ = sim.wait_for_line(lambda l: l == 'STOP', after=released, timeout=5)
+    stop_time, _ = sim.wait_for_line(lambda line: line == 'STOP', after=released, timeout=5)
     assert stop_time - released < 0.6  # the UI sends stop on key-up
 
     # dwell: hovering a large button drives, leaving it stops at once
@@ -74,10 +74,10 @@ def test_ui_shows_video_and_drives_with_the_keyboard(relay_robot, processes, bro
     box = page.locator('.dwell[data-dir=left]').bounding_box()
     page.mouse.move(box['x'] + box['width'] / 2, box['y'] + box['height'] / 2)
     dwelled = time.time()
-    _, line = sim.wait_for_line(lambda l: l.startswith('PWM') and int(l.split()[1]) < 0,
+    _, line = sim.wait_for_line(lambda line: line.startswith('PWM') and int(line.split()[1]) < 0,
                                 after=dwelled, timeout=10)
     left_time = time.time()
     page.mouse.move(5, 5)
-    stop_time, _ = sim.wait_for_line(lambda l: l == 'STOP', after=left_time, timeout=5)
+    stop_time, _ = sim.wait_for_line(lambda line: line == 'STOP', after=left_time, timeout=5)
     assert stop_time - left_time < 0.6
     assert not errors, errors

@@ -143,7 +143,7 @@ class FfmpegSource(FrameSource):
 
 def v4l2_input(device: str, width: int, height: int, fps: float,
                pixel_format: str) -> Callable[[], Optional[list[str]]]:
-    """ffmpeg input arguments for a V4L2 device, resolved anew at every (re)open."""
+    """Ffmpeg input arguments for a V4L2 device, resolved anew at every (re)open."""
     def args() -> Optional[list[str]]:
         path = find_video_device(device)
         if path is None:

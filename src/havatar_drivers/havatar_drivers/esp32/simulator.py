@@ -153,7 +153,8 @@ class Firmware:
         if line == 'STATUS':
             return [_j({'ok': True, 'status': {
                 'left': self.motors.left, 'right': self.motors.right, 'uptime': up,
-                'last_cmd': int((now - self.previous_cmd) * 1000), 'watchdog_timeout': int(V2_WATCHDOG_S * 1000)}})], 0.0
+                'last_cmd': int((now - self.previous_cmd) * 1000),
+                'watchdog_timeout': int(V2_WATCHDOG_S * 1000)}})], 0.0
         if line == 'TEST':
             self.motors = Motors()
             return [f'TEST:{step}' for step in V2_TEST_STEPS], 4.5

@@ -15,136 +15,20 @@ import json
 import logging
 import time
 import uuid
-from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Optional
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from havatar_common.auth import token_matches
-
 from . import protocol as p
+from .accounts import Accounts
 from .brokers import Broker, BrokerUnavailable
+from .session import Limits, Session, TokenBucket
 
 log = logging.getLogger('havatar_relay')
 HELLO_TIMEOUT_S = 5.0
 MESSAGE_TYPES_FROM_USERS = {'drive', 'motor_control', 'stop', 'say', 'set_mode', 'get_status',
                             'take_control', 'release_control', 'ping', 'pong'}
 MESSAGE_TYPES_FROM_ROBOTS = {'status', 'ack', 'error', 'ping', 'pong'}
-
-
-@dataclass
-class Accounts:
-    """Who may connect: robots by token, users by token with the robots they may use."""
-
-    robots: dict[str, str] = field(default_factory=dict)              # robot id -> token
-    users: dict[str, tuple[str, list[str]]] = field(default_factory=dict)  # name -> (token, robots or ['*'])
-
-    def robot(self, robot_id: str, token: str) -> bool:
-        expected = self.robots.get(robot_id)
-        return expected is not None and token_matches(token, expected)
-
-    def known_user(self, token: str) -> Optional[str]:
-        return next((name for name, (expected, _) in self.users.items()
-                     if token_matches(token, expected)), None)
-
-    def user(self, token: str, robot_id: str) -> Optional[str]:
-        """The user's name if ``token`` is theirs and they may use ``robot_id``."""
-        for name, (expected, robots) in self.users.items():
-            if token_matches(token, expected):
-                return name if ('*' in robots or robot_id in robots) else None
-        return None
-
-
-class TokenBucket:
-    """Rate limit: ``rate`` messages per second with bursts of ``burst``."""
-
-    def __init__(self, rate: float, burst: float) -> None:
-        self.rate, self.burst = rate, burst
-        self.tokens = burst
-        self.stamp = time.monotonic()
-        self.refused = 0
-
-    def take(self) -> bool:
-        now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return True
-        self.refused += 1
-        return False
-
-
-@dataclass
-class Limits:
-    user_rate: float = 60.0       # messages/s (drive at 50 Hz plus pings fits)
-    user_burst: float = 120.0
-    robot_rate: float = 200.0
-    robot_burst: float = 400.0
-    abuse_refusals: int = 500     # refused messages before the connection is closed
-    heartbeat_s: float = 1.0      # ping interval; silent for 3 intervals = gone
-    lease_period_s: float = 0.2   # how often the robot hears that its driver is live
-
-    @property
-    def lease_ttl_ms(self) -> int:
-        """How long one lease lets a held command go on: three lease periods."""
-        return int(3000 * self.lease_period_s)
-
-    @property
-    def driver_silence_s(self) -> float:
-        """A driver not heard for this long gets no more leases (its robot stops)."""
-        return 2 * self.heartbeat_s
-
-
-class Session:
-    """One WebSocket connection after its hello.
-
-    Frames to the peer go through a bounded queue drained by a writer task, so that a peer
-    that does not read (or a black-holed connection) never holds up the sender; a peer that
-    lets the queue fill up is disconnected.
-    """
-
-    OUTBOX = 256
-
-    def __init__(self, ws: web.WebSocketResponse, role: p.Role, robot_id: str, name: str,
-                 bucket: TokenBucket) -> None:
-        self.id = uuid.uuid4().hex[:16]
-        self.ws = ws
-        self.role = role
-        self.robot_id = robot_id
-        self.name = name
-        self.bucket = bucket
-        self.clock = p.ClockOffset()
-        self.last_heard = time.monotonic()
-        self._outbox: asyncio.Queue[str] = asyncio.Queue(self.OUTBOX)
-        self._tasks = [asyncio.create_task(self._write())]
-
-    @property
-    def closed(self) -> bool:
-        return self.ws.closed
-
-    def post(self, message: p.Message) -> None:
-        """Queue ``message`` for the peer (never waits)."""
-        if self.ws.closed:
-            return
-        try:
-            self._outbox.put_nowait(p.dump(message))
-        except asyncio.QueueFull:
-            log.warning('%s %s does not read its messages: closing', self.role.value, self.id)
-            self._tasks.append(asyncio.create_task(
-                self.ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b'not reading')))
-
-    async def _write(self) -> None:
-        while True:
-            frame = await self._outbox.get()
-            try:
-                await self.ws.send_str(frame)
-            except (ConnectionError, RuntimeError):
-                return  # closing; the reader loop ends the session
-
-    def cancel(self) -> None:
-        for task in self._tasks:
-            task.cancel()
 
 
 Metrics = Callable[[str, str], None]  # (event, label)

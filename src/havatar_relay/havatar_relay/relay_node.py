@@ -31,7 +31,8 @@ from .cloud_client import Backoff, CloudClient
 from .command_gate import STOPPED, CommandGate
 from .command_router import CommandRouter
 from .local_server import LocalServer
-from .relay_core import Accounts, RelayCore
+from .accounts import Accounts
+from .relay_core import RelayCore
 from .robot_api import RobotHttpApi, SettingsStore
 from .streaming_control import RosStreamingControl
 

@@ -10,7 +10,7 @@ from typing import Any, Awaitable, Callable
 import pytest
 
 from havatar_relay.brokers import Broker, BrokerUnavailable, MemoryBroker, RedisBroker
-from havatar_testing.isolation import free_port
+from havatar_testing import free_port
 
 
 def run(coro: Any) -> Any:

@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 from havatar_relay.server.app import mediamtx_allows
-from havatar_relay.relay_core import Accounts
+from havatar_relay.accounts import Accounts
 from havatar_testing import find_program
 from havatar_testing.webrtc import whep_receive
 

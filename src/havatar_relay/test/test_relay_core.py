@@ -13,7 +13,9 @@ from aiohttp.test_utils import TestServer
 
 from havatar_relay import protocol as p
 from havatar_relay.brokers import BrokerUnavailable, MemoryBroker
-from havatar_relay.relay_core import Accounts, Limits, RelayCore
+from havatar_relay.accounts import Accounts
+from havatar_relay.relay_core import RelayCore
+from havatar_relay.session import Limits
 from havatar_testing.relay import Client, drive
 
 ACCOUNTS = Accounts(robots={'robot1': 'robot1-token'},

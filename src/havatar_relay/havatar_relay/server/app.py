@@ -31,7 +31,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from havatar_common.auth import request_token, token_matches
 
 from ..brokers import Broker, BrokerUnavailable, MemoryBroker, RedisBroker
-from ..relay_core import Accounts, Limits, RelayCore
+from ..accounts import Accounts
+from ..relay_core import RelayCore
+from ..session import Limits
 
 WEB_DIR = Path(__file__).resolve().parents[1] / 'web'
 log = logging.getLogger('havatar_relay')

@@ -6,9 +6,10 @@ import json
 import pytest
 import yaml
 
+from havatar_streaming.convert_server_config import main as convert_main
 from havatar_streaming.mode import Action, ModeMachine
-from havatar_streaming.publisher import PublishSettings, ffmpeg_argv
-from havatar_streaming.server_config import ServerModeConfig, main as convert_main
+from havatar_streaming.rtsp_session import PublishSettings, ffmpeg_argv
+from havatar_streaming.server_settings import ServerModeConfig
 
 
 def test_server_request_starts_and_confirms():

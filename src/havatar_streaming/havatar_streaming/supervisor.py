@@ -197,7 +197,7 @@ class SessionSupervisor:
                     break
                 self.step()
         finally:
-            self._close()
+            self.close()
 
     def step(self) -> None:
         """Retry when due, close an unwanted session, open a wanted one or watch it."""
@@ -286,6 +286,10 @@ class SessionSupervisor:
                          f'{"running local" if fallback else "stopped"}'
                          + (f', retrying in {retry_at - now:.1f} s' if retry_at else ''))
         self.on_change()
+
+    def close(self) -> None:
+        """Stop the session and its talkback; only on the thread that runs ``step``."""
+        self._close()
 
     def _close(self) -> None:
         session, self._session = self._session, None

@@ -16,7 +16,7 @@ import tempfile
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 from urllib.parse import quote, urlsplit
 
@@ -35,7 +35,7 @@ class PublishSettings:
     server_url: str           # rtsp://host:port
     path: str                 # the robot's path on MediaMTX
     user: str
-    password: str
+    password: str = field(repr=False)
     width: int = 640
     height: int = 480
     fps: float = 30.0

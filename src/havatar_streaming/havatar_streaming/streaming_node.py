@@ -40,7 +40,8 @@ from .http_server import MjpegServer
 from .mjpeg import FrameHub
 from .mode import LOCAL, SERVER, ModeMachine
 from .rtsp_session import PublishSettings
-from .supervisor import ServerTarget, SessionParts, SessionSupervisor
+from .session_parts import ServerTarget, SessionParts
+from .supervisor import SessionSupervisor
 
 PARAMETERS: ParameterTable = [
     ('mode', 'local', "Requested mode: 'local' (MJPEG only) or 'server' (also publish to "

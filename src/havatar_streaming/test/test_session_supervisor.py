@@ -17,7 +17,8 @@ import pytest
 from havatar_streaming.mediamtx_api import ApiError, PathState
 from havatar_streaming.mode import ModeMachine
 from havatar_streaming.rtsp_session import PublishSettings
-from havatar_streaming.supervisor import WATCH_PERIOD, ServerTarget, SessionParts, SessionSupervisor
+from havatar_streaming.session_parts import ServerTarget, SessionParts
+from havatar_streaming.supervisor import WATCH_PERIOD, SessionSupervisor
 from havatar_testing import wait_until
 from havatar_testing.streaming import ROBOT, USERS
 

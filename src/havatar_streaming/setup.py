@@ -20,7 +20,7 @@ setup(
     entry_points={
         'console_scripts': [
             'streaming_node = havatar_streaming.streaming_node:main',
-            'convert_server_config = havatar_streaming.server_config:main',
+            'convert_server_config = havatar_streaming.convert_server_config:main',
         ],
     },
 )

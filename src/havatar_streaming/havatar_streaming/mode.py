@@ -3,6 +3,10 @@
 The user *requests* a mode; the *active* mode is what runs. Server mode is entered only
 after the server checked out, and any failure while in it falls back to local (if
 ``fallback_to_local``), then retries with exponential back-off until the server is back.
+
+Every start of a server session is a numbered *attempt*: whoever runs the session acts on
+it only while ``wanted_attempt`` still names it, so a switch to local (or a restart with new
+settings) in the middle of a start leaves nothing running.
 """
 from __future__ import annotations
 
@@ -30,6 +34,7 @@ class ModeMachine:
     fallback: bool = False  # server requested, running local because it failed
     last_error: str = ''
     retry_at: Optional[float] = None
+    attempt: int = 0  # numbers the server sessions started
     _backoff: float = 0.0
     _starting: bool = False
 
@@ -47,21 +52,37 @@ class ModeMachine:
         if self.active == SERVER or self._starting:
             return []
         self._backoff = 0.0
+        return self._start()
+
+    def restart(self, now: float) -> list[Action]:
+        """The server settings changed: a session that runs or is due starts anew with them."""
+        if self.requested != SERVER:
+            return []
+        actions = [Action.STOP_SERVER] if self.active == SERVER or self._starting else []
+        self.active = LOCAL
+        self._backoff = 0.0
+        return actions + self._start()
+
+    def _start(self) -> list[Action]:
         self._starting = True
         self.retry_at = None
+        self.attempt += 1
         return [Action.START_SERVER]
 
-    def started(self, now: float) -> None:
-        """Publishing to the server works."""
-        if self.requested == SERVER and self._starting:
+    def started(self, now: float, attempt: Optional[int] = None) -> None:
+        """Publishing to the server works (ignored when ``attempt`` is no longer wanted)."""
+        if self.requested == SERVER and self._starting and attempt in (None, self.attempt):
             self.active = SERVER
             self.fallback = False
             self._starting = False
             self._backoff = 0.0
             self.retry_at = None
 
-    def failed(self, reason: str, now: float) -> list[Action]:
-        """The server check or the publish session failed."""
+    def failed(self, reason: str, now: float, attempt: Optional[int] = None) -> list[Action]:
+        """The server check or the publish session failed (ignored when ``attempt`` is no
+        longer wanted: a newer start or a switch to local made it moot)."""
+        if attempt is not None and attempt != self.wanted_attempt:
+            return []
         self.last_error = reason
         if self.requested != SERVER:
             return []
@@ -74,11 +95,14 @@ class ModeMachine:
 
     def tick(self, now: float) -> list[Action]:
         if self.requested == SERVER and self.retry_at is not None and now >= self.retry_at:
-            self.retry_at = None
-            self._starting = True
-            return [Action.START_SERVER]
+            return self._start()
         return []
 
     @property
     def starting(self) -> bool:
         return self._starting
+
+    @property
+    def wanted_attempt(self) -> Optional[int]:
+        """The attempt whose session should run now; None when none should."""
+        return self.attempt if self._starting or self.active == SERVER else None

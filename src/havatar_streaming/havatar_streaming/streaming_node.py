@@ -5,14 +5,18 @@ Opus published to MediaMTX over RTSP, talkback read back from ``<stream_key>/tal
 ``stream/set_mode`` (``havatar_msgs/SetStreamMode``) or the ``mode`` parameter switch at
 run time; a failing server makes the node fall back to local and retry with back-off.
 ``stream/status`` (latched) and ``/diagnostics`` report the state.
+
+The node only wires: the mode machine (``mode.py``) decides, the session supervisor
+(``supervisor.py``) alone starts and stops the sessions, ``session_health.py`` judges them.
+Of the parameters only ``DYNAMIC`` ones change at run time (a server setting restarts a
+running session with the new value); the others are read-only.
 """
 from __future__ import annotations
 
 import array
-import threading
 import time
 from typing import Any, Optional
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
@@ -24,7 +28,7 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from havatar_drivers.audio.pcm import convert
 from havatar_common.diagnostics import OK, WARN, diagnostic_array
-from havatar_common.audio import PCM_CHANNELS, PCM_RATE
+from havatar_common.audio import PCM_CHANNELS, PCM_RATE, PCM_SAMPLE_BYTES
 from havatar_common.qos import LATCHED
 from havatar_common.secrets import secret
 from havatar_common.parameters import ParameterTable, check_choice, declare_parameters
@@ -33,11 +37,11 @@ from havatar_msgs.msg import AudioChunk, AudioFormat, StreamStatus
 from havatar_msgs.srv import SetStreamMode
 
 from .http_server import MjpegServer
-from .mediamtx_api import ApiError, MediaMtxApi
 from .mjpeg import FrameHub
-from .mode import LOCAL, SERVER, Action, ModeMachine
-from .publisher import PublishSettings, RtspPublisher
-from .talkback import TalkbackReader
+from .mode import LOCAL, SERVER, ModeMachine
+from .rtsp_session import PublishSettings
+from .session_parts import ServerTarget, SessionParts
+from .supervisor import SessionSupervisor
 
 PARAMETERS: ParameterTable = [
     ('mode', 'local', "Requested mode: 'local' (MJPEG only) or 'server' (also publish to "
@@ -48,12 +52,15 @@ PARAMETERS: ParameterTable = [
     ('jpeg_quality', 80, 'JPEG quality of MJPEG frames encoded here', (1, 100)),
     ('access_token', '', 'Token MJPEG viewers must present (?token= or Bearer); default '
      "from HAVATAR_ACCESS_TOKEN; '' = open on the LAN", None),
-    ('server_url', 'rtsp://127.0.0.1:8554', 'RTSP address of the MediaMTX server', None),
-    ('api_url', '', "MediaMTX API address; '' = http://<server host>:9997; 'none' when the "
+    ('server_url', 'rtsp://127.0.0.1:8554', 'RTSP address of the MediaMTX server (rtsp:// or '
+     'rtsps://); a change restarts a running session', None),
+    ('api_url', '', "MediaMTX API address; '' = http://<server_url host>:9997; 'none' when the "
      "API is not reachable from the robot (the session is then judged by ffmpeg alone)", None),
-    ('stream_key', 'robot', "The robot's path on MediaMTX", None),
+    ('stream_key', 'robot', "The robot's path on MediaMTX; a change restarts a running session",
+     None),
     ('stream_user', '', "Publish user; '' = the stream_key", None),
-    ('stream_password', '', 'Publish password; default from HAVATAR_STREAM_PASSWORD', None),
+    ('stream_password', '', 'Publish password; default from HAVATAR_STREAM_PASSWORD; a change '
+     'restarts a running session', None),
     ('fallback_to_local', True, 'Fall back to local and retry when the server fails', None),
     ('encoder', 'libx264', "ffmpeg H.264 encoder: 'libx264', or 'h264_v4l2m2m' on a "
      'Raspberry Pi 4', None),
@@ -74,9 +81,15 @@ PARAMETERS: ParameterTable = [
     ('diagnostics_period', 1.0, 'Seconds between status and /diagnostics messages', (0.1, 60.0)),
 ]
 
-WATCH_PERIOD = 0.25
-# parameters changed while running (the robot's /server/config sets the server ones)
+# parameters applied while running (the robot's /server/config sets the server ones)
 DYNAMIC = ('mode', 'server_url', 'stream_key', 'stream_password')
+SERVER_PARAMETERS = ('server_url', 'stream_key', 'stream_password')
+RTSP_SCHEMES = ('rtsp', 'rtsps')
+
+JPEG_TOPIC = 'camera/image_raw/compressed'
+JPEG_TOPIC_CHECK_PERIOD = 0.25  # s between checks whether the camera's JPEGs are wanted
+CAMERA_JPEG_FRESH = 1.0  # s a camera JPEG stays the MJPEG source before frames are encoded here
+SEQUENCE_MODULO = 2**32  # AudioChunk.sequence is a uint32
 
 
 def image_to_rgb(msg: Image) -> Optional[np.ndarray]:
@@ -92,33 +105,41 @@ def image_to_rgb(msg: Image) -> Optional[np.ndarray]:
     return None
 
 
+def check_server_parameter(name: str, value: str) -> str:
+    """``value`` if it is a usable ``server_url`` or ``stream_key``; ValueError naming it."""
+    if name == 'server_url':
+        parts = urlsplit(value)
+        if parts.scheme not in RTSP_SCHEMES or not parts.hostname:
+            raise ValueError(f'parameter server_url={value!r} must be rtsp://host:port')
+    elif name == 'stream_key' and not value.strip('/'):
+        raise ValueError('parameter stream_key must not be empty')
+    return value
+
+
 class StreamingNode(Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__('streaming_node', **kwargs)
         p = declare_parameters(self, PARAMETERS, dynamic=DYNAMIC)
         check_choice('mode', p['mode'], (LOCAL, SERVER))
-        if urlsplit(p['server_url']).scheme not in ('rtsp', 'rtsps'):
-            raise ValueError(f"parameter server_url={p['server_url']!r} must be rtsp://host:port")
+        for name in ('server_url', 'stream_key'):
+            check_server_parameter(name, p[name])
         if p['retry_max'] < p['retry_min']:
             raise ValueError('parameter retry_max must not be below retry_min')
         self.params = p
-        self.password = secret(p['stream_password'], 'HAVATAR_STREAM_PASSWORD')
-        self.user = p['stream_user'] or p['stream_key']
-        host = urlsplit(p['server_url']).hostname or '127.0.0.1'
-        self.api: Optional[MediaMtxApi] = None if p['api_url'] == 'none' else MediaMtxApi(
-            p['api_url'] or f'http://{host}:9997', self.user, self.password)
-
-        self._lock = threading.RLock()
-        self.machine = ModeMachine(fallback_to_local=p['fallback_to_local'],
-                                   backoff_min=p['retry_min'], backoff_max=p['retry_max'])
-        self.publisher: Optional[RtspPublisher] = None
-        self.talkback: Optional[TalkbackReader] = None
-        self._session_started = 0.0
-        self._bytes_seen = (0.0, -1)
-        self.server_reachable = False
         self.last_error_stamp = self.get_clock().now()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
+        self._talk_sequence = 0
+
+        publish = PublishSettings(
+            server_url=p['server_url'], path=p['stream_key'], user='', password='',
+            width=p['width'], height=p['height'], fps=p['fps'], encoder=p['encoder'],
+            video_bitrate_kbps=p['video_bitrate_kbps'], gop=p['gop'], audio=p['audio'],
+            audio_bitrate_kbps=p['audio_bitrate_kbps'])
+        self.supervisor = SessionSupervisor(
+            ModeMachine(fallback_to_local=p['fallback_to_local'], backoff_min=p['retry_min'],
+                        backoff_max=p['retry_max']),
+            SessionParts(publish, p['talkback'], self._on_talkback), self._target(),
+            p['start_timeout'], p['stall_timeout'], self.get_logger(),
+            on_change=self._publish_status, on_failure=self._on_failure)
 
         self.hub = FrameHub(p['jpeg_quality'], p['mjpeg_max_fps'])
         token = secret(p['access_token'], 'HAVATAR_ACCESS_TOKEN')
@@ -135,20 +156,23 @@ class StreamingNode(Node):
         self._last_jpeg = 0.0
         self.create_service(SetStreamMode, 'stream/set_mode', self._on_set_mode)
         self.add_on_set_parameters_callback(self._on_parameters)
-        self.create_timer(0.25, self._manage_jpeg_subscription)
+        self.create_timer(JPEG_TOPIC_CHECK_PERIOD, self._manage_jpeg_subscription)
         self.create_timer(p['diagnostics_period'], self._publish_status)
-        self._supervisor = threading.Thread(target=self._supervise, name='stream-supervisor',
-                                            daemon=True)
-        self._supervisor.start()
-        self._apply(self.machine.request(p['mode'], time.monotonic()))
+        self.supervisor.start()
+        self._request(p['mode'])
         self.get_logger().info(f"MJPEG on http://{p['mjpeg_host']}:{p['mjpeg_port']}/stream.mjpg; "
                                f"mode {p['mode']}")
 
+    def _target(self) -> ServerTarget:
+        p = self.params
+        return ServerTarget(p['server_url'], p['stream_key'], p['stream_user'] or p['stream_key'],
+                            secret(p['stream_password'], 'HAVATAR_STREAM_PASSWORD'), p['api_url'])
+
     # -- inputs
     def _on_image(self, msg: Image) -> None:
-        publisher = self.publisher
-        needs_mjpeg = self.hub.wanted() and time.monotonic() - self._last_jpeg > 1.0
-        if publisher is None and not needs_mjpeg:
+        session = self.supervisor.session
+        needs_mjpeg = self.hub.wanted() and time.monotonic() - self._last_jpeg > CAMERA_JPEG_FRESH
+        if session is None and not needs_mjpeg:
             return  # nobody needs this frame: no conversion, no encoding
         rgb = image_to_rgb(msg)
         if rgb is None:
@@ -156,8 +180,8 @@ class StreamingNode(Node):
             return
         if needs_mjpeg:
             self.hub.put(rgb=rgb)
-        if publisher is not None:
-            publisher.put_frame(rgb)
+        if session is not None:
+            session.put_frame(rgb)
 
     def _on_jpeg(self, msg: CompressedImage) -> None:
         if 'jpeg' in msg.format.lower() and self.hub.put(jpeg=bytes(msg.data)):
@@ -165,23 +189,35 @@ class StreamingNode(Node):
 
     def _manage_jpeg_subscription(self) -> None:
         """Use the camera's JPEG topic while someone watches and the camera offers it."""
-        topic = 'camera/image_raw/compressed'
-        wanted = self.hub.wanted() and self.count_publishers(topic) > 0
+        wanted = self.hub.wanted() and self.count_publishers(JPEG_TOPIC) > 0
         if wanted and self._jpeg_sub is None:
-            self._jpeg_sub = self.create_subscription(CompressedImage, topic, self._on_jpeg,
+            self._jpeg_sub = self.create_subscription(CompressedImage, JPEG_TOPIC, self._on_jpeg,
                                                       qos_profile_sensor_data)
         elif not wanted and self._jpeg_sub is not None:
             self.destroy_subscription(self._jpeg_sub)
             self._jpeg_sub = None
 
     def _on_audio(self, msg: AudioChunk) -> None:
-        publisher = self.publisher
-        if publisher is None or msg.format.coding_format not in ('', AudioFormat.CODING_PCM):
+        session = self.supervisor.session
+        if session is None or msg.format.coding_format not in ('', AudioFormat.CODING_PCM):
             return
-        publisher.put_audio(convert(bytes(msg.data), msg.format.sample_rate or PCM_RATE,
-                                    msg.format.channels or PCM_CHANNELS, PCM_RATE, PCM_CHANNELS))
+        session.put_audio(convert(bytes(msg.data), msg.format.sample_rate or PCM_RATE,
+                                  msg.format.channels or PCM_CHANNELS, PCM_RATE, PCM_CHANNELS))
 
-    # -- mode switching
+    def _on_talkback(self, pcm: bytes) -> None:
+        """A chunk of talkback audio (on the talkback reader's thread)."""
+        msg = AudioChunk(format=AudioFormat(channels=PCM_CHANNELS, sample_rate=PCM_RATE,
+                                            sample_format=AudioFormat.SAMPLE_FORMAT_S16LE,
+                                            coding_format=AudioFormat.CODING_PCM,
+                                            bitrate=PCM_RATE * PCM_CHANNELS * PCM_SAMPLE_BYTES * 8))
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.header.frame_id = 'talkback'
+        msg.sequence = self._talk_sequence % SEQUENCE_MODULO
+        self._talk_sequence += 1
+        msg.data = array.array('B', pcm)
+        self.speaker_pub.publish(msg)
+
+    # -- mode and server settings: the supervisor carries them out
     def _on_set_mode(self, request: SetStreamMode.Request,
                      response: SetStreamMode.Response) -> SetStreamMode.Response:
         try:
@@ -191,203 +227,63 @@ class StreamingNode(Node):
         else:
             response.success = True
             response.message = ('switching to server mode; stream/status tells when it is active'
-                                if request.mode == SERVER and self.machine.active != SERVER
+                                if request.mode == SERVER and self.supervisor.status().active != SERVER
                                 else f'{request.mode} mode')
-        response.active_mode = self.machine.active
+        response.active_mode = self.supervisor.status().active
         return response
 
     def _on_parameters(self, params: list[Parameter]) -> SetParametersResult:
-        for param in params:
-            if param.name == 'mode':
-                try:
-                    self._request(param.value)
-                except ValueError as exc:
-                    return SetParametersResult(successful=False, reason=str(exc))
-            elif param.name in ('stream_password',):
-                self.password = param.value
+        """Apply changes of the ``DYNAMIC`` parameters (rclpy refuses the read-only ones)."""
+        changed = {param.name: param.value for param in params if param.name in DYNAMIC}
+        try:
+            if 'mode' in changed:
+                check_choice('mode', changed['mode'], (LOCAL, SERVER))
+            for name in ('server_url', 'stream_key'):
+                if name in changed:
+                    check_server_parameter(name, changed[name])
+        except ValueError as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        self.params.update(changed)
+        if set(changed) & set(SERVER_PARAMETERS) and self.supervisor.retarget(self._target()):
+            self.get_logger().info(f"server settings changed: {self.params['server_url']}, "
+                                   f"path {self.params['stream_key']}")
+            self._publish_status()
+        if 'mode' in changed:
+            self._request(changed['mode'])
         return SetParametersResult(successful=True)
 
     def _request(self, mode: str) -> None:
-        with self._lock:
-            actions = self.machine.request(mode, time.monotonic())
-        self._apply(actions)
-
-    def _apply(self, actions: list[Action]) -> None:
-        for action in actions:
-            if action is Action.STOP_SERVER:
-                self._stop_session()
-            self._wake.set()  # START_SERVER is carried out by the supervisor thread
+        self.supervisor.request(mode)
         self._publish_status()
 
-    def _fail(self, reason: str) -> None:
-        with self._lock:
-            actions = self.machine.failed(reason, time.monotonic())
+    def _on_failure(self, reason: str) -> None:
         self.last_error_stamp = self.get_clock().now()
-        self.get_logger().warning(f'server mode failed: {reason}; '
-                                  f'{"running local" if self.machine.fallback else "stopped"}'
-                                  + (f', retrying in {self.machine.retry_at - time.monotonic():.1f} s'
-                                     if self.machine.retry_at else ''))
-        self._apply(actions)
-
-    # -- the server session, on the supervisor thread
-    def _supervise(self) -> None:
-        """Starts and watches the session; stops it as it ends, for the publisher's ffmpeg
-        dies with the thread that started it (see ``RtspPublisher.start``)."""
-        try:
-            self._supervise_until_stopped()
-        finally:
-            self._stop_session()
-
-    def _supervise_until_stopped(self) -> None:
-        while not self._stop.is_set():
-            self._wake.wait(WATCH_PERIOD)
-            self._wake.clear()
-            if self._stop.is_set():
-                break
-            now = time.monotonic()
-            with self._lock:
-                retry = self.machine.tick(now)
-                starting = self.machine.starting
-            if retry:
-                self._publish_status()
-            if starting and self.publisher is None:
-                self._start_session()
-            elif self.publisher is not None:
-                self._watch_session(now)
-
-    def _start_session(self) -> None:
-        if self.api is not None:
-            try:
-                self.api.check()
-            except ApiError as exc:
-                self.server_reachable = False
-                self._fail(str(exc))
-                return
-            self.server_reachable = True
-        p = self.params
-        settings = PublishSettings(
-            server_url=p['server_url'], path=p['stream_key'], user=self.user,
-            password=self.password, width=p['width'], height=p['height'], fps=p['fps'],
-            encoder=p['encoder'], video_bitrate_kbps=p['video_bitrate_kbps'], gop=p['gop'],
-            audio=p['audio'], audio_bitrate_kbps=p['audio_bitrate_kbps'])
-        publisher = RtspPublisher(settings)
-        publisher.start()
-        self._session_started = time.monotonic()
-        self._bytes_seen = (time.monotonic(), -1)
-        self.publisher = publisher
-        self.get_logger().info(f'publishing to {settings.url(with_password=False)}')
-
-    def _watch_session(self, now: float) -> None:
-        publisher = self.publisher
-        assert publisher is not None
-        if not publisher.alive():
-            self._fail(publisher.exit_reason)
-            return
-        if self.api is None:
-            self._watch_without_api(publisher, now)
-            return
-        try:
-            state = self.api.path(self.params['stream_key'])
-            self.server_reachable = True
-        except ApiError as exc:
-            self.server_reachable = False
-            self._fail(str(exc))
-            return
-        starting = self.machine.starting
-        if starting:
-            if state.ready:
-                with self._lock:
-                    self.machine.started(now)
-                self._start_talkback()
-                self.get_logger().info('server mode active')
-                self._publish_status()
-            elif now - self._session_started > self.params['start_timeout']:
-                self._fail('the server did not receive the stream in time')
-            return
-        if not state.ready:
-            self._fail('the server reports the stream as not ready')
-            return
-        seen_at, seen_bytes = self._bytes_seen
-        if state.bytes_received != seen_bytes:
-            self._bytes_seen = (now, state.bytes_received)
-        elif now - seen_at > self.params['stall_timeout']:
-            self._fail('the stream stalled (no data reached the server)')
-        elif now - publisher.last_progress > self.params['stall_timeout'] + 1.0:
-            self._fail('the encoder stalled')
-
-    def _watch_without_api(self, publisher: RtspPublisher, now: float) -> None:
-        flowing = now - publisher.last_progress < self.params['stall_timeout']
-        if self.machine.starting:
-            if flowing and publisher.frames_written > 0 and now - self._session_started > 1.0:
-                self.server_reachable = True
-                with self._lock:
-                    self.machine.started(now)
-                self._start_talkback()
-                self._publish_status()
-            elif now - self._session_started > self.params['start_timeout']:
-                self._fail('the encoder produced nothing in time')
-        elif not flowing:
-            self._fail('the encoder stalled')
-
-    def _start_talkback(self) -> None:
-        if not self.params['talkback']:
-            return
-        parts = urlsplit(self.params['server_url'])
-        url = (f'rtsp://{quote(self.user, safe="")}:{quote(self.password, safe="")}@'
-               f"{parts.hostname}:{parts.port or 8554}/{self.params['stream_key']}/talk")
-        self.talkback = TalkbackReader(url, self._on_talkback)
-        self.talkback.start()
-
-    def _on_talkback(self, pcm: bytes) -> None:
-        msg = AudioChunk(format=AudioFormat(channels=PCM_CHANNELS, sample_rate=PCM_RATE,
-                                            sample_format=AudioFormat.SAMPLE_FORMAT_S16LE,
-                                            coding_format=AudioFormat.CODING_PCM,
-                                            bitrate=PCM_RATE * PCM_CHANNELS * 16))
-        msg.header.stamp = self.get_clock().now().to_msg()
-        msg.header.frame_id = 'talkback'
-        msg.sequence = self.talkback.chunks % 2**32 if self.talkback else 0
-        msg.data = array.array('B', pcm)
-        self.speaker_pub.publish(msg)
-
-    def _stop_session(self) -> None:
-        publisher, self.publisher = self.publisher, None
-        talkback, self.talkback = self.talkback, None
-        if talkback is not None:
-            talkback.stop()
-        if publisher is not None:
-            publisher.stop()
 
     # -- status
     def _stats(self) -> dict[str, Any]:
-        m = self.machine
-        return {'requested_mode': m.requested, 'active_mode': m.active, 'fallback': m.fallback}
+        s = self.supervisor.status()
+        return {'requested_mode': s.requested, 'active_mode': s.active, 'fallback': s.fallback}
 
     def _publish_status(self) -> None:
-        m, publisher = self.machine, self.publisher
-        msg = StreamStatus(requested_mode=m.requested, active_mode=m.active,
-                           fallback_active=m.fallback, server_reachable=self.server_reachable,
-                           server_url=self.params['server_url'],
-                           fps=float(publisher.fps) if publisher else 0.0,
-                           bitrate_kbps=float(publisher.bitrate_kbps) if publisher else 0.0,
-                           local_viewers=max(0, self.hub.viewers), last_error=m.last_error)
+        s, target = self.supervisor.status(), self.supervisor.target
+        msg = StreamStatus(requested_mode=s.requested, active_mode=s.active,
+                           fallback_active=s.fallback, server_reachable=s.server_reachable,
+                           server_url=target.server_url, fps=s.fps, bitrate_kbps=s.bitrate_kbps,
+                           local_viewers=max(0, self.hub.viewers), last_error=s.last_error)
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.last_error_stamp = self.last_error_stamp.to_msg()
         self.status_pub.publish(msg)
-        values = {'requested_mode': m.requested, 'active_mode': m.active,
-                  'server_reachable': self.server_reachable, 'fps': f'{msg.fps:.1f}',
+        values = {'requested_mode': s.requested, 'active_mode': s.active,
+                  'server_reachable': s.server_reachable, 'fps': f'{msg.fps:.1f}',
                   'bitrate_kbps': f'{msg.bitrate_kbps:.0f}', 'mjpeg_viewers': msg.local_viewers,
-                  'jpeg_encodes': self.hub.encodes, 'last_error': m.last_error}
+                  'jpeg_encodes': self.hub.encodes, 'last_error': s.last_error}
         self.diag_pub.publish(diagnostic_array(
-            self, 'streaming', self.params['stream_key'], WARN if m.fallback else OK,
-            f'fallback to local: {m.last_error}' if m.fallback else f'{m.active} mode', values))
+            self, 'streaming', target.stream_key, WARN if s.fallback else OK,
+            f'fallback to local: {s.last_error}' if s.fallback else f'{s.active} mode', values))
 
     def shutdown(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        self._supervisor.join(timeout=5)
-        self._stop_session()  # already done by the supervisor unless it is stuck
+        self.supervisor.stop()  # its thread closes the session
         self.http.stop()
-
 
 def main(args: Optional[list[str]] = None) -> None:
     spin_node(StreamingNode, 'streaming_node', args)

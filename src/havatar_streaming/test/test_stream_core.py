@@ -6,9 +6,10 @@ import json
 import pytest
 import yaml
 
+from havatar_streaming.convert_server_config import main as convert_main
 from havatar_streaming.mode import Action, ModeMachine
-from havatar_streaming.publisher import PublishSettings, ffmpeg_argv
-from havatar_streaming.server_config import ServerModeConfig, main as convert_main
+from havatar_streaming.rtsp_session import PublishSettings, ffmpeg_argv
+from havatar_streaming.server_settings import ServerModeConfig
 
 
 def test_server_request_starts_and_confirms():
@@ -57,6 +58,38 @@ def test_no_retry_without_fallback_to_local():
     m.request('server', 0.0)
     m.failed('x', 1.0)
     assert m.retry_at is None and m.tick(1000.0) == []
+
+
+def test_each_start_is_a_new_attempt_and_stale_reports_are_ignored():
+    m = ModeMachine()
+    m.request('server', 0.0)
+    first = m.wanted_attempt
+    assert first is not None
+    m.request('local', 0.1)
+    assert m.wanted_attempt is None
+    assert m.failed('late error of the first start', 0.2, first) == []
+    assert (m.fallback, m.last_error) == (False, '')
+    m.request('server', 0.3)
+    second = m.wanted_attempt
+    assert second != first
+    m.started(0.4, first)  # the first start's session became ready: too late
+    assert m.active == 'local' and m.starting
+    m.started(0.5, second)
+    assert m.active == 'server' and m.wanted_attempt == second
+
+
+def test_restart_starts_a_new_attempt_only_when_server_mode_is_wanted():
+    m = ModeMachine()
+    assert m.restart(0.0) == [] and m.wanted_attempt is None  # local: nothing to restart
+    m.request('server', 0.0)
+    m.started(1.0)
+    running = m.wanted_attempt
+    assert m.restart(2.0) == [Action.STOP_SERVER, Action.START_SERVER]
+    assert m.active == 'local' and m.starting and m.wanted_attempt != running
+    m.failed('refused', 3.0)
+    assert m.retry_at is not None
+    assert m.restart(3.5) == [Action.START_SERVER]  # new settings: try them now
+    assert m.starting and m.retry_at is None
 
 
 def test_publish_url_and_encoder_choice():

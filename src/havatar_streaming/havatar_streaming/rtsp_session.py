@@ -1,4 +1,5 @@
-"""Server mode: one ffmpeg process encoding H.264 + Opus and publishing them over RTSP.
+"""An RTSP publish session (server mode): one ffmpeg process encoding H.264 + Opus and
+publishing them to MediaMTX over RTSP.
 
 Video frames go to ffmpeg's stdin as raw RGB, audio to a FIFO as S16LE; each has a
 writer thread holding only the newest data, so a slow or stuck ffmpeg never blocks the
@@ -15,7 +16,7 @@ import tempfile
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 from urllib.parse import quote, urlsplit
 
@@ -24,6 +25,7 @@ import numpy as np
 from havatar_common.audio import PCM_CHANNELS, PCM_RATE, PCM_SAMPLE_BYTES
 from havatar_common.lifetime import preexec
 
+RTSP_PORT = 8554  # when the server URL names none
 AUDIO_CHUNK_S = 0.02
 AUDIO_CHUNK_BYTES = int(PCM_RATE * AUDIO_CHUNK_S) * PCM_CHANNELS * PCM_SAMPLE_BYTES
 
@@ -33,7 +35,7 @@ class PublishSettings:
     server_url: str           # rtsp://host:port
     path: str                 # the robot's path on MediaMTX
     user: str
-    password: str
+    password: str = field(repr=False)
     width: int = 640
     height: int = 480
     fps: float = 30.0
@@ -47,7 +49,7 @@ class PublishSettings:
         parts = urlsplit(self.server_url)
         secret = quote(self.password, safe='') if with_password else '***'
         auth = f'{quote(self.user, safe="")}:{secret}@' if self.user else ''
-        return f'{parts.scheme}://{auth}{parts.hostname}:{parts.port or 8554}/{self.path}'
+        return f'{parts.scheme}://{auth}{parts.hostname}:{parts.port or RTSP_PORT}/{self.path}'
 
 
 def ffmpeg_argv(s: PublishSettings, audio_fifo: Optional[str], ffmpeg: str = 'ffmpeg') -> list[str]:
@@ -71,7 +73,7 @@ def ffmpeg_argv(s: PublishSettings, audio_fifo: Optional[str], ffmpeg: str = 'ff
     return argv
 
 
-class RtspPublisher:
+class RtspSession:
     """Runs the ffmpeg publish session; ``alive()`` and ``last_output`` tell its health."""
 
     def __init__(self, settings: PublishSettings, ffmpeg: str = 'ffmpeg') -> None:

@@ -1,0 +1,55 @@
+"""The robot's server-mode settings (``ServerModeConfig``), pure and ROS-free.
+
+One model for both places that hold them: the relay node's ``/server/config`` store (the
+Flask robot's ``avatar_tank_config.json`` shape, kept as is) and ``convert_server_config``,
+which turns an old file into ``streaming_node`` parameters::
+
+    {"server_mode": {"enabled": true, "server_url": "rtsp://example.org:8554",
+                     "stream_key": "robot1", "stream_password": "...",
+                     "fallback_to_local": true}}
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+KEYS = ('enabled', 'server_url', 'stream_key', 'stream_password', 'fallback_to_local')
+
+
+@dataclass(frozen=True)
+class ServerModeConfig:
+    enabled: bool = False
+    server_url: str = ''
+    stream_key: str = ''
+    stream_password: str = ''
+    fallback_to_local: bool = True
+
+    @classmethod
+    def from_legacy(cls, data: dict[str, Any]) -> 'ServerModeConfig':
+        """Read the ``server_mode`` block (or a file's top level holding it)."""
+        block = data.get('server_mode', data)
+        if not isinstance(block, dict):
+            raise ValueError('server_mode must be an object')
+        unknown = set(block) - set(KEYS)
+        if unknown:
+            raise ValueError(f'unknown server_mode keys: {", ".join(sorted(unknown))}')
+        config = cls(enabled=bool(block.get('enabled', False)),
+                     server_url=str(block.get('server_url', '')),
+                     stream_key=str(block.get('stream_key', '')),
+                     stream_password=str(block.get('stream_password', '')),
+                     fallback_to_local=bool(block.get('fallback_to_local', True)))
+        if config.enabled and not (config.server_url and config.stream_key):
+            raise ValueError('server_mode enabled without server_url and stream_key')
+        return config
+
+    def to_parameters(self, include_password: bool = False) -> dict[str, Any]:
+        """The same settings as ``streaming_node`` parameters."""
+        params: dict[str, Any] = {
+            'mode': 'server' if self.enabled else 'local',
+            'server_url': self.server_url,
+            'stream_key': self.stream_key,
+            'fallback_to_local': self.fallback_to_local,
+        }
+        if include_password:
+            params['stream_password'] = self.stream_password
+        return params

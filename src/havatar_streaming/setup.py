@@ -14,7 +14,8 @@ setup(
     zip_safe=True,
     maintainer='Havatar developers',
     maintainer_email='dev@havatar.invalid',
-    description='Media bridge of the Havatar robot: local MJPEG over HTTP, or H.264 and Opus to a MediaMTX server, switchable at run time with automatic fallback.',
+    description=('Media bridge of the Havatar robot: local MJPEG over HTTP, or H.264 and Opus to '
+                 'a MediaMTX server, switchable at run time with automatic fallback.'),
     license='Apache-2.0',
     extras_require={'test': ['pytest']},
     entry_points={

@@ -16,7 +16,7 @@ from typing import Any, Callable, Protocol
 import psutil
 
 from havatar_common.secrets import write_private
-from havatar_streaming.server_config import ServerModeConfig
+from havatar_streaming.server_settings import ServerModeConfig
 
 from . import protocol as p
 

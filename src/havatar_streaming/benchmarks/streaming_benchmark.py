@@ -39,7 +39,8 @@ sys.path.insert(0, str(ROOT / 'testing'))
 
 from havatar_drivers.stamped_pattern import decode, render  # noqa: E402
 from havatar_streaming.mediamtx_api import MediaMtxApi  # noqa: E402
-from havatar_testing import MediaMtxServer, MediaMtxUser, ProcessManager, find_program, free_port, ros_executable, wait_until  # noqa: E402
+from havatar_testing import (MediaMtxServer, MediaMtxUser, ProcessManager, find_program,  # noqa: E402
+                             free_port, ros_executable, wait_until)
 from havatar_testing.isolation import DomainLease, ros_environment, shm_profile_environment  # noqa: E402
 from havatar_testing.webrtc import whep_receive  # noqa: E402
 

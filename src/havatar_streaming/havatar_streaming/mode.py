@@ -80,7 +80,8 @@ class ModeMachine:
 
     def failed(self, reason: str, now: float, attempt: Optional[int] = None) -> list[Action]:
         """The server check or the publish session failed (ignored when ``attempt`` is no
-        longer wanted: a newer start or a switch to local made it moot)."""
+        longer wanted: a newer start or a switch to local made it moot).
+        """
         if attempt is not None and attempt != self.wanted_attempt:
             return []
         self.last_error = reason

@@ -96,7 +96,8 @@ class RtspSession:
     def start(self) -> None:
         """Start ffmpeg. It is SIGKILLed when the calling thread ends: call ``start`` and
         ``stop`` from a thread that lives as long as the session (the streaming node's
-        supervisor). A killed ffmpeg's TCP connection closes, so MediaMTX notices at once."""
+        supervisor). A killed ffmpeg's TCP connection closes, so MediaMTX notices at once.
+        """
         if self._fifo:
             os.mkfifo(self._fifo)
         self._process = subprocess.Popen(
@@ -194,7 +195,7 @@ class RtspSession:
             os.close(fd)
 
     def _read_progress(self) -> None:
-        """ffmpeg's -progress output: proves output is flowing and gives fps/bitrate."""
+        """Ffmpeg's -progress output: proves output is flowing and gives fps/bitrate."""
         assert self._process is not None and self._process.stderr is not None
         secrets = [self.settings.password, quote(self.settings.password, safe='')]
         for raw in self._process.stderr:

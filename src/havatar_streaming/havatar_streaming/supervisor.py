@@ -112,7 +112,8 @@ class SessionSupervisor:
     # -- the supervisor thread
     def run(self) -> None:
         """Step until stopped, then close the session: ffmpeg is SIGKILLed when the thread
-        that started it ends (see ``RtspSession.start``), so this thread starts and stops it."""
+        that started it ends (see ``RtspSession.start``), so this thread starts and stops it.
+        """
         try:
             while not self._stop.is_set():
                 self._wake.wait(WATCH_PERIOD)

@@ -1,5 +1,6 @@
 """streaming_node's parameters through the parameter service: read-only ones are refused
-with a reason, bad values too, and the dynamic ones take effect (a real MediaMTX checks)."""
+with a reason, bad values too, and the dynamic ones take effect (a real MediaMTX checks).
+"""
 from __future__ import annotations
 
 from typing import Any

@@ -6,7 +6,7 @@ import time
 
 import serial
 
-from havatar_drivers.esp32.simulator import Firmware
+from havatar_drivers.esp32.firmware_model import Firmware
 
 
 def test_v1_replies_and_telemetry():

@@ -36,187 +36,12 @@ import socket
 import sys
 import time
 import tty
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
 from havatar_common.lifetime import die_with_parent, inherited_parent_pid
 
-from .protocol import PWM_LIMIT, clamp_pwm
-
-V2_BOOT_READY_S = 2.0
-V2_INIT_S = 1.2
-V2_PWM_BLOCK_S = 0.05
-V2_STOP_BLOCK_S = 0.3
-V2_WATCHDOG_S = 2.0
-V2_WATCHDOG_BLOCK_S = 0.9
-V2_HEARTBEAT_S = 1.0
-V1_TELEMETRY_S = 0.5
-V2_TEST_STEPS = ('FORWARD', 'BACKWARD', 'LEFT', 'RIGHT', 'STOP')
-BATTERY_FULL_V = 8.4
-BATTERY_DRAIN_V_PER_S = 0.0005
-
-
-@dataclass
-class Motors:
-    left: int = 0
-    right: int = 0
-
-    @property
-    def moving(self) -> bool:
-        return self.left != 0 or self.right != 0
-
-
-class Firmware:
-    """One firmware's behaviour: ``handle`` a line, ``tick`` its periodic work.
-
-    Both return the lines to write and how long the firmware then blocks. Time is passed
-    in (seconds, monotonic) so unit tests can drive it without waiting.
-    """
-
-    def __init__(self, dialect: str, now: float, battery_v: float = BATTERY_FULL_V) -> None:
-        self.dialect = dialect
-        self.motors = Motors()
-        self.set_battery(battery_v, now)
-        self.boot(now)
-
-    def boot(self, now: float) -> tuple[list[str], float]:
-        """Power on or reset; returns the boot output and the time spent booting."""
-        self.motors = Motors()
-        self.boot_time = now
-        self.last_cmd = now
-        self.last_periodic = now
-        self.boot_stage = 2 if self.dialect == 'v1' else 0  # v2: 0 silent, 1 ready, 2 running
-        if self.dialect == 'v1':
-            return ['{"boot":true,"ina219":true}'], 0.0
-        return [], 0.0  # v2 prints its boot lines from tick(), after the boot delays
-
-    # -- helpers
-    def uptime_ms(self, now: float) -> int:
-        return int((now - self.boot_time) * 1000)
-
-    def set_battery(self, volts: float, now: float) -> None:
-        self.battery_v = volts
-        self.battery_since = now
-
-    def voltage(self, now: float) -> float:
-        drained = (now - self.battery_since) * BATTERY_DRAIN_V_PER_S
-        return round(max(6.0, self.battery_v - drained), 3)
-
-    def booting(self) -> bool:
-        """True while the firmware is still in setup() and reads no commands."""
-        return self.boot_stage < 2
-
-    # -- commands
-    def handle(self, line: str, now: float) -> tuple[list[str], float]:
-        self.previous_cmd, self.last_cmd = self.last_cmd, now
-        return (self._v1 if self.dialect == 'v1' else self._v2)(line.strip(), now)
-
-    def _v1(self, line: str, now: float) -> tuple[list[str], float]:
-        v = self.voltage(now)
-        parts = line.split()
-        if len(parts) == 3 and parts[0] == 'PWM':
-            try:
-                left, right = (clamp_pwm(int(p)) for p in parts[1:])
-            except ValueError:
-                return [_j({'err': 'bad_cmd', 'voltage': v})], 0.0
-            self.motors = Motors(left, right)
-            return [_j({'ack': 'PWM', 'L': left, 'R': right, 'voltage': v})], 0.0
-        if line == 'STOP':
-            self.motors = Motors()
-            return [_j({'ack': 'STOP', 'voltage': v})], 0.0
-        if line == 'STATUS':
-            return [self._v1_status(now)], 0.0
-        return [_j({'err': 'bad_cmd', 'voltage': v})], 0.0
-
-    def _v1_status(self, now: float) -> str:
-        current = 120.0 + (abs(self.motors.left) + abs(self.motors.right)) * 2.0
-        return _j({'ok': True, 'voltage': self.voltage(now), 'current': current,
-                   'ts': self.uptime_ms(now)})
-
-    def _v2(self, line: str, now: float) -> tuple[list[str], float]:
-        up = self.uptime_ms(now)
-        if line.startswith('PWM') or line.startswith('MOTOR:'):
-            speeds = _v2_speeds(line)
-            if speeds is None:
-                return [_j({'ok': False, 'error': 'invalid_pwm_format',
-                            'expected': 'PWM left right'})], 0.0
-            if any(abs(s) > PWM_LIMIT for s in speeds):
-                return [_j({'ok': False, 'error': 'invalid_speed_range',
-                            'range': '-255 to +255'})], 0.0
-            self.motors = Motors(*speeds)
-            return [_j({'ok': True, 'cmd': 'PWM', 'left': speeds[0], 'right': speeds[1],
-                        'uptime': up})], V2_PWM_BLOCK_S
-        if line == 'STOP':
-            self.motors = Motors()
-            return [_j({'ok': True, 'cmd': 'STOP', 'reason': 'command', 'uptime': up})], V2_STOP_BLOCK_S
-        if line == 'STATUS':
-            return [_j({'ok': True, 'status': {
-                'left': self.motors.left, 'right': self.motors.right, 'uptime': up,
-                'last_cmd': int((now - self.previous_cmd) * 1000),
-                'watchdog_timeout': int(V2_WATCHDOG_S * 1000)}})], 0.0
-        if line == 'TEST':
-            self.motors = Motors()
-            return [f'TEST:{step}' for step in V2_TEST_STEPS], 4.5
-        return [_j({'ok': False, 'error': 'unknown_command', 'received': line})], 0.0
-
-    # -- periodic work of the firmware's loop
-    def tick(self, now: float) -> tuple[list[str], float]:
-        if self.dialect == 'v1':
-            if now - self.last_periodic >= V1_TELEMETRY_S:
-                self.last_periodic = now
-                return [self._v1_status(now)], 0.0
-            return [], 0.0
-        return self._v2_tick(now)
-
-    def _v2_tick(self, now: float) -> tuple[list[str], float]:
-        since_boot = now - self.boot_time
-        out: list[str] = []
-        if self.boot_stage == 0 and since_boot >= V2_BOOT_READY_S:
-            self.boot_stage = 1
-            out += [_j({'status': 'ready', 'version': '2.0', 'firmware': 'ESP32_CRAWLER'}),
-                    _j({'info': 'Commands: PWM <left> <right>, STOP, STATUS, TEST'}),
-                    _j({'info': 'Speed range: -255 to +255'}),
-                    _j({'info': 'Watchdog: 2000ms'})]
-        if self.boot_stage == 1 and since_boot >= V2_BOOT_READY_S + V2_INIT_S:
-            self.boot_stage = 2
-            self.last_cmd = self.last_periodic = now
-            out.append(_j({'status': 'initialized', 'ok': True}))
-        if self.boot_stage < 2:
-            return out, 0.0
-        block = 0.0
-        if self.motors.moving and now - self.last_cmd >= V2_WATCHDOG_S:
-            self.motors = Motors()
-            out.append(_j({'emergency': True, 'reason': 'watchdog_timeout',
-                           'uptime': self.uptime_ms(now)}))
-            block = V2_WATCHDOG_BLOCK_S
-        if self.motors.moving and now - self.last_periodic >= V2_HEARTBEAT_S:
-            self.last_periodic = now
-            out.append(_j({'heartbeat': True, 'left': self.motors.left,
-                           'right': self.motors.right, 'uptime': self.uptime_ms(now)}))
-        elif not self.motors.moving:
-            self.last_periodic = now
-        return out, block
-
-
-def _j(obj: dict) -> str:
-    return json.dumps(obj, separators=(',', ':'))
-
-
-def _v2_speeds(line: str) -> Optional[tuple[int, int]]:
-    try:
-        if line.startswith('MOTOR:'):
-            _, l_key, left, r_key, right = line.split(':')
-            if (l_key, r_key) != ('L', 'R'):
-                return None
-        else:
-            cmd, left, right = line.split()
-            if cmd != 'PWM':
-                return None
-        return int(left), int(right)
-    except ValueError:
-        return None
-
+from .firmware_model import BATTERY_FULL_V, Firmware, compact_json
 
 class SerialPort:
     """The simulated USB port: a pseudo-terminal, with a stable symlink as its name."""
@@ -304,7 +129,7 @@ class Simulator:
                 self.firmware.set_battery(float(args[0]), now)
             elif name == 'state':
                 m = self.firmware.motors
-                return _j({'left': m.left, 'right': m.right, 'plugged': self.port.is_open,
+                return compact_json({'left': m.left, 'right': m.right, 'plugged': self.port.is_open,
                            'dialect': self.firmware.dialect})
             else:
                 return f'error: unknown command {name!r}'
@@ -353,7 +178,7 @@ class Simulator:
     def _handle(self, raw: bytes) -> None:
         text = raw.decode('ascii', 'replace')
         if self.record:
-            self.record.write(_j({'t': time.time(), 'line': text}) + '\n')
+            self.record.write(compact_json({'t': time.time(), 'line': text}) + '\n')
         now = time.monotonic()
         if not text.strip():
             return

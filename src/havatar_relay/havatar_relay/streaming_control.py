@@ -11,7 +11,7 @@ import contextlib
 from typing import Any
 
 from rcl_interfaces.msg import Parameter as ParameterMsg, ParameterType, ParameterValue
-from rcl_interfaces.srv import SetParameters
+from rcl_interfaces.srv import SetParametersAtomically
 from rclpy.node import Node
 
 from havatar_msgs.srv import SetStreamMode
@@ -63,7 +63,9 @@ class RosStreamingControl:
 
     def __init__(self, node: Node, streaming_node: str) -> None:
         self._mode = node.create_client(SetStreamMode, 'stream/set_mode')
-        self._parameters = node.create_client(SetParameters, f'{streaming_node}/set_parameters')
+        # atomically: the streaming node applies a new server in one step (one restart)
+        self._parameters = node.create_client(SetParametersAtomically,
+                                              f'{streaming_node}/set_parameters_atomically')
 
     async def set_mode(self, mode: str) -> tuple[bool, str]:
         try:
@@ -73,6 +75,7 @@ class RosStreamingControl:
         return response.success, response.message
 
     async def set_parameters(self, values: dict[str, str | bool]) -> list[tuple[bool, str]]:
-        request = SetParameters.Request(parameters=[_parameter(k, v) for k, v in values.items()])
-        result = await call_service(self._parameters, request)
-        return [(r.successful, r.reason) for r in result.results]
+        request = SetParametersAtomically.Request(
+            parameters=[_parameter(k, v) for k, v in values.items()])
+        result = (await call_service(self._parameters, request)).result
+        return [(result.successful, result.reason)]

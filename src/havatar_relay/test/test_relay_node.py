@@ -12,8 +12,10 @@ from geometry_msgs.msg import Twist
 from rcl_interfaces.srv import GetParameters, SetParameters
 from rclpy.parameter import Parameter
 
-from havatar_testing import free_port, ros_executable
+from havatar_testing import free_port, ros_executable, wait_until
 from havatar_testing.relay import LOCAL_TOKEN, Client, drive
+from havatar_testing.mediamtx import MediaMtxUser
+from havatar_testing.streaming import USERS
 
 SPEED = 0.25  # m/s -> 'PWM 128 128' with the motor node's defaults
 TOKEN = LOCAL_TOKEN
@@ -211,3 +213,33 @@ def test_parameters_it_does_not_apply_are_refused_through_the_parameter_service(
     get_client = ros_node.node.create_client(GetParameters, '/relay_node/get_parameters')
     (value,) = ros_node.call(get_client, GetParameters.Request(names=['max_linear'])).values
     assert value.double_value == 0.5
+
+
+def test_server_config_moves_a_live_stream_in_one_step(relay_robot, sources, streaming_node,
+                                                      mediamtx_factory, ros_node):
+    first = mediamtx_factory(users=USERS)
+    second = mediamtx_factory(users=[MediaMtxUser('robot1', 'second-secret', ('publish', 'read'), 'robot2'),
+                                     MediaMtxUser('robot1', 'second-secret', ('read',), 'robot2/talk')])
+    sources()
+    streaming, _ = streaming_node(first, mode='server', api_url='none')
+    streaming.wait_for_output('server mode active', timeout=30)
+    _, base, _, _ = relay_robot()
+    auth = {'Authorization': f'Bearer {TOKEN}', 'Content-Type': 'application/json'}
+    url = f'rtsp://127.0.0.1:{second.ports.rtsp}'
+    body = json.dumps({'enabled': True, 'server_url': url, 'stream_key': 'robot2',
+                       'stream_password': 'second-secret', 'fallback_to_local': True})
+    deadline = time.monotonic() + 20
+    while True:  # until the relay node has discovered the streaming node's services
+        request = urllib.request.Request(base + '/server/config', data=body.encode(), headers=auth)
+        with urllib.request.urlopen(request, timeout=15) as r:
+            reply = json.load(r)
+        if reply['applied'] or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert reply['success'] and reply['applied'], reply
+    client = ros_node.node.create_client(GetParameters, '/streaming_node/get_parameters')
+    values = ros_node.call(client, GetParameters.Request(names=['server_url', 'stream_key'])).values
+    assert [values[0].string_value, values[1].string_value] == [url, 'robot2']
+    wait_until(lambda: streaming.output().count('server mode active') >= 2, 30, 'the stream on the second server')
+    # url, key and password changed together: one new session, never a half-changed one
+    assert streaming.output().count('publishing to') == 2, streaming.output()

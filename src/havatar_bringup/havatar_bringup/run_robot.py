@@ -1,0 +1,156 @@
+"""The robot's nodes without ``ros2 launch`` (executable ``run_robot``).
+
+For machines whose ROS 2 has no launch (the PyPI wheels) and for the systemd unit
+``systemd/havatar-robot.service``: runs the graph of ``havatar_bringup.graph`` with the
+arguments ``robot.launch.py`` takes, written the same way::
+
+    run_robot [sim:=true] [serial_port:=...] [relay_url:=...] ...   (--show-args lists them)
+
+Like the launch file it respawns the hardware nodes (``respawn`` in the graph) 2 s after
+they exit; any other node exiting stops everything with exit code 1 (systemd's
+``Restart=on-failure`` starts the robot again). Under systemd (``$NOTIFY_SOCKET``) it sends
+``READY=1`` once every node runs and the local web UI answers. SIGINT, SIGTERM or SIGHUP
+stops every node (SIGINT first, as ``ros2 launch`` does) and exits 0. Each node's output
+goes to ``--log-dir`` (default ``$LOGS_DIRECTORY``, else ``~/.local/state/havatar/logs``).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import yaml
+
+from havatar_common.sd_notify import notify
+
+from .demo import StopRequested, StopSignals, say
+from .graph import ARGUMENTS, GraphArgs, NodeEntry, command_line, dds_profile, default_params_file, \
+    find_executable, robot_graph
+from .processes import ManagedProcess, ProcessManager
+
+STARTUP_TIMEOUT_S = 60.0
+RESPAWN_DELAY_S = 2.0  # as robot.launch.py's respawn_delay
+WATCH_PERIOD_S = 0.5
+
+
+def web_ui_url(args: GraphArgs) -> str:
+    """Where the relay node's local web UI answers, from the parameter file."""
+    data = yaml.safe_load(Path(args.params_file or default_params_file()).read_text()) or {}
+    params = next((v.get('ros__parameters', {}) for k, v in data.items()
+                   if k.rstrip('/').split('/')[-1] == 'relay_node'), {})
+    host = str(params.get('http_host', '0.0.0.0'))
+    host = '127.0.0.1' if host in ('0.0.0.0', '', '::') else host
+    return f'http://{host}:{int(params.get("http_port", 8080))}/'
+
+
+def parse_options(argv: Optional[list[str]]) -> tuple[argparse.Namespace, GraphArgs]:
+    parser = argparse.ArgumentParser(prog='run_robot', description=__doc__.split('\n\n')[0])
+    parser.add_argument('arguments', nargs='*', metavar='name:=value', help='launch arguments')
+    parser.add_argument('--show-args', action='store_true', help='list the launch arguments')
+    parser.add_argument('--log-dir', type=Path, help='where each node writes its output')
+    options = parser.parse_args(argv)
+    if options.show_args:
+        for name, default, description in ARGUMENTS:
+            print(f"  '{name}': {description}\n      (default: '{default}')")
+        parser.exit(0)
+    values = {}
+    for item in options.arguments:
+        name, sep, value = item.partition(':=')
+        if not sep:
+            parser.error(f'{item!r}: arguments are written name:=value')
+        values[name] = value
+    try:
+        return options, GraphArgs.from_strings(values)
+    except ValueError as exc:
+        parser.error(str(exc))
+        raise  # not reached
+
+
+class Robot:
+    """The graph's processes, started in order, respawned as the graph says."""
+
+    def __init__(self, args: GraphArgs, processes: ProcessManager) -> None:
+        self.args = args
+        self.processes = processes
+        self.running: dict[str, tuple[NodeEntry, ManagedProcess]] = {}
+        self.respawn_at: dict[str, float] = {}
+
+    def start(self, entry: NodeEntry) -> ManagedProcess:
+        executable = find_executable(entry)
+        if executable is None:
+            raise RuntimeError(f'{entry.package} {entry.executable} is not installed (colcon build)')
+        process = self.processes.start(entry.name, command_line(entry, executable))
+        self.running[entry.name] = (entry, process)
+        return process
+
+    def start_all(self) -> None:
+        if self.args.sim:
+            Path(self.args.sim_dir).mkdir(parents=True, exist_ok=True)
+        for entry in robot_graph(self.args):
+            self.processes.interrupt()
+            process = self.start(entry)
+            if not entry.ros:  # the ESP32 simulator: its port exists once it says so
+                process.wait_for_output('port:', timeout=STARTUP_TIMEOUT_S)
+        _, relay_node = self.running['relay_node']
+        relay_node.wait_for_http(web_ui_url(self.args), STARTUP_TIMEOUT_S)
+        for name, (_, process) in self.running.items():
+            if not process.running():
+                raise RuntimeError(f'{name} exited during start-up; see {process.log_path}')
+
+    def check(self, now: float) -> Optional[str]:
+        """Respawn what is due; the name of a node that ended and may not respawn, if any."""
+        for name, (entry, process) in self.running.items():
+            if process.running():
+                continue
+            if not entry.respawn:
+                return name
+            due = self.respawn_at.setdefault(name, now + RESPAWN_DELAY_S)
+            if now >= due:
+                say(f'run_robot: {name} exited ({process.popen.returncode}); respawning', error=True)
+                del self.respawn_at[name]
+                self.start(entry)  # replaces the value of an existing key: safe while iterating
+        return None
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    options, args = parse_options(argv)
+    log_dir = options.log_dir or Path(os.environ.get('LOGS_DIRECTORY') or
+                                      Path.home() / '.local' / 'state' / 'havatar' / 'logs')
+    log_dir.mkdir(parents=True, exist_ok=True)
+    profile = dds_profile()
+    env = {**os.environ, 'PYTHONUNBUFFERED': '1',
+           'FASTRTPS_DEFAULT_PROFILES_FILE': profile, 'FASTDDS_DEFAULT_PROFILES_FILE': profile}
+    signals = StopSignals()
+    # started from this (the main) thread, which ends only with run_robot: every node gets
+    # SIGTERM from the kernel if run_robot dies without stopping them (PR_SET_PDEATHSIG)
+    processes = ProcessManager(log_dir, env, die_with_parent=True, interrupt=signals.check)
+    robot = Robot(args, processes)
+    try:
+        robot.start_all()
+        notify('READY=1')
+        say(f'run_robot: {len(robot.running)} nodes running; web UI {web_ui_url(args)}; logs in {log_dir}')
+        while signals.requested is None:
+            ended = robot.check(time.monotonic())
+            if ended is not None:
+                _, process = robot.running[ended]
+                say(f'run_robot: {ended} stopped unexpectedly; its output:\n{process.tail()}', error=True)
+                return 1
+            time.sleep(WATCH_PERIOD_S)
+        return 0
+    except StopRequested as exc:
+        say(f'run_robot: {exc} during start-up')
+        return 0
+    except (RuntimeError, OSError) as exc:  # a node missing, dead or not ready in time
+        say(f'run_robot: {exc}', error=True)
+        return 1
+    finally:
+        notify('STOPPING=1')
+        processes.stop_all()
+        say('run_robot: stopped.')
+
+
+if __name__ == '__main__':
+    sys.exit(main())

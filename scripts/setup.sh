@@ -85,7 +85,7 @@ fi
 # ---------------------------------------------------------------------------------------
 step "Checking system packages"
 command -v python3 >/dev/null || fail "python3 is missing (Python 3.11 or newer is needed)"
-packages=(ffmpeg redis-server chromium espeak-ng sox socat iproute2 cmake g++ make git curl)
+packages=(ffmpeg redis-server chromium espeak-ng sox socat iproute2 cmake g++ make git curl systemd)
 python3 -c 'import ensurepip, venv' 2>/dev/null || packages+=(python3-venv)
 python3 -c 'import os, sysconfig, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
   || packages+=(python3-dev)

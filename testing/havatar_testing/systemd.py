@@ -4,6 +4,7 @@ from __future__ import annotations
 import socket
 import time
 from pathlib import Path
+from typing import Callable
 
 
 class NotifySocket:
@@ -23,10 +24,14 @@ class NotifySocket:
     def env(self) -> dict[str, str]:
         return {'NOTIFY_SOCKET': str(self.path)}
 
-    def wait_for(self, state: str, timeout: float) -> None:
-        """Wait until a datagram carrying ``state`` (e.g. ``READY=1``) has arrived."""
+    def wait_for(self, state: str, timeout: float, alive: Callable[[], bool] = lambda: True) -> None:
+        """Wait until a datagram carrying ``state`` (e.g. ``READY=1``) has arrived; give up
+        early when ``alive`` (the sender is running) turns false.
+        """
         deadline = time.monotonic() + timeout
         while not any(state in message.splitlines() for message in self.received):
+            if not alive():
+                raise RuntimeError(f'the program exited before sending {state} (received: {self.received})')
             left = deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError(f'no {state} on {self.path} within {timeout:.1f} s '

@@ -46,7 +46,7 @@ def test_run_robot_is_ready_for_systemd_respawns_hardware_nodes_and_stops_cleanl
             ros_executable('havatar_bringup', 'run_robot'), 'sim:=true', f'params_file:={params}',
             f'sim_dir:={tmp_path / "sim"}', '--log-dir', tmp_path / 'robot-logs'],
             env={**systemd.env, 'HOME': str(tmp_path), 'HAVATAR_ACCESS_TOKEN': 'test-token'})
-        systemd.wait_for('READY=1', timeout=120)
+        systemd.wait_for('READY=1', timeout=120, alive=robot.running)
         assert http_answers(f'http://127.0.0.1:{ui}/'), 'the web UI answers once READY=1 is sent'
         root = psutil.Process(robot.pid)
         everything = root.children(recursive=True)

@@ -182,9 +182,9 @@ def test_relay_tells_systemd_it_is_ready_once_it_listens(processes, tmp_path):
     systemd = NotifySocket(tmp_path / 'notify')
     try:
         port = free_port()
-        processes.start('relay', [ros_executable('havatar_relay', 'relay_server'),
+        relay = processes.start('relay', [ros_executable('havatar_relay', 'relay_server'),
                                   '--host', '127.0.0.1', '--port', str(port)], env=systemd.env)
-        systemd.wait_for('READY=1', timeout=15)
+        systemd.wait_for('READY=1', timeout=15, alive=relay.running)
         with urllib.request.urlopen(f'http://127.0.0.1:{port}/health', timeout=5) as answer:
             assert answer.status == 200  # already listening when it said so
     finally:

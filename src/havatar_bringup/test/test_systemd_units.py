@@ -28,7 +28,7 @@ def install(home: Path, *args: str, bin_dir: Path | None = None) -> subprocess.C
 
 @pytest.fixture
 def stub_bin(tmp_path: Path) -> Path:
-    """systemctl and loginctl that only record their arguments (no user manager here)."""
+    """Stub `systemctl` and `loginctl` that only record their arguments (no user manager here)."""
     bin_dir = tmp_path / 'bin'
     bin_dir.mkdir()
     for name in ('systemctl', 'loginctl'):

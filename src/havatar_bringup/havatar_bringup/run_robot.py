@@ -96,8 +96,10 @@ class Robot:
                 process.wait_for_output('port:', timeout=STARTUP_TIMEOUT_S)
         _, relay_node = self.running['relay_node']
         relay_node.wait_for_http(web_ui_url(self.args), STARTUP_TIMEOUT_S)
-        for name, (_, process) in self.running.items():
-            if not process.running():
+        for name, (entry, process) in self.running.items():
+            # a hardware node may be down (a camera unplugged): it respawns, and the web UI
+            # stays up for the user meanwhile
+            if not process.running() and not entry.respawn:
                 raise RuntimeError(f'{name} exited during start-up; see {process.log_path}')
 
     def check(self, now: float) -> Optional[str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import http.client
+import json
 import time
 from pathlib import Path
 from typing import Callable
@@ -92,8 +93,11 @@ def stack(processes: ProcessManager, relay_server: Callable[..., str], tmp_path:
         '-i', 'testsrc2=size=160x120:rate=10', '-c:v', 'libx264', '-preset', 'ultrafast',
         '-tune', 'zerolatency', '-g', '10', '-pix_fmt', 'yuv420p', '-f', 'rtsp',
         '-rtsp_transport', 'tcp', f'rtsp://robot1:robot1-token@127.0.0.1:{ports.rtsp}/robot1'])
-    publisher.wait_for(lambda: fetch(ports.api, 'GET', '/v3/paths/get/robot1', ADMIN)[0] == 200,
-                       timeout=20, what='robot1 published')
+
+    def published() -> bool:
+        status, body, _ = fetch(ports.api, 'GET', '/v3/paths/get/robot1', ADMIN)
+        return status == 200 and json.loads(body)['ready']
+    publisher.wait_for(published, timeout=20, what='robot1 published')
     return Stack(caddy_port, relay_port, ports)
 
 

@@ -85,7 +85,9 @@ fi
 # ---------------------------------------------------------------------------------------
 step "Checking system packages"
 command -v python3 >/dev/null || fail "python3 is missing (Python 3.11 or newer is needed)"
-packages=(ffmpeg redis-server chromium espeak-ng sox socat iproute2 cmake g++ make git curl systemd)
+# caddy: the tests run docker/Caddyfile with it (its system service is switched off below);
+# systemd: systemd-analyze checks the units in systemd/
+packages=(ffmpeg redis-server chromium espeak-ng sox socat iproute2 cmake g++ make git curl systemd caddy)
 python3 -c 'import ensurepip, venv' 2>/dev/null || packages+=(python3-venv)
 python3 -c 'import os, sysconfig, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
   || packages+=(python3-dev)
@@ -107,6 +109,10 @@ else
   $SUDO apt-get update -qq || fail "apt-get update failed"
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" \
     || fail "apt-get could not install: ${missing[*]}"
+  # Debian starts Caddy as a web server on port 80 when installing it: not wanted here
+  if [[ " ${missing[*]} " == *" caddy "* ]] && [ -d /run/systemd/system ]; then
+    $SUDO systemctl disable --now caddy.service || echo "could not stop caddy.service; stop it by hand"
+  fi
 fi
 
 # ---------------------------------------------------------------------------------------

@@ -42,13 +42,14 @@ def relay_server(processes, tmp_path) -> Callable[..., str]:
     config.write_text(yaml.safe_dump(ACCOUNTS))
 
     def start(redis_url: str = '', name: str = 'relay', heartbeat: float = 1.0,
-              port: int = 0) -> str:
+              port: int = 0, env: dict[str, str] | None = None) -> str:
         port = port or free_port()
         argv: list[Any] = [ros_executable('havatar_relay', 'relay_server'), '--config', config,
                            '--host', '127.0.0.1', '--port', str(port), '--instance-id', name]
         if redis_url:
             argv += ['--redis-url', redis_url]
-        server = processes.start(name, argv, env={'HAVATAR_RELAY_HEARTBEAT_S': str(heartbeat)})
+        server = processes.start(name, argv, env={'HAVATAR_RELAY_HEARTBEAT_S': str(heartbeat),
+                                                  **(env or {})})
         server.wait_for_http(f'http://127.0.0.1:{port}/health', timeout=15, ok=lambda s: s == 200)
         return f'http://127.0.0.1:{port}'
     return start

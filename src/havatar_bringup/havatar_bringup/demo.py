@@ -171,7 +171,7 @@ def start_robot(demo: Demo, processes: ProcessManager) -> None:
     graph_args.extra = {
         'streaming_node': {'mjpeg_port': demo.mjpeg, 'mjpeg_host': '127.0.0.1',
                            'server_url': f'rtsp://127.0.0.1:{mtx.rtsp}',
-                           'api_url': f'http://127.0.0.1:{mtx.api}',
+                           'api_url': 'none',  # the API needs the admin token, as on a server
                            'stream_user': ROBOT_ID},
         'relay_node': {'http_port': demo.ui, 'http_host': '127.0.0.1',
                        'mjpeg_port': demo.mjpeg,

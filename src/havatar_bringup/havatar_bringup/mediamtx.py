@@ -47,11 +47,13 @@ AUTH_KEYS = ('authMethod', 'authHTTPAddress', 'authHTTPExclude', 'authInternalUs
 
 
 def relay_auth(hook_url: str) -> dict[str, Any]:
-    """Authentication through the relay server's hook; API and metrics are left to the
-    network (loopback here, the Compose network in docker/).
+    """Authentication through the relay server's hook, the control API included: the hook
+    admits it only with the relay's admin token (MediaMTX tells the hook neither the path
+    nor the method of an API request, so no robot or user token may open it). Metrics
+    (read-only) are left to the network: loopback here, the Compose network in docker/.
     """
     return {'authMethod': 'http', 'authHTTPAddress': hook_url,
-            'authHTTPExclude': [{'action': 'api'}, {'action': 'metrics'}]}
+            'authHTTPExclude': [{'action': 'metrics'}]}
 
 
 @dataclass

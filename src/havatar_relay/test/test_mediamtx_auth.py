@@ -36,6 +36,24 @@ def test_hook_decisions(request_, allowed):
     assert mediamtx_allows(ACCOUNTS, request_) is allowed
 
 
+@pytest.mark.parametrize('request_,allowed', [
+    ({'action': 'api', 'path': '', 'token': 'admin-token'}, True),
+    ({'action': 'api', 'path': '', 'user': 'any', 'password': 'admin-token'}, True),
+    ({'action': 'api', 'path': '', 'query': 'token=admin-token'}, True),
+    ({'action': 'api', 'path': ''}, False),
+    ({'action': 'api', 'path': '', 'token': 'alice-token'}, False),
+    ({'action': 'api', 'path': '', 'user': 'robot1', 'password': 'robot1-token'}, False),
+    ({'action': 'api', 'path': 'robot1', 'user': 'robot1', 'password': 'robot1-token'}, False),
+    ({'action': 'metrics', 'path': '', 'token': 'admin-token'}, True),
+    ({'action': 'pprof', 'path': '', 'token': 'alice-token'}, False),
+])
+def test_the_api_opens_to_the_admin_token_only(request_, allowed):
+    """MediaMTX tells the hook neither the path nor the method of an API request: a robot
+    may not read even its own path there, as the same login could reconfigure the server.
+    """
+    assert mediamtx_allows(ACCOUNTS, request_, admin_token='admin-token') is allowed
+
+
 def test_real_mediamtx_uses_the_relay_hook(relay_server, mediamtx_factory, processes):
     relay = relay_server()
     server = mediamtx_factory(users=[], overrides={

@@ -11,7 +11,7 @@ from aiohttp import web
 from havatar_common.aio_server import BackgroundServer
 from havatar_common.auth_throttle import AuthThrottle
 from havatar_common.conn_limits import ConnectionCap
-from havatar_testing.slowloris import Slowloris
+from havatar_testing.attacks import Slowloris
 
 
 def test_wrong_tokens_wait_longer_after_the_free_ones_per_address():

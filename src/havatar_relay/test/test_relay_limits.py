@@ -5,39 +5,22 @@ connections are closed, while the rightful user still gets in promptly (127.0.0.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import urllib.request
-from typing import Any
 
 import aiohttp
 
 from havatar_common.conn_limits import HEADER_TIMEOUT_S, MAX_CONNECTIONS_PER_CLIENT
-from havatar_testing.slowloris import Slowloris
-
-PROMPT_S = 1.0  # a right token's answer, whatever the guessers do
-
-
-def session_from(source: str) -> aiohttp.ClientSession:
-    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(local_addr=(source, 0), force_close=True))
+from havatar_testing.attacks import PROMPT_S, Slowloris, session_from, timed, ws_hello
+from havatar_testing.attacks import get_status as _get_status
 
 
 async def status(session: aiohttp.ClientSession, base: str, token: str) -> int:
-    async with session.get(f'{base}/api/status', headers={'Authorization': f'Bearer {token}'}) as response:
-        return response.status
+    return await _get_status(session, f'{base}/api/status', token)
 
 
 async def hello(session: aiohttp.ClientSession, base: str, token: str) -> str:
-    async with session.ws_connect(base.replace('http', 'ws') + '/ws') as ws:
-        await ws.send_str(json.dumps({'type': 'hello', 'role': 'user', 'token': token, 'robot_id': 'robot1'}))
-        reply: dict[str, Any] = json.loads((await ws.receive(timeout=15)).data)
-        return reply['type'] if reply['type'] == 'welcome' else reply['code']
-
-
-async def timed(coro: Any) -> tuple[Any, float]:
-    started = time.monotonic()
-    result = await coro
-    return result, time.monotonic() - started
+    return await ws_hello(session, base, token)
 
 
 def metric(base: str, name: str, labels: str = '') -> float:

@@ -105,3 +105,13 @@ def test_slowloris_is_closed_while_a_user_connects(relay_server):
         async with aiohttp.ClientSession() as session:  # and 127.0.0.1 is served again
             assert await status(session, base, 'alice-token') == 200
     asyncio.run(scenario())
+
+
+def test_behind_a_trusted_proxy_the_client_is_the_last_forwarded_address():
+    from aiohttp.test_utils import make_mocked_request
+
+    from havatar_relay.server.app import forwarded_client, presented_secret
+    request = make_mocked_request('GET', '/ws', headers={'X-Forwarded-For': '6.6.6.6, 203.0.113.7'})
+    assert forwarded_client(request) == '203.0.113.7'  # what Caddy appended, not what the client sent
+    assert presented_secret({'user': 'robot1', 'password': '', 'query': 'token=abc'}) == 'abc'
+    assert presented_secret({'user': '', 'password': '', 'query': ''}) == ''

@@ -2,7 +2,9 @@
 
 ROS callbacks never wait on a network peer and the web side never waits on the ROS
 executor: the two meet only through ``call`` (a coroutine onto the loop) and thread-safe
-state. Used by the MJPEG server and the robot's local web server.
+state. Used by the MJPEG server and the robot's local web server. A connection has
+``HEADER_TIMEOUT_S`` for its request headers and each client address a connection cap
+(``conn_limits``).
 """
 from __future__ import annotations
 
@@ -13,6 +15,9 @@ from typing import Any, Awaitable, Callable, Optional
 
 from aiohttp import web
 
+from .conn_limits import (HEADER_TIMEOUT_S, MAX_CONNECTIONS_PER_CLIENT, ConnectionCap, cap_connections,
+                          server_options)
+
 START_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 10.0
 
@@ -20,9 +25,13 @@ STOP_TIMEOUT_S = 10.0
 class BackgroundServer:
     """Serves the app ``make_app()`` returns on ``host:port`` from a background thread."""
 
-    def __init__(self, name: str, host: str, port: int) -> None:
+    def __init__(self, name: str, host: str, port: int,
+                 per_client: int = MAX_CONNECTIONS_PER_CLIENT,
+                 header_timeout_s: float = HEADER_TIMEOUT_S) -> None:
         self.name = name
         self.host, self.port = host, port
+        self.header_timeout_s = header_timeout_s
+        self.cap = ConnectionCap(per_client)  # replaced by the live one at start
         self.loop = asyncio.new_event_loop()
         self._runner: Optional[web.AppRunner] = None
         self._thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
@@ -33,8 +42,11 @@ class BackgroundServer:
         asyncio.run_coroutine_threadsafe(self._start(make_app), self.loop).result(START_TIMEOUT_S)
 
     async def _start(self, make_app: Callable[[], Awaitable[web.Application]]) -> None:
-        self._runner = web.AppRunner(await make_app(), handle_signals=False, access_log=None)
+        self._runner = web.AppRunner(await make_app(), handle_signals=False, access_log=None,
+                                     **server_options(self.header_timeout_s))
         await self._runner.setup()
+        assert self._runner.server is not None
+        self.cap = cap_connections(self._runner.server, self.cap.per_client)
         await web.TCPSite(self._runner, self.host, self.port).start()
 
     def call(self, coro: Awaitable[Any]) -> concurrent.futures.Future[Any]:

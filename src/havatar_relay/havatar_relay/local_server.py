@@ -3,7 +3,10 @@ the original Flask robot's HTTP API (documented in ``doc/ROBOT_HTTP_API.md``).
 
 aiohttp on a thread with its own event loop (``BackgroundServer``). Every request except
 ``/`` and the static files needs the robot's access token (``Authorization: Bearer`` or
-``?token=``); the WebSocket's ``hello`` carries it.
+``?token=``); the WebSocket's ``hello`` carries it. A wrong token is answered late, more so
+the more an address guesses (``havatar_common.auth_throttle``; a right token never waits);
+``/system_status`` counts those (``auth_throttled``) and the connections refused by the
+per-client cap (``connections_refused``).
 """
 from __future__ import annotations
 
@@ -67,9 +70,11 @@ class LocalServer:
 
     @web.middleware
     async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        if (request.path.startswith(('/server/', '/system_status'))
-                and not token_matches(request_token(request.headers, request.query), self.token)):
-            raise web.HTTPUnauthorized(text='the robot access token is needed')
+        if request.path.startswith(('/server/', '/system_status')):
+            token = request_token(request.headers, request.query)
+            if not token_matches(token, self.token):
+                await self.core.throttle.refuse(self.core.client_address(request), token)
+                raise web.HTTPUnauthorized(text='the robot access token is needed')
         return await handler(request)
 
     async def _index(self, request: web.Request) -> web.FileResponse:
@@ -97,4 +102,6 @@ class LocalServer:
             return web.json_response({'success': False, 'error': str(exc)}, status=400)
 
     async def _system_status(self, request: web.Request) -> web.Response:
-        return web.json_response(self.api.system_status())
+        return web.json_response({**self.api.system_status(),
+                                  'auth_throttled': self.core.throttle.throttled,
+                                  'connections_refused': self._server.cap.refused})

@@ -19,6 +19,8 @@ from typing import Any, Awaitable, Callable, Optional
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from havatar_common.auth_throttle import AuthThrottle
+
 from . import protocol as p
 from .accounts import Accounts
 from .brokers import Broker, BrokerUnavailable
@@ -51,6 +53,8 @@ class RelayCore:
         self.instance = instance or uuid.uuid4().hex[:8]
         self.limits = limits
         self.metrics = metrics
+        self.throttle = AuthThrottle()  # shared with the HTTP endpoints of the same server
+        self.client_address: Callable[[web.Request], str] = lambda request: request.remote or ''
         self.users: dict[str, dict[str, Session]] = {}    # robot id -> session id -> session
         self.robots: dict[str, Session] = {}             # robot id -> its connection here
         self.driving: dict[str, Session] = {}            # robot id -> its driver, if connected here
@@ -83,7 +87,7 @@ class RelayCore:
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(heartbeat=None, max_msg_size=p.MAX_MESSAGE_BYTES * 2)
         await ws.prepare(request)
-        session = await self._hello(ws)
+        session = await self._hello(ws, self.client_address(request))
         if session is None:
             await ws.close()
             return ws
@@ -98,7 +102,7 @@ class RelayCore:
             self.metrics('disconnect', session.role.value)
         return ws
 
-    async def _hello(self, ws: web.WebSocketResponse) -> Optional[Session]:
+    async def _hello(self, ws: web.WebSocketResponse, client: str) -> Optional[Session]:
         try:  # one deadline for the hello: WebSocket pings in between do not extend it
             frame = await asyncio.wait_for(ws.receive(), HELLO_TIMEOUT_S)
         except asyncio.TimeoutError:
@@ -106,15 +110,20 @@ class RelayCore:
             return None
         if frame.type != WSMsgType.TEXT:
             return None
+        token = ''
         try:
             hello = p.parse(frame.data)
             if not isinstance(hello, p.Hello):
                 raise p.ProtocolError(p.ErrorCode.HELLO_REQUIRED, 'the first message must be hello')
+            token = hello.token
             if hello.v != p.PROTOCOL_VERSION:
                 raise p.ProtocolError(p.ErrorCode.UNSUPPORTED_VERSION,
                                       f'protocol v{hello.v} is not supported (v{p.PROTOCOL_VERSION})')
             return await self._admit(ws, hello)
         except p.ProtocolError as exc:
+            if exc.code is p.ErrorCode.UNAUTHORIZED:  # a wrong token waits (auth_throttle)
+                if await self.throttle.refuse(client, token) > 0:
+                    self.metrics('auth_throttled', 'ws')
             await ws.send_str(p.dump(exc.to_message()))
         except BrokerUnavailable as exc:
             log.warning('hello refused: %s', exc)

@@ -2,7 +2,10 @@
 
 aiohttp on a thread of its own with its own event loop (``BackgroundServer``), so the ROS
 executor never waits on a viewer. With an access token set, requests must carry it
-(``?token=`` or ``Authorization: Bearer``).
+(``?token=`` or ``Authorization: Bearer``); a wrong one is answered late, more so the more
+an address guesses (``havatar_common.auth_throttle``; a right token never waits).
+``/stats`` counts those (``auth_throttled``) and the connections refused by the
+per-client cap (``connections_refused``).
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from aiohttp import web
 
 from havatar_common.aio_server import BackgroundServer
 from havatar_common.auth import request_token, token_matches
+from havatar_common.auth_throttle import AuthThrottle
 
 from .mjpeg import FrameHub
 
@@ -26,6 +30,7 @@ class MjpegServer:
         self.hub = hub
         self.access_token = access_token
         self.stats = stats
+        self.throttle = AuthThrottle()
         self._executor = ThreadPoolExecutor(max_workers=64, thread_name_prefix='mjpeg')
         self._server = BackgroundServer('mjpeg-http', host, port)
         self._stopping = False
@@ -49,9 +54,11 @@ class MjpegServer:
 
     @web.middleware
     async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        if (self.access_token and request.path != '/health'
-                and not token_matches(request_token(request.headers, request.query), self.access_token)):
-            raise web.HTTPUnauthorized(text='a valid token is needed')
+        if self.access_token and request.path != '/health':
+            token = request_token(request.headers, request.query)
+            if not token_matches(token, self.access_token):
+                await self.throttle.refuse(request.remote or '', token)
+                raise web.HTTPUnauthorized(text='a valid token is needed')
         return await handler(request)
 
     async def _next(self, after: int, timeout: float) -> Optional[tuple[int, bytes]]:
@@ -96,4 +103,5 @@ class MjpegServer:
 
     async def _stats(self, request: web.Request) -> web.Response:
         return web.json_response({'viewers': self.hub.viewers, 'jpeg_encodes': self.hub.encodes,
-                                  'frames_in': self.hub.frames_in, **self.stats()})
+                                  'frames_in': self.hub.frames_in, 'auth_throttled': self.throttle.throttled,
+                                  'connections_refused': self._server.cap.refused, **self.stats()})

@@ -29,6 +29,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from havatar_common.auth import request_token, token_matches
+from havatar_common.conn_limits import MAX_CONNECTIONS_PER_CLIENT, run_app
 from havatar_common.sd_notify import notify
 
 from ..brokers import Broker, BrokerUnavailable, MemoryBroker, RedisBroker
@@ -54,6 +55,10 @@ class Settings(BaseSettings):
     user_rate: float = Field(60.0, gt=0)
     user_burst: float = Field(120.0, ge=1)
     heartbeat_s: float = Field(1.0, gt=0)
+    # behind a reverse proxy (docker/compose.yaml: Caddy) the proxy is the only peer: then
+    # the client is the last X-Forwarded-For entry, and the per-peer cap is the proxy's
+    trust_forwarded: bool = False
+    max_connections_per_client: int = Field(MAX_CONNECTIONS_PER_CLIENT, ge=0)  # 0: no cap
 
 
 def load_accounts(path: Optional[Path]) -> Accounts:
@@ -76,6 +81,9 @@ class RelayMetrics:
         self.errors = Counter('havatar_relay_errors_total', 'Error replies', ['code'], registry=self.registry)
         self.rate_limited = Counter('havatar_relay_rate_limited_total', 'Messages refused by rate limits',
                                     ['role'], registry=self.registry)
+        self.auth_throttled = Counter('havatar_relay_auth_throttled_total',
+                                      'Wrong tokens answered late (per-client back-off)', ['endpoint'],
+                                      registry=self.registry)
         self.auth_failed = Counter('havatar_relay_auth_failed_total', 'Refused hellos', ['role'],
                                    registry=self.registry)
         self.forward = Histogram('havatar_relay_forward_seconds', 'Relay to robot forwarding time',
@@ -95,6 +103,8 @@ class RelayMetrics:
             self.rate_limited.labels(label).inc()
         elif event == 'auth_failed':
             self.auth_failed.labels(label).inc()
+        elif event == 'auth_throttled':
+            self.auth_throttled.labels(label).inc()
         elif event == 'forward_ms':
             self.forward.observe(max(0.0, float(label)) / 1000)
 
@@ -107,6 +117,13 @@ def create_app(settings: Settings, broker: Optional[Broker] = None) -> web.Appli
                      Limits(user_rate=settings.user_rate, user_burst=settings.user_burst,
                             heartbeat_s=settings.heartbeat_s), metrics)
     app = web.Application()
+    throttle = core.throttle
+    if settings.trust_forwarded:
+        core.client_address = forwarded_client
+
+    async def refuse(client: str, token: str, endpoint: str) -> None:
+        if await throttle.refuse(client, token) > 0:
+            metrics('auth_throttled', endpoint)
 
     async def start(app: web.Application) -> None:
         await broker.start()
@@ -126,6 +143,7 @@ def create_app(settings: Settings, broker: Optional[Broker] = None) -> web.Appli
     async def status(request: web.Request) -> web.Response:
         token = request_token(request.headers, {})
         if not token or accounts.known_user(token) is None:
+            await refuse(core.client_address(request), token, 'status')
             raise web.HTTPUnauthorized(text='a user token is needed')
         try:
             robots = [{'robot_id': robot_id, 'online': await broker.is_online(robot_id),
@@ -146,6 +164,9 @@ def create_app(settings: Settings, broker: Optional[Broker] = None) -> web.Appli
             raise web.HTTPBadRequest(text='JSON expected') from None
         allowed = mediamtx_allows(accounts, body, settings.admin_token)
         if not allowed:
+            # MediaMTX asks for its client: key by the client's address. Requests with
+            # no credentials at all (RTSP's first try before the challenge) are no guess.
+            await refuse(str(body.get('ip') or ''), presented_secret(body), 'mediamtx')
             log.info('MediaMTX %s on %r refused for %r from %s', body.get('action'),
                      body.get('path'), body.get('user') or '(token)', body.get('ip'))
         return web.Response(status=200 if allowed else 401)
@@ -165,6 +186,18 @@ def create_app(settings: Settings, broker: Optional[Broker] = None) -> web.Appli
     app.on_shutdown.append(stop)
     app['core'] = core
     return app
+
+
+def forwarded_client(request: web.Request) -> str:
+    """The client behind a trusted reverse proxy: the last X-Forwarded-For entry."""
+    forwarded = request.headers.get('X-Forwarded-For', '').rsplit(',', 1)[-1].strip()
+    return forwarded or request.remote or ''
+
+
+def presented_secret(request: dict[str, Any]) -> str:
+    """Whatever credentials a MediaMTX hook body carries (empty: none presented)."""
+    query = {k: v[0] for k, v in parse_qs(str(request.get('query') or '')).items()}
+    return str(request.get('password') or '') or str(request.get('token') or '') or request_token({}, query)
 
 
 def mediamtx_allows(accounts: Accounts, request: dict[str, Any], admin_token: str = '') -> bool:
@@ -211,10 +244,9 @@ def main(args: Optional[list[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(name)s: %(message)s')
     log.info('relay %s listening on %s:%d (state: %s)', settings.instance_id or '(auto id)',
              settings.host, settings.port, 'redis' if settings.redis_url else 'memory')
-    # run_app calls ``print`` once, when every socket listens: the moment to tell systemd
-    # (Type=notify in systemd/havatar-relay.service) that the relay is ready
-    web.run_app(create_app(settings), host=settings.host, port=settings.port,
-                print=lambda _banner: notify('READY=1'), access_log=None)
+    # once the socket listens, tell systemd (Type=notify in systemd/havatar-relay.service)
+    run_app(create_app(settings), settings.host, settings.port, settings.max_connections_per_client,
+            on_ready=lambda: notify('READY=1'))
     return 0
 
 

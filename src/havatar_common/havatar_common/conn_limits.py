@@ -1,0 +1,99 @@
+"""No aiohttp server waits forever for a client (ROS-free).
+
+- Header timeout: aiohttp's ``keepalive_timeout`` is armed when a connection opens and
+  re-armed only after a response, and partial header bytes do not extend it; so a
+  connection that has not completed a request within ``HEADER_TIMEOUT_S`` of opening (or
+  of its last response) is closed. A request being handled (a WebSocket, the MJPEG
+  stream) is not affected.
+- Connection cap: at most ``per_client`` live connections per peer address; beyond it a
+  new connection is closed at once, before anything is read (so no verdict on a token).
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import Callable, Any, Optional
+
+from aiohttp import web
+
+HEADER_TIMEOUT_S = 10.0
+MAX_CONNECTIONS_PER_CLIENT = 64
+
+
+def server_options(header_timeout_s: float = HEADER_TIMEOUT_S) -> dict[str, Any]:
+    """``AppRunner`` options: the header (and idle keep-alive) timeout, header size limits."""
+    return {'keepalive_timeout': header_timeout_s, 'max_line_size': 8190, 'max_field_size': 8190,
+            'max_headers': 64}
+
+
+class ConnectionCap:
+    """Live connections per client address (``per_client <= 0``: no cap)."""
+
+    def __init__(self, per_client: int = MAX_CONNECTIONS_PER_CLIENT) -> None:
+        self.per_client = per_client
+        self.live: dict[str, int] = {}
+        self.refused = 0
+
+    def opened(self, client: str) -> bool:
+        """Count a new connection of ``client``; False (not counted) if over the cap."""
+        count = self.live.get(client, 0)
+        if 0 < self.per_client <= count:
+            self.refused += 1
+            return False
+        self.live[client] = count + 1
+        return True
+
+    def closed(self, client: str) -> None:
+        count = self.live.get(client, 0) - 1
+        if count > 0:
+            self.live[client] = count
+        else:
+            self.live.pop(client, None)
+
+
+def cap_connections(server: web.Server, per_client: int = MAX_CONNECTIONS_PER_CLIENT) -> ConnectionCap:
+    """Enforce a ``ConnectionCap`` on ``server`` (an ``AppRunner``'s ``server`` after setup)."""
+    cap = ConnectionCap(per_client)
+    made, lost = server.connection_made, server.connection_lost
+    clients: dict[Any, str] = {}
+
+    def connection_made(handler: Any, transport: asyncio.Transport) -> None:
+        made(handler, transport)
+        peer = transport.get_extra_info('peername')
+        client = str(peer[0]) if peer else ''
+        if cap.opened(client):
+            clients[handler] = client
+        else:  # after aiohttp has set the connection up (its task must see a live handler)
+            transport.pause_reading()
+            asyncio.get_running_loop().call_soon(transport.abort)
+
+    def connection_lost(handler: Any, exc: Optional[BaseException] = None) -> None:
+        client = clients.pop(handler, None)
+        if client is not None:
+            cap.closed(client)
+        lost(handler, exc)
+
+    server.connection_made = connection_made  # type: ignore[method-assign]
+    server.connection_lost = connection_lost  # type: ignore[method-assign]
+    return cap
+
+
+def run_app(app: web.Application, host: str, port: int, per_client: int = MAX_CONNECTIONS_PER_CLIENT,
+            header_timeout_s: float = HEADER_TIMEOUT_S, on_ready: Callable[[], None] = lambda: None) -> None:
+    """``web.run_app`` with the header timeout and the connection cap (until SIGINT/SIGTERM);
+    ``on_ready`` is called once the socket listens.
+    """
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(app, handle_signals=True, access_log=None,
+                            **server_options(header_timeout_s))
+    try:
+        loop.run_until_complete(runner.setup())
+        assert runner.server is not None
+        cap_connections(runner.server, per_client)
+        loop.run_until_complete(web.TCPSite(runner, host, port).start())
+        on_ready()
+        loop.run_forever()
+    except (web.GracefulExit, KeyboardInterrupt):
+        pass
+    finally:
+        loop.run_until_complete(runner.cleanup())
+        loop.close()

@@ -1,8 +1,9 @@
 """The local MJPEG server: ``/stream.mjpg``, ``/snapshot.jpg``, ``/health``, ``/stats``.
 
 aiohttp on a thread of its own with its own event loop (``BackgroundServer``), so the ROS
-executor never waits on a viewer. With an access token set, requests must carry it
-(``?token=`` or ``Authorization: Bearer``).
+executor never waits on a viewer. Every request but ``/health`` must carry the robot's
+access token (``?token=`` or ``Authorization: Bearer``), unless the server was explicitly
+made ``anonymous`` (an open LAN camera).
 """
 from __future__ import annotations
 
@@ -21,10 +22,13 @@ BOUNDARY = 'havatarframe'
 
 
 class MjpegServer:
-    def __init__(self, hub: FrameHub, host: str, port: int, access_token: str = '',
-                 stats: Callable[[], dict[str, Any]] = dict) -> None:
+    def __init__(self, hub: FrameHub, host: str, port: int, access_token: str,
+                 stats: Callable[[], dict[str, Any]] = dict, anonymous: bool = False) -> None:
+        if not access_token and not anonymous:
+            raise ValueError('the MJPEG server needs an access token unless it is anonymous')
         self.hub = hub
         self.access_token = access_token
+        self.anonymous = anonymous
         self.stats = stats
         self._executor = ThreadPoolExecutor(max_workers=64, thread_name_prefix='mjpeg')
         self._server = BackgroundServer('mjpeg-http', host, port)
@@ -49,7 +53,7 @@ class MjpegServer:
 
     @web.middleware
     async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        if (self.access_token and request.path != '/health'
+        if (not self.anonymous and request.path != '/health'
                 and not token_matches(request_token(request.headers, request.query), self.access_token)):
             raise web.HTTPUnauthorized(text='a valid token is needed')
         return await handler(request)

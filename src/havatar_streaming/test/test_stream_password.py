@@ -7,13 +7,12 @@ from pathlib import Path
 from urllib.parse import quote
 
 import psutil
-from rclpy.qos import QoSDurabilityPolicy, QoSProfile, qos_profile_sensor_data
+from rclpy.qos import qos_profile_sensor_data
 
+from havatar_common.qos import LATCHED
 from havatar_msgs.msg import AudioChunk, StreamStatus
 from havatar_testing import find_program, wait_until
 from havatar_testing.streaming import BROWSER_TALK, ROBOT, USERS
-
-LATCHED = QoSProfile(depth=1, durability=QoSDurabilityPolicy.TRANSIENT_LOCAL)
 
 
 def command_lines() -> dict[int, str]:

@@ -17,6 +17,7 @@ ROBOT_TALK = MediaMtxUser('robot1', 'robot-secret', actions=('read',), path='rob
 VIEWER = MediaMtxUser('viewer', 'viewer-secret', actions=('read',), path='robot1')
 BROWSER_TALK = MediaMtxUser('viewer', 'viewer-secret', actions=('publish',), path='robot1/talk')
 USERS = [ROBOT, ROBOT_TALK, VIEWER, BROWSER_TALK]
+MJPEG_TOKEN = 'mjpeg-test-token'  # the access token of the streaming_node fixture's node
 
 
 @pytest.fixture
@@ -48,7 +49,7 @@ def streaming_node(processes, free_tcp_port) -> Callable[..., tuple[ManagedProce
         node = processes.start('streaming_node', [
             ros_executable('havatar_streaming', 'streaming_node'), '--ros-args',
             *parameter_arguments({**parameters, **params})],
-            env={'HAVATAR_STREAM_PASSWORD': password})
+            env={'HAVATAR_STREAM_PASSWORD': password, 'HAVATAR_ACCESS_TOKEN': MJPEG_TOKEN})
         node.wait_for_output('MJPEG on', timeout=20)
         return node, port
     return start

@@ -6,8 +6,11 @@ import hashlib
 import os
 import socket
 import stat
+import threading
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import rclpy
@@ -17,7 +20,8 @@ from rclpy.parameter import Parameter
 from havatar_common.aio_server import BackgroundServer
 from havatar_common.auth import request_token, token_matches
 from havatar_common.parameters import declare_parameters
-from havatar_common.secrets import resolve_token, secret
+from havatar_common import secrets as havatar_secrets
+from havatar_common.secrets import access_token_file, resolve_token, secret
 
 
 def test_token_matches_plain_and_hashed_in_constant_time():
@@ -45,6 +49,42 @@ def test_resolve_token_order_and_private_file(tmp_path, monkeypatch):
     assert resolve_token('', 'HAVATAR_TEST_TOKEN', path) == 'from-env'
     assert resolve_token('param', 'HAVATAR_TEST_TOKEN', path) == 'param'
     assert secret('', 'HAVATAR_TEST_TOKEN') == 'from-env'
+
+
+def test_resolve_token_loser_of_a_creation_race_takes_the_winners_token(tmp_path, monkeypatch):
+    """Another node creates the file between this one's look and its own creation."""
+    path = tmp_path / 'token'
+    path.write_text('winner\n')
+    real_read = havatar_secrets._read_token
+    looks: list[Path] = []
+
+    def read(p: Path) -> str:  # the first look sees no file yet
+        looks.append(p)
+        return '' if len(looks) == 1 else real_read(p)
+    monkeypatch.setattr(havatar_secrets, '_read_token', read)
+    monkeypatch.delenv('HAVATAR_TEST_TOKEN', raising=False)
+    assert resolve_token('', 'HAVATAR_TEST_TOKEN', path) == 'winner'
+    assert path.read_text() == 'winner\n' and len(looks) == 2
+    assert [f.name for f in tmp_path.iterdir()] == ['token'], 'no temporary file is left'
+
+
+def test_resolve_token_nodes_starting_at_once_share_one_token(tmp_path, monkeypatch):
+    monkeypatch.delenv('HAVATAR_TEST_TOKEN', raising=False)
+    path = tmp_path / 'havatar' / 'access_token'
+    start = threading.Barrier(8)
+
+    def resolve(_: int) -> str:
+        start.wait()
+        return resolve_token('', 'HAVATAR_TEST_TOKEN', path)
+    with ThreadPoolExecutor(8) as pool:
+        tokens = set(pool.map(resolve, range(8)))
+    assert tokens == {path.read_text().strip()}
+
+
+def test_access_token_file_default_is_shared(monkeypatch, tmp_path):
+    monkeypatch.setenv('XDG_CONFIG_HOME', str(tmp_path))
+    assert access_token_file('') == tmp_path / 'havatar' / 'access_token'
+    assert access_token_file('~/x') == Path.home() / 'x'
 
 
 def test_background_server_serves_calls_and_stops(free_tcp_port):

@@ -46,6 +46,7 @@ from havatar_testing.webrtc import whep_receive  # noqa: E402
 
 W, H, FPS, KBPS, GOP = 640, 480, 30, 1000, 30
 USER = MediaMtxUser('bench', 'bench-secret', actions=('publish', 'read'))
+MJPEG_TOKEN = 'bench-token'  # the streaming node's access token
 
 
 def summary(latencies_ms: list[float]) -> str:
@@ -102,7 +103,8 @@ def mjpeg_latencies(port: int, seconds: float) -> tuple[list[float], float]:
     out: list[float] = []
     total = 0
     end = time.monotonic() + seconds
-    with urllib.request.urlopen(f'http://127.0.0.1:{port}/stream.mjpg', timeout=10) as r:
+    with urllib.request.urlopen(f'http://127.0.0.1:{port}/stream.mjpg?token={MJPEG_TOKEN}',
+                                timeout=10) as r:
         buffer = b''
         while time.monotonic() < end:
             chunk = r.read1(65536)
@@ -188,7 +190,8 @@ def main() -> int:
             '-p', f'api_url:=http://127.0.0.1:{server.ports.api}', '-p', 'stream_key:=havatar',
             '-p', f'stream_user:={USER.user}', '-p', f'width:={W}', '-p', f'height:={H}',
             '-p', f'fps:={float(FPS)}', '-p', f'video_bitrate_kbps:={KBPS}', '-p', f'gop:={GOP}',
-            '-p', 'audio:=false'], env={'HAVATAR_STREAM_PASSWORD': USER.password})
+            '-p', 'audio:=false'], env={'HAVATAR_STREAM_PASSWORD': USER.password,
+                                        'HAVATAR_ACCESS_TOKEN': MJPEG_TOKEN})
         camera.wait_for_output('publishing', timeout=30)
         streaming.wait_for_output('MJPEG on', timeout=30)
         time.sleep(2)

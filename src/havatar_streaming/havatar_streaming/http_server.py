@@ -1,8 +1,9 @@
 """The local MJPEG server: ``/stream.mjpg``, ``/snapshot.jpg``, ``/health``, ``/stats``.
 
 aiohttp on a thread of its own with its own event loop (``BackgroundServer``), so the ROS
-executor never waits on a viewer. With an access token set, requests must carry it
-(``?token=`` or ``Authorization: Bearer``); a wrong one is answered late, more so the more
+executor never waits on a viewer. Every request but ``/health`` must carry the robot's
+access token (``?token=`` or ``Authorization: Bearer``), unless the server was explicitly
+made ``anonymous`` (an open LAN camera). A wrong token is answered late, more so the more
 an address guesses (``havatar_common.auth_throttle``; a right token never waits).
 ``/stats`` counts those (``auth_throttled``) and the connections refused by the
 per-client cap (``connections_refused``).
@@ -25,10 +26,13 @@ BOUNDARY = 'havatarframe'
 
 
 class MjpegServer:
-    def __init__(self, hub: FrameHub, host: str, port: int, access_token: str = '',
-                 stats: Callable[[], dict[str, Any]] = dict) -> None:
+    def __init__(self, hub: FrameHub, host: str, port: int, access_token: str,
+                 stats: Callable[[], dict[str, Any]] = dict, anonymous: bool = False) -> None:
+        if not access_token and not anonymous:
+            raise ValueError('the MJPEG server needs an access token unless it is anonymous')
         self.hub = hub
         self.access_token = access_token
+        self.anonymous = anonymous
         self.stats = stats
         self.throttle = AuthThrottle()
         self._executor = ThreadPoolExecutor(max_workers=64, thread_name_prefix='mjpeg')
@@ -54,7 +58,7 @@ class MjpegServer:
 
     @web.middleware
     async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        if self.access_token and request.path != '/health':
+        if not self.anonymous and request.path != '/health':
             token = request_token(request.headers, request.query)
             if not token_matches(token, self.access_token):
                 await self.throttle.refuse(request.remote or '', token)

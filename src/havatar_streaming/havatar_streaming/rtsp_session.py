@@ -1,7 +1,9 @@
 """An RTSP publish session (server mode): one ffmpeg process encoding H.264 + Opus and
 publishing them to MediaMTX over RTSP.
 
-Video frames go to ffmpeg's stdin as raw RGB, audio to a FIFO as S16LE; each has a
+ffmpeg publishes through a local ``RtspAuthHop``, which adds the credentials: the
+password never appears on ffmpeg's command line. Video frames go to ffmpeg's stdin as
+raw RGB, audio to a FIFO as S16LE; each has a
 writer thread holding only the newest data, so a slow or stuck ffmpeg never blocks the
 ROS callbacks and never builds a queue. Audio is written on a real-time clock (silence
 when the microphone is quiet) because ffmpeg waits for every input it reads.
@@ -25,7 +27,8 @@ import numpy as np
 from havatar_common.audio import PCM_CHANNELS, PCM_RATE, PCM_SAMPLE_BYTES
 from havatar_common.lifetime import preexec
 
-RTSP_PORT = 8554  # when the server URL names none
+from .rtsp_auth_hop import RTSP_PORT, RtspAuthHop
+
 AUDIO_CHUNK_S = 0.02
 AUDIO_CHUNK_BYTES = int(PCM_RATE * AUDIO_CHUNK_S) * PCM_CHANNELS * PCM_SAMPLE_BYTES
 
@@ -46,13 +49,16 @@ class PublishSettings:
     audio_bitrate_kbps: int = 64
 
     def url(self, with_password: bool = True) -> str:
+        """The server URL with the credentials (for logs: ``with_password=False``)."""
         parts = urlsplit(self.server_url)
         secret = quote(self.password, safe='') if with_password else '***'
         auth = f'{quote(self.user, safe="")}:{secret}@' if self.user else ''
         return f'{parts.scheme}://{auth}{parts.hostname}:{parts.port or RTSP_PORT}/{self.path}'
 
 
-def ffmpeg_argv(s: PublishSettings, audio_fifo: Optional[str], ffmpeg: str = 'ffmpeg') -> list[str]:
+def ffmpeg_argv(s: PublishSettings, url: str, audio_fifo: Optional[str],
+                ffmpeg: str = 'ffmpeg') -> list[str]:
+    """The command line of ffmpeg publishing to ``url`` (the hop's: it holds no password)."""
     argv = [ffmpeg, '-hide_banner', '-nostdin', '-loglevel', 'warning', '-stats_period', '0.5',
             '-progress', 'pipe:2',
             '-use_wallclock_as_timestamps', '1', '-f', 'rawvideo', '-pix_fmt', 'rgb24',
@@ -69,7 +75,7 @@ def ffmpeg_argv(s: PublishSettings, audio_fifo: Optional[str], ffmpeg: str = 'ff
     if audio_fifo:
         argv += ['-map', '1:a', '-c:a', 'libopus', '-b:a', f'{s.audio_bitrate_kbps}k',
                  '-application', 'lowdelay', '-frame_duration', '20']
-    argv += ['-f', 'rtsp', '-rtsp_transport', 'tcp', s.url()]
+    argv += ['-f', 'rtsp', '-rtsp_transport', 'tcp', url]
     return argv
 
 
@@ -82,6 +88,7 @@ class RtspSession:
         self._dir = tempfile.mkdtemp(prefix='havatar-publish-')
         self._fifo = os.path.join(self._dir, 'audio.s16') if settings.audio else None
         self._process: Optional[subprocess.Popen[bytes]] = None
+        self._hop = RtspAuthHop(settings.server_url, settings.user, settings.password)
         self._video: Optional[bytes] = None
         self._video_event = threading.Event()
         self._audio: deque[bytes] = deque(maxlen=25)  # at most 0.5 s of microphone audio
@@ -100,8 +107,10 @@ class RtspSession:
         """
         if self._fifo:
             os.mkfifo(self._fifo)
+        self._hop.start()
         self._process = subprocess.Popen(
-            ffmpeg_argv(self.settings, self._fifo, self.ffmpeg), stdin=subprocess.PIPE,
+            ffmpeg_argv(self.settings, self._hop.url(self.settings.path), self._fifo, self.ffmpeg),
+            stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
             preexec_fn=preexec(signal.SIGKILL))
         self.last_progress = time.monotonic()
@@ -130,6 +139,7 @@ class RtspSession:
                 pass
         for thread in self._threads:
             thread.join(timeout=3)
+        self._hop.stop()
         shutil.rmtree(self._dir, ignore_errors=True)
 
     def alive(self) -> bool:

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from typing import Callable, Optional, Protocol
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 from .mediamtx_api import MediaMtxApi, PathState
-from .rtsp_session import RTSP_PORT, PublishSettings, RtspSession
+from .rtsp_auth_hop import RtspAuthHop
+from .rtsp_session import PublishSettings, RtspSession
 from .talkback import TalkbackReader
 
 MEDIAMTX_API_PORT = 9997  # MediaMTX's default API port, used when api_url is ''
@@ -33,11 +34,9 @@ class ServerTarget:
         host = urlsplit(self.server_url).hostname or '127.0.0.1'
         return self.api_url or f'http://{host}:{MEDIAMTX_API_PORT}'
 
-    def talk_url(self) -> str:
-        """Where browsers publish talkback for this robot (``<stream_key>/talk``)."""
-        parts = urlsplit(self.server_url)
-        return (f'rtsp://{quote(self.user, safe="")}:{quote(self.password, safe="")}@'
-                f'{parts.hostname}:{parts.port or RTSP_PORT}/{self.stream_key}/talk')
+    def talk_path(self) -> str:
+        """Where browsers publish talkback for this robot."""
+        return f'{self.stream_key}/talk'
 
 
 class Session(Protocol):
@@ -85,4 +84,7 @@ class SessionParts:
                                    password=target.password))
 
     def talkback(self, target: ServerTarget) -> Optional[Talkback]:
-        return TalkbackReader(target.talk_url(), self.on_talk) if self.with_talkback else None
+        if not self.with_talkback:
+            return None
+        hop = RtspAuthHop(target.server_url, target.user, target.password)
+        return TalkbackReader(hop, target.talk_path(), self.on_talk)

@@ -1,6 +1,7 @@
 """Talkback: the audio a browser publishes (WHIP) to the robot's talk path, read back as PCM.
 
-An ffmpeg process reads the path over RTSP and decodes it to 48 kHz mono S16LE; every
+An ffmpeg process reads the path over RTSP, through a local ``RtspAuthHop`` that adds the
+credentials (none on ffmpeg's command line), and decodes it to 48 kHz mono S16LE; every
 20 ms chunk goes to ``on_chunk``. Nobody talking means the path does not exist: ffmpeg
 ends and is tried again every ``retry_period``, quietly.
 """
@@ -14,13 +15,16 @@ from typing import Callable, Optional
 from havatar_common.audio import PCM_CHANNELS, PCM_RATE
 from havatar_common.lifetime import preexec
 
+from .rtsp_auth_hop import RtspAuthHop
+
 CHUNK_BYTES = 960 * 2  # 20 ms at 48 kHz mono
 
 
 class TalkbackReader:
-    def __init__(self, url: str, on_chunk: Callable[[bytes], None], retry_period: float = 2.0,
-                 ffmpeg: str = 'ffmpeg') -> None:
-        self.url = url
+    def __init__(self, hop: RtspAuthHop, path: str, on_chunk: Callable[[bytes], None],
+                 retry_period: float = 2.0, ffmpeg: str = 'ffmpeg') -> None:
+        self.hop = hop  # started and stopped with the reader
+        self.path = path
         self.on_chunk = on_chunk
         self.retry_period = retry_period
         self.ffmpeg = ffmpeg
@@ -30,6 +34,7 @@ class TalkbackReader:
         self._thread = threading.Thread(target=self._run, name='talkback', daemon=True)
 
     def start(self) -> None:
+        self.hop.start()
         self._thread.start()
 
     def stop(self) -> None:
@@ -41,10 +46,11 @@ class TalkbackReader:
         if process is not None and process.poll() is None:
             process.kill()
             process.wait()
+        self.hop.stop()
 
     def _run(self) -> None:
         argv = [self.ffmpeg, '-hide_banner', '-nostdin', '-loglevel', 'error',
-                '-rtsp_transport', 'tcp', '-fflags', 'nobuffer', '-i', self.url,
+                '-rtsp_transport', 'tcp', '-fflags', 'nobuffer', '-i', self.hop.url(self.path),
                 '-vn', '-f', 's16le', '-ar', str(PCM_RATE), '-ac', str(PCM_CHANNELS), '-']
         while not self._stop.is_set():
             # this thread waits for every ffmpeg it starts, so ffmpeg never needs to outlive

@@ -5,7 +5,9 @@ import json
 import socket
 import threading
 import time
+import urllib.error
 import urllib.request
+from typing import Optional
 
 import numpy as np
 import pytest
@@ -14,11 +16,13 @@ from sensor_msgs.msg import Image
 
 from havatar_streaming.mjpeg import FrameHub
 from havatar_testing import wait_until
+from havatar_testing.streaming import MJPEG_TOKEN
 
 FPS = 15.0
 
 
-def count_frames(port: int, seconds: float, counts: list[int], index: int, token: str = '') -> None:
+def count_frames(port: int, seconds: float, counts: list[int], index: int,
+                 token: str = MJPEG_TOKEN) -> None:
     """Read the MJPEG stream for ``seconds`` and count the JPEG parts."""
     url = f'http://127.0.0.1:{port}/stream.mjpg' + (f'?token={token}' if token else '')
     with urllib.request.urlopen(url, timeout=10) as response:
@@ -30,9 +34,21 @@ def count_frames(port: int, seconds: float, counts: list[int], index: int, token
             buffer = buffer[buffer.rfind(b'\xff\xd9\r\n--') + 1:] if b'\xff\xd9\r\n--' in buffer else buffer[-8:]
 
 
-def stats(port: int) -> dict:
-    with urllib.request.urlopen(f'http://127.0.0.1:{port}/stats', timeout=5) as response:
+def stats(port: int, token: str = MJPEG_TOKEN) -> dict:
+    request = urllib.request.Request(f'http://127.0.0.1:{port}/stats',
+                                     headers={'Authorization': f'Bearer {token}'})
+    with urllib.request.urlopen(request, timeout=5) as response:
         return json.load(response)
+
+
+def status_of(url: str, headers: Optional[dict[str, str]] = None) -> int:
+    """The HTTP status of a GET of ``url`` (the body is not read)."""
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}),
+                                    timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as refused:
+        return refused.code
 
 
 @pytest.fixture
@@ -83,7 +99,8 @@ def test_stalled_viewer_does_not_slow_the_others(streaming_node, image_publisher
     _, port = streaming_node()
     stalled = socket.create_connection(('127.0.0.1', port))
     stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    stalled.sendall(b'GET /stream.mjpg HTTP/1.1\r\nHost: x\r\n\r\n')  # and never reads
+    stalled.sendall(f'GET /stream.mjpg?token={MJPEG_TOKEN} HTTP/1.1\r\nHost: x\r\n\r\n'
+                    .encode())  # and never reads
     try:
         time.sleep(2.0)  # let its buffers fill
         counts = [0]
@@ -102,16 +119,29 @@ def test_no_viewer_no_encoding(streaming_node, image_publisher):
     assert stats(port)['jpeg_encodes'] == 0
 
 
-def test_token_is_required_when_set(streaming_node, image_publisher):
-    _, port = streaming_node(access_token='s3cret')
-    with pytest.raises(urllib.error.HTTPError) as refused:
-        urllib.request.urlopen(f'http://127.0.0.1:{port}/snapshot.jpg', timeout=5)
-    assert refused.value.code == 401
-    with urllib.request.urlopen(f'http://127.0.0.1:{port}/snapshot.jpg?token=s3cret', timeout=10) as r:
-        assert r.read(2) == b'\xff\xd8'
+def test_every_path_but_health_needs_the_token(streaming_node, image_publisher):
+    _, port = streaming_node(access_token='s3cret')  # the parameter wins over the environment
+    base = f'http://127.0.0.1:{port}'
+    for path in ('/stream.mjpg', '/snapshot.jpg', '/stats'):
+        assert status_of(base + path) == 401, path
+        assert status_of(f'{base}{path}?token=wrong') == 401, path
+        assert status_of(base + path, {'Authorization': 'Bearer wrong'}) == 401, path
+        assert status_of(f'{base}{path}?token={MJPEG_TOKEN}') == 401, path
+    assert status_of(base + '/health') == 200
+    assert status_of(base + '/stats', {'Authorization': 'Bearer s3cret'}) == 200
+    with urllib.request.urlopen(f'{base}/snapshot.jpg?token=s3cret', timeout=10) as r:
+        assert r.status == 200 and r.read(2) == b'\xff\xd8'
     counts = [0]
     count_frames(port, 2.0, counts, 0, token='s3cret')
     assert counts[0] >= 3
+
+
+def test_anonymous_viewers_only_by_explicit_choice_with_a_warning(streaming_node, image_publisher):
+    node, port = streaming_node(allow_anonymous_viewers=True)
+    node.wait_for_output(r'\[WARN\].*allow_anonymous_viewers is true', timeout=10)
+    with urllib.request.urlopen(f'http://127.0.0.1:{port}/snapshot.jpg', timeout=10) as r:
+        assert r.status == 200 and r.read(2) == b'\xff\xd8'
+    assert status_of(f'http://127.0.0.1:{port}/stats') == 200
 
 
 def test_hub_caps_the_frame_rate_and_keeps_only_the_newest():

@@ -97,7 +97,8 @@ def test_publish_url_and_encoder_choice():
                         encoder='h264_v4l2m2m')
     assert s.url() == 'rtsp://robot1:p%40ss%3Aword@example.org:8554/robot1'
     assert s.url(with_password=False) == 'rtsp://robot1:***@example.org:8554/robot1'
-    argv = ffmpeg_argv(s, '/tmp/audio')
+    argv = ffmpeg_argv(s, 'rtsp://127.0.0.1:4242/robot1', '/tmp/audio')
+    assert argv[-1] == 'rtsp://127.0.0.1:4242/robot1' and not any('p%40ss' in a for a in argv)
     assert argv[argv.index('-c:v') + 1] == 'h264_v4l2m2m' and '-preset' not in argv
     assert argv[argv.index('-c:a') + 1] == 'libopus'
 

@@ -14,7 +14,7 @@ from havatar_msgs.msg import StreamStatus
 from havatar_msgs.srv import SetStreamMode
 from havatar_testing import find_program, wait_until
 
-from havatar_testing.streaming import USERS, VIEWER
+from havatar_testing.streaming import MJPEG_TOKEN, USERS, VIEWER
 
 LATCHED = QoSProfile(depth=5, durability=QoSDurabilityPolicy.TRANSIENT_LOCAL)
 
@@ -30,7 +30,7 @@ def probe_streams(server, timeout=20):
 
 def snapshot_ok(port):
     try:
-        with urllib.request.urlopen(f'http://127.0.0.1:{port}/snapshot.jpg', timeout=3) as r:
+        with urllib.request.urlopen(f'http://127.0.0.1:{port}/snapshot.jpg?token={MJPEG_TOKEN}', timeout=3) as r:
             return r.status == 200 and r.read(3) == b'\xff\xd8\xff'
     except OSError:
         return False

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import subprocess
 
+import pytest
 import yaml
 from aiohttp import web
 
-from havatar_streaming.mediamtx_api import MediaMtxApi
+from havatar_streaming.mediamtx_api import ApiError, MediaMtxApi
 from havatar_testing import WORKSPACE, find_program, free_port
 
 from havatar_testing.streaming import push_test_pattern
@@ -36,7 +37,8 @@ def test_shipped_config_loads_and_asks_the_hook(processes, tmp_path):
         body = await request.json()
         requests.append(body)
         ok = body['user'] == 'robot1' and body['password'] == 'token1' and body['path'] == 'robot1'
-        return web.Response(status=200 if ok else 401)
+        admin = body['action'] == 'api' and body['password'] == 'admin-token'  # the API: admin only
+        return web.Response(status=200 if ok or admin else 401)
 
     import asyncio
     import threading
@@ -56,7 +58,9 @@ def test_shipped_config_loads_and_asks_the_hook(processes, tmp_path):
         refused = push_test_pattern(processes, f'rtsp://robot1:wrong@127.0.0.1:{rtsp}/robot1', 'bad')
         assert refused.wait_exit(timeout=20) != 0
         good = push_test_pattern(processes, f'rtsp://robot1:token1@127.0.0.1:{rtsp}/robot1', 'good')
-        api = MediaMtxApi(f'http://127.0.0.1:{ports["apiAddress"]}')
+        with pytest.raises(ApiError, match='401'):  # the shipped config asks the hook for the API too
+            MediaMtxApi(f'http://127.0.0.1:{ports["apiAddress"]}').path('robot1')
+        api = MediaMtxApi(f'http://127.0.0.1:{ports["apiAddress"]}', 'admin', 'admin-token')
         good.wait_for(lambda: api.path('robot1').ready, timeout=20, what='robot1 ready')
         result = subprocess.run([find_program('ffprobe'), '-v', 'error', '-rtsp_transport', 'tcp',
                                  '-show_streams', f'rtsp://robot1:token1@127.0.0.1:{rtsp}/robot1'],

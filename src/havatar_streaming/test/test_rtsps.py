@@ -183,6 +183,7 @@ def rtsps_sessions(server) -> list[dict]:
 
 def test_the_node_publishes_over_rtsps_to_a_server_signed_by_its_ca(
         rtsps_server, sources, streaming_node, ros_node):
+    """The certificate is self-signed: trusted only through server_ca_file."""
     server, url, cert = rtsps_server
     sources()
     node, _ = streaming_node(server, server_url=url, server_ca_file=str(cert), mode='server')
@@ -192,12 +193,12 @@ def test_the_node_publishes_over_rtsps_to_a_server_signed_by_its_ca(
     assert server.path_ready(ROBOT.path)
     publishing = [s for s in rtsps_sessions(server) if s.get('state') == 'publish']
     assert [s['path'] for s in publishing] == [ROBOT.path]
-    first = publishing[0]['inboundBytes']
-    wait_until(lambda: [s['inboundBytes'] for s in rtsps_sessions(server)
+    first = publishing[0]['bytesReceived']
+    wait_until(lambda: [s['bytesReceived'] for s in rtsps_sessions(server)
                         if s.get('state') == 'publish'][0] > first + 10_000,
                timeout=10, what='media flowing over RTSPS')
     probe = subprocess.run(
-        [find_program('ffprobe'), '-v', 'error', '-rtsp_transport', 'tcp', '-tls_verify', '0',
+        [find_program('ffprobe'), '-v', 'error', '-rtsp_transport', 'tcp',  # TLS unchecked
          '-show_entries', 'stream=codec_name', '-of', 'csv=p=0',
          f'rtsps://viewer:viewer-secret@127.0.0.1:{url.rsplit(":", 1)[1]}/{ROBOT.path}'],
         capture_output=True, text=True, timeout=30)

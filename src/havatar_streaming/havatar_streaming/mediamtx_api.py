@@ -8,6 +8,8 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 
+from .rtsp_auth_hop import tls_context
+
 
 class ApiError(RuntimeError):
     """The API could not be reached or answered with an error."""
@@ -21,9 +23,11 @@ class PathState:
 
 
 class MediaMtxApi:
-    def __init__(self, base_url: str, user: str = '', password: str = '', timeout: float = 0.7) -> None:
+    def __init__(self, base_url: str, user: str = '', password: str = '', timeout: float = 0.7,
+                 ca_file: str = '') -> None:
         self.base_url = base_url.rstrip('/')
         self.timeout = timeout
+        self.ca_file = ca_file  # for an https:// API: '' = the system's trust store
         self._auth = ('Basic ' + base64.b64encode(f'{user}:{password}'.encode()).decode()
                       if user else '')
 
@@ -32,7 +36,8 @@ class MediaMtxApi:
         if self._auth:
             request.add_header('Authorization', self._auth)
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            context = tls_context(self.ca_file) if self.base_url.startswith('https:') else None
+            with urllib.request.urlopen(request, timeout=self.timeout, context=context) as response:
                 return json.load(response)
         except urllib.error.HTTPError as exc:
             if exc.code == 404:

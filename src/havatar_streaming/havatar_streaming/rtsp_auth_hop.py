@@ -5,6 +5,8 @@ every local user (``ps``, ``/proc/<pid>/cmdline``). So ffmpeg talks RTSP to this
 ``127.0.0.1`` with no credentials; the hop forwards every byte to the real server (over
 TLS for ``rtsps://``) and adds ``Authorization: Basic`` to each RTSP request ffmpeg sends
 (MediaMTX's default ``rtspAuthMethods: [basic]``). The password stays in this process.
+The server's certificate is checked (trust store, or ``ca_file``, and host name) before a
+byte of RTSP is sent; a failed check is kept in ``last_error``.
 Only connections from this process's own user are served (the owner of a loopback
 socket is in ``/proc/net/tcp``), so another local user cannot borrow the credentials.
 """
@@ -19,7 +21,8 @@ from typing import Optional
 from urllib.parse import urlsplit
 
 MAX_HEADER_BYTES = 64 * 1024
-RTSP_PORT = 8554  # when the server URL names none
+RTSP_PORT = 8554  # when an rtsp:// URL names none
+RTSPS_PORT = 8322  # when an rtsps:// URL names none (MediaMTX's rtspsAddress)
 START_TIMEOUT_S = 5.0
 STOP_ROUNDS, STOP_ROUND_S = 100, 0.01  # closing connections at stop: 1 s at most
 QUIET_ROUNDS = 3  # loop rounds without a task before the hop counts as closed
@@ -44,6 +47,26 @@ def content_length(head: bytes) -> int:
     return 0
 
 
+def default_port(scheme: str) -> int:
+    return RTSPS_PORT if scheme == 'rtsps' else RTSP_PORT
+
+
+def tls_context(ca_file: str = '') -> ssl.SSLContext:
+    """TLS that checks the server: its certificate chains to the system's trust store, or to
+    ``ca_file`` (PEM) when given, and names the host. OSError when ``ca_file`` is unusable.
+    """
+    return ssl.create_default_context(cafile=ca_file or None)
+
+
+def connect_error(host: str, port: int, exc: OSError) -> str:
+    """What went wrong reaching ``host:port``, for ``last_error`` and the log."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f'TLS certificate of {host}:{port} not accepted: {exc.verify_message or exc}'
+    if isinstance(exc, ssl.SSLError):
+        return f'TLS with {host}:{port} failed: {exc.reason or exc}'
+    return f'cannot reach {host}:{port}: {exc.strerror or exc}'
+
+
 def socket_owner(host: str, port: int, table: str = '/proc/net/tcp') -> Optional[int]:
     """The uid owning the local IPv4 TCP socket ``host:port`` (None if not found)."""
     address = ''.join(f'{int(b):02X}' for b in reversed(host.split('.'))) + f':{port:04X}'
@@ -59,18 +82,24 @@ def socket_owner(host: str, port: int, table: str = '/proc/net/tcp') -> Optional
 
 
 class RtspAuthHop:
-    """Serves ``url(path)`` on 127.0.0.1, forwarding to ``server_url`` as ``user``."""
+    """Serves ``url(path)`` on 127.0.0.1, forwarding to ``server_url`` as ``user``; for
+    ``rtsps://`` over TLS checked against the system's trust store or ``ca_file``.
+    """
 
-    def __init__(self, server_url: str, user: str, password: str) -> None:
+    def __init__(self, server_url: str, user: str, password: str, ca_file: str = '') -> None:
         parts = urlsplit(server_url)
         self.host = parts.hostname or '127.0.0.1'
-        self.port = parts.port or RTSP_PORT
+        self.port = parts.port or default_port(parts.scheme)
         self.tls = parts.scheme == 'rtsps'
+        self.ca_file = ca_file
         token = base64.b64encode(f'{user}:{password}'.encode()).decode()
         self._authorization = f'Basic {token}'.encode() if user else b''
-        self._upstream = f'rtsp://{self.host}:{self.port}'.encode()  # ffmpeg's request lines
+        host = f'[{self.host}]' if ':' in self.host else self.host
+        self._upstream = f'{parts.scheme}://{host}:{self.port}'.encode()  # ffmpeg's request lines
+        self._tls: Optional[ssl.SSLContext] = None  # made at start (reads ca_file)
         self.local_port = 0
         self.refused = 0  # connections from other users
+        self.last_error = ''  # why the server could not be reached (certificate, network)
         self._loop: Optional[asyncio.AbstractEventLoop] = None  # one of its own, while started
         self._thread: Optional[threading.Thread] = None
         self._server: Optional[asyncio.base_events.Server] = None
@@ -82,7 +111,11 @@ class RtspAuthHop:
         return f'rtsp://127.0.0.1:{self.local_port}/{path}'
 
     def start(self) -> None:
-        """Listen on a free loopback port (``url`` names it), serving from a thread."""
+        """Listen on a free loopback port (``url`` names it), serving from a thread.
+        OSError when ``ca_file`` cannot be read.
+        """
+        if self.tls:
+            self._tls = tls_context(self.ca_file)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name='rtsp-hop', daemon=True)
         self._thread.start()
@@ -141,9 +174,14 @@ class RtspAuthHop:
             if socket_owner(peer_host, peer_port) != os.getuid():
                 self.refused += 1
                 return
-            context = _unverified_tls() if self.tls else None
-            server_in, server_out = await asyncio.open_connection(
-                self.host, self.port, ssl=context, server_hostname=self.host if self.tls else None)
+            try:
+                server_in, server_out = await asyncio.open_connection(
+                    self.host, self.port, ssl=self._tls,
+                    server_hostname=self.host if self.tls else None)
+            except OSError as exc:  # ssl.SSLError included: nothing was sent
+                self.last_error = connect_error(self.host, self.port, exc)
+                return
+            self.last_error = ''
             writers.append(server_out)
             self._writers.add(server_out)
             if self._stopping:
@@ -187,11 +225,3 @@ async def _copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
     while data := await reader.read(65536):
         writer.write(data)
         await writer.drain()
-
-
-def _unverified_tls() -> ssl.SSLContext:
-    """TLS as ffmpeg's own default (``tls_verify=0``): encrypted, certificate not checked."""
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    return context

@@ -27,7 +27,7 @@ import numpy as np
 from havatar_common.audio import PCM_CHANNELS, PCM_RATE, PCM_SAMPLE_BYTES
 from havatar_common.lifetime import preexec
 
-from .rtsp_auth_hop import RTSP_PORT, RtspAuthHop
+from .rtsp_auth_hop import RtspAuthHop, default_port
 
 AUDIO_CHUNK_S = 0.02
 AUDIO_CHUNK_BYTES = int(PCM_RATE * AUDIO_CHUNK_S) * PCM_CHANNELS * PCM_SAMPLE_BYTES
@@ -35,7 +35,7 @@ AUDIO_CHUNK_BYTES = int(PCM_RATE * AUDIO_CHUNK_S) * PCM_CHANNELS * PCM_SAMPLE_BY
 
 @dataclass(frozen=True)
 class PublishSettings:
-    server_url: str           # rtsp://host:port
+    server_url: str           # rtsp://host:port or rtsps://host:port
     path: str                 # the robot's path on MediaMTX
     user: str
     password: str = field(repr=False)
@@ -47,13 +47,14 @@ class PublishSettings:
     gop: int = 30
     audio: bool = True
     audio_bitrate_kbps: int = 64
+    ca_file: str = ''         # PEM CA trusted for rtsps:// ('' = the system's trust store)
 
     def url(self, with_password: bool = True) -> str:
         """The server URL with the credentials (for logs: ``with_password=False``)."""
         parts = urlsplit(self.server_url)
         secret = quote(self.password, safe='') if with_password else '***'
         auth = f'{quote(self.user, safe="")}:{secret}@' if self.user else ''
-        return f'{parts.scheme}://{auth}{parts.hostname}:{parts.port or RTSP_PORT}/{self.path}'
+        return f'{parts.scheme}://{auth}{parts.hostname}:{parts.port or default_port(parts.scheme)}/{self.path}'
 
 
 def ffmpeg_argv(s: PublishSettings, url: str, audio_fifo: Optional[str],
@@ -88,7 +89,8 @@ class RtspSession:
         self._dir = tempfile.mkdtemp(prefix='havatar-publish-')
         self._fifo = os.path.join(self._dir, 'audio.s16') if settings.audio else None
         self._process: Optional[subprocess.Popen[bytes]] = None
-        self._hop = RtspAuthHop(settings.server_url, settings.user, settings.password)
+        self._hop = RtspAuthHop(settings.server_url, settings.user, settings.password,
+                                settings.ca_file)
         self._video: Optional[bytes] = None
         self._video_event = threading.Event()
         self._audio: deque[bytes] = deque(maxlen=25)  # at most 0.5 s of microphone audio
@@ -147,7 +149,12 @@ class RtspSession:
 
     @property
     def exit_reason(self) -> str:
+        """Why ffmpeg ended: the hop's failure to reach the server (a certificate it does
+        not accept, a refused connection) first, else ffmpeg's most telling message.
+        """
         code = self._process.returncode if self._process else None
+        if self._hop.last_error:
+            return f'{self._hop.last_error} (ffmpeg exited with {code})'
         errors = list(self.stderr_tail)
         telling = [e for e in errors if any(k in e for k in ('401', 'Unauthorized', 'refused',
                                                               '404', 'timed out', 'reset'))]

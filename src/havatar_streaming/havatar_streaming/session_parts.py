@@ -22,7 +22,7 @@ NO_API = 'none'  # api_url when the robot cannot reach the API
 class ServerTarget:
     """Where and as whom to publish: the server settings that may change while running."""
 
-    server_url: str  # rtsp://host:port
+    server_url: str  # rtsp://host:port or rtsps://host:port
     stream_key: str  # the robot's path
     user: str
     password: str = field(repr=False)
@@ -76,7 +76,8 @@ class SessionParts:
 
     def api(self, target: ServerTarget) -> Optional[Api]:
         base = target.api_base()
-        return None if base is None else MediaMtxApi(base, target.user, target.password)
+        return None if base is None else MediaMtxApi(base, target.user, target.password,
+                                                      ca_file=self.publish.ca_file)
 
     def session(self, target: ServerTarget) -> Session:
         return RtspSession(replace(self.publish, server_url=target.server_url,
@@ -86,5 +87,5 @@ class SessionParts:
     def talkback(self, target: ServerTarget) -> Optional[Talkback]:
         if not self.with_talkback:
             return None
-        hop = RtspAuthHop(target.server_url, target.user, target.password)
+        hop = RtspAuthHop(target.server_url, target.user, target.password, self.publish.ca_file)
         return TalkbackReader(hop, target.talk_path(), self.on_talk)

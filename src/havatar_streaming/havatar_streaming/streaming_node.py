@@ -16,7 +16,6 @@ from __future__ import annotations
 import array
 import time
 from typing import Any, Optional
-from urllib.parse import urlsplit
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
@@ -40,7 +39,9 @@ from havatar_msgs.srv import SetStreamMode
 from .http_server import MjpegServer
 from .mjpeg import FrameHub
 from .mode import LOCAL, SERVER, ModeMachine
+from .rtsp_auth_hop import tls_context
 from .rtsp_session import PublishSettings
+from .server_url import check_api_url, check_server_url, in_clear
 from .session_parts import ServerTarget, SessionParts
 from .supervisor import SessionSupervisor
 
@@ -57,8 +58,14 @@ PARAMETERS: ParameterTable = [
     ('access_token_file', '', ACCESS_TOKEN_FILE_HELP, None),
     ('allow_anonymous_viewers', False, 'Serve MJPEG without a token (an open camera on the '
      'LAN: a warning at every start)', None),
-    ('server_url', 'rtsp://127.0.0.1:8554', 'RTSP address of the MediaMTX server (rtsp:// or '
-     'rtsps://); a change restarts a running session', None),
+    ('server_url', 'rtsp://127.0.0.1:8554', 'RTSP address of the MediaMTX server: rtsps:// '
+     '(certificate checked), or rtsp:// on loopback only unless allow_unencrypted; a change '
+     'restarts a running session', None),
+    ('server_ca_file', '', "PEM file of the CA (or self-signed certificate) to trust for the "
+     "server's rtsps:// (and https:// API) certificate; '' = the system's trust store", None),
+    ('allow_unencrypted', False, 'Allow rtsp:// (and an http:// API) to a server that is not on '
+     'loopback: the stream password and video cross the network in clear (a warning at every '
+     'start)', None),
     ('api_url', '', "MediaMTX API address; '' = http://<server_url host>:9997; 'none' when the "
      "API is not reachable from the robot (the session is then judged by ffmpeg alone)", None),
     ('stream_key', 'robot', "The robot's path on MediaMTX; a change restarts a running session",
@@ -89,7 +96,6 @@ PARAMETERS: ParameterTable = [
 # parameters applied while running (the robot's /server/config sets the server ones)
 DYNAMIC = ('mode', 'server_url', 'stream_key', 'stream_password')
 SERVER_PARAMETERS = ('server_url', 'stream_key', 'stream_password')
-RTSP_SCHEMES = ('rtsp', 'rtsps')
 
 JPEG_TOPIC = 'camera/image_raw/compressed'
 JPEG_TOPIC_CHECK_PERIOD = 0.25  # s between checks whether the camera's JPEGs are wanted
@@ -110,15 +116,23 @@ def image_to_rgb(msg: Image) -> Optional[np.ndarray]:
     return None
 
 
-def check_server_parameter(name: str, value: str) -> str:
+def check_server_parameter(name: str, value: str, allow_unencrypted: bool = False) -> str:
     """``value`` if it is a usable ``server_url`` or ``stream_key``; ValueError naming it."""
     if name == 'server_url':
-        parts = urlsplit(value)
-        if parts.scheme not in RTSP_SCHEMES or not parts.hostname:
-            raise ValueError(f'parameter server_url={value!r} must be rtsp://host:port')
+        check_server_url(value, allow_unencrypted)
     elif name == 'stream_key' and not value.strip('/'):
         raise ValueError('parameter stream_key must not be empty')
     return value
+
+
+def check_ca_file(path: str) -> None:
+    """ValueError naming ``server_ca_file`` when it is set but not a loadable PEM file."""
+    if path:
+        try:
+            tls_context(path)
+        except OSError as exc:
+            raise ValueError(f'parameter server_ca_file={path!r} cannot be loaded: '
+                             f'{exc.strerror or exc}') from None
 
 
 class StreamingNode(Node):
@@ -127,7 +141,9 @@ class StreamingNode(Node):
         p = declare_parameters(self, PARAMETERS, dynamic=DYNAMIC)
         check_choice('mode', p['mode'], (LOCAL, SERVER))
         for name in ('server_url', 'stream_key'):
-            check_server_parameter(name, p[name])
+            check_server_parameter(name, p[name], p['allow_unencrypted'])
+        check_api_url(self._target(p).api_base(), p['allow_unencrypted'])
+        check_ca_file(p['server_ca_file'])
         if p['retry_max'] < p['retry_min']:
             raise ValueError('parameter retry_max must not be below retry_min')
         self.params = p
@@ -138,11 +154,11 @@ class StreamingNode(Node):
             server_url=p['server_url'], path=p['stream_key'], user='', password='',
             width=p['width'], height=p['height'], fps=p['fps'], encoder=p['encoder'],
             video_bitrate_kbps=p['video_bitrate_kbps'], gop=p['gop'], audio=p['audio'],
-            audio_bitrate_kbps=p['audio_bitrate_kbps'])
+            audio_bitrate_kbps=p['audio_bitrate_kbps'], ca_file=p['server_ca_file'])
         self.supervisor = SessionSupervisor(
             ModeMachine(fallback_to_local=p['fallback_to_local'], backoff_min=p['retry_min'],
                         backoff_max=p['retry_max']),
-            SessionParts(publish, p['talkback'], self._on_talkback), self._target(),
+            SessionParts(publish, p['talkback'], self._on_talkback), self._target(p),
             p['start_timeout'], p['stall_timeout'], self.get_logger(),
             on_change=self._publish_status, on_failure=self._on_failure)
 
@@ -157,6 +173,11 @@ class StreamingNode(Node):
             self.get_logger().warning(
                 f"allow_anonymous_viewers is true: anyone who reaches {p['mjpeg_host']}:"
                 f"{p['mjpeg_port']} sees the camera without a token")
+        if p['allow_unencrypted']:
+            self.get_logger().warning(
+                'allow_unencrypted is true: with an rtsp:// server_url (or http:// API) that is '
+                'not on loopback the stream password and video cross the network in clear'
+                + (f" (now: {p['server_url']})" if in_clear(p['server_url']) else ''))
 
         self.status_pub = self.create_publisher(StreamStatus, 'stream/status', LATCHED)
         self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
@@ -176,8 +197,8 @@ class StreamingNode(Node):
         self.get_logger().info(f"MJPEG on http://{p['mjpeg_host']}:{p['mjpeg_port']}/stream.mjpg "
                                f"for {viewers}; mode {p['mode']}")
 
-    def _target(self) -> ServerTarget:
-        p = self.params
+    @staticmethod
+    def _target(p: dict[str, Any]) -> ServerTarget:
         return ServerTarget(p['server_url'], p['stream_key'], p['stream_user'] or p['stream_key'],
                             secret(p['stream_password'], 'HAVATAR_STREAM_PASSWORD'), p['api_url'])
 
@@ -248,16 +269,19 @@ class StreamingNode(Node):
     def _on_parameters(self, params: list[Parameter]) -> SetParametersResult:
         """Apply changes of the ``DYNAMIC`` parameters (rclpy refuses the read-only ones)."""
         changed = {param.name: param.value for param in params if param.name in DYNAMIC}
+        allow = self.params['allow_unencrypted']
         try:
             if 'mode' in changed:
                 check_choice('mode', changed['mode'], (LOCAL, SERVER))
             for name in ('server_url', 'stream_key'):
                 if name in changed:
-                    check_server_parameter(name, changed[name])
+                    check_server_parameter(name, changed[name], allow)
+            check_api_url(self._target({**self.params, **changed}).api_base(), allow)
         except ValueError as exc:
+            self.get_logger().error(f'refused: {exc}')
             return SetParametersResult(successful=False, reason=str(exc))
         self.params.update(changed)
-        if set(changed) & set(SERVER_PARAMETERS) and self.supervisor.retarget(self._target()):
+        if set(changed) & set(SERVER_PARAMETERS) and self.supervisor.retarget(self._target(self.params)):
             self.get_logger().info(f"server settings changed: {self.params['server_url']}, "
                                    f"path {self.params['stream_key']}")
             self._publish_status()

@@ -4,8 +4,12 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import time
 import tty
 
+from havatar_bringup.graph import GraphArgs, NodeEntry
+from havatar_bringup.processes import ProcessManager
+from havatar_bringup.run_robot import Robot
 from havatar_bringup.watchdog import Watchdog, process_stopped, stop_motors
 from havatar_testing import wait_until
 
@@ -68,3 +72,36 @@ def test_stop_is_written_to_a_port_another_process_holds_open():
         os.close(master)
         os.close(slave)
     assert stop_motors('/nonexistent/ttyUSB0').startswith('cannot open /nonexistent/ttyUSB0')
+
+
+def test_run_robot_kills_a_silent_motor_node_writes_stop_and_respawns_it(tmp_path, monkeypatch):
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    processes = ProcessManager(tmp_path, dict(os.environ))
+    restarts: list[str] = []
+    robot = Robot(GraphArgs(), processes, Watchdog(hang_timeout=5.0), on_restart=lambda: restarts.append('x'))
+    entry = NodeEntry('havatar_drivers', 'motor_node', 'motor_node', respawn=True, respawn_delay=0.2,
+                      parameters=('robot.yaml', {'serial_port': os.ttyname(slave)}))
+
+    def start(entry: NodeEntry):  # a process that stands in for the node
+        process = processes.start(entry.name, ['sleep', '60'])
+        robot.running[entry.name] = (entry, process)
+        robot.watchdog.started(entry.name, time.time())
+        return process
+    monkeypatch.setattr(robot, 'start', start)
+    try:
+        first = robot.start(entry)
+        robot.watchdog.beat('motor_node', now=100.0)
+        assert robot.check(104.0) is None and first.running()
+        assert robot.check(105.5) is None  # silent for 5.5 s: killed, STOP written, respawn due
+        assert not first.running()
+        assert os.read(master, 100) == b'STOP\n', 'the configured port, as none was reported'
+        assert robot.running['motor_node'][1] is first and restarts == []
+        assert robot.check(105.8) is None
+        second = robot.running['motor_node'][1]
+        assert second is not first and second.running() and restarts == ['x']
+        assert robot.watchdog.restarts['motor_node'].reason == 'sent no heartbeat for 5.5 s'
+    finally:
+        processes.stop_all()
+        os.close(master)
+        os.close(slave)

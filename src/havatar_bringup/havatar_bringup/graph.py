@@ -11,6 +11,9 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 
 PACKAGE = 'havatar_bringup'
+# v1 firmware keeps its last PWM while the motor node is down; the respawned node sends
+# STOP first (the watchdog of run_robot writes one at once), so it comes back soon
+MOTOR_RESPAWN_DELAY_S = 0.2
 
 
 def parameter_value(value: Any) -> str:
@@ -43,6 +46,7 @@ class NodeEntry:
     respawn: bool = False
     arguments: tuple[str, ...] = ()
     ros: bool = True
+    respawn_delay: float = 2.0  # seconds after it exited
 
 
 def _argument(default: Any, description: str) -> Any:
@@ -115,10 +119,11 @@ def robot_graph(args: GraphArgs) -> list[NodeEntry]:
     params = args.params_file or default_params_file()
     ns = args.namespace
 
-    def node(package: str, executable: str, overrides: dict[str, Any], respawn: bool = False) -> NodeEntry:
+    def node(package: str, executable: str, overrides: dict[str, Any], respawn: bool = False,
+             respawn_delay: float = 2.0) -> NodeEntry:
         overrides = {**overrides, **args.extra.get(executable, {})}
         return NodeEntry(package, executable, executable, ns, (params, overrides) if overrides else (params,),
-                         respawn=respawn)
+                         respawn=respawn, respawn_delay=respawn_delay)
 
     sim_port = str(Path(args.sim_dir) / 'ttyESP32')
     entries: list[NodeEntry] = []
@@ -128,7 +133,8 @@ def robot_graph(args: GraphArgs) -> list[NodeEntry]:
             '--control', str(Path(args.sim_dir) / 'control.sock'))))
     entries += [
         node('havatar_drivers', 'motor_node',
-             {'serial_port': sim_port if args.sim else args.serial_port}, respawn=True),
+             {'serial_port': sim_port if args.sim else args.serial_port}, respawn=True,
+             respawn_delay=MOTOR_RESPAWN_DELAY_S),
         node('havatar_drivers', 'camera_node',
              {'source': 'test_pattern'} if args.sim else {'source': 'v4l2', 'device': args.camera_device},
              respawn=True),

@@ -7,8 +7,12 @@ arguments ``robot.launch.py`` takes, written the same way::
     run_robot [sim:=true] [serial_port:=...] [relay_url:=...] ...   (--show-args lists them)
 
 Like the launch file it respawns the hardware nodes (``respawn`` in the graph) 2 s after
-they exit; any other node exiting stops everything with exit code 1 (systemd's
-``Restart=on-failure`` starts the robot again). Under systemd (``$NOTIFY_SOCKET``) it sends
+they exit, the motor node after 0.2 s (``respawn_delay``); any other node exiting stops everything with exit
+code 1 (systemd's ``Restart=on-failure`` starts the robot again). Its watchdog
+(``havatar_bringup.watchdog``) also SIGKILLs a hung node (stopped, or no ``/diagnostics``
+heartbeat for 5 s), writes STOP to the motor port itself while the motor node is down
+(v1 firmware keeps its last PWM), and reports restarts on ``/diagnostics`` (status
+``run_robot: watchdog``, which the web UI shows). Under systemd (``$NOTIFY_SOCKET``) it sends
 ``READY=1`` once every node runs and the local web UI answers. SIGINT, SIGTERM or SIGHUP
 stops every node (SIGINT first, as ``ros2 launch`` does) and exits 0. Each node's output
 goes to ``--log-dir`` (default ``$LOGS_DIRECTORY``, else ``~/.local/state/havatar/logs``).
@@ -17,10 +21,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import yaml
 
@@ -30,10 +35,12 @@ from .demo import StopRequested, StopSignals, say
 from .graph import ARGUMENTS, GraphArgs, NodeEntry, command_line, dds_profile, default_params_file, \
     find_executable, robot_graph
 from .processes import ManagedProcess, ProcessManager
+from .watchdog import Watchdog, process_stopped, stop_motors
+from .watchdog_topics import WatchdogTopics
 
 STARTUP_TIMEOUT_S = 60.0
-RESPAWN_DELAY_S = 2.0  # as robot.launch.py's respawn_delay
-WATCH_PERIOD_S = 0.5
+WATCH_PERIOD_S = 0.1  # how soon a dead or stopped node is noticed
+MOTOR_NODE = 'motor_node'
 
 
 def web_ui_url(args: GraphArgs) -> str:
@@ -72,11 +79,17 @@ def parse_options(argv: Optional[list[str]]) -> tuple[argparse.Namespace, GraphA
 class Robot:
     """The graph's processes, started in order, respawned as the graph says."""
 
-    def __init__(self, args: GraphArgs, processes: ProcessManager) -> None:
+    def __init__(self, args: GraphArgs, processes: ProcessManager, watchdog: Optional[Watchdog] = None,
+                 motor_port: Callable[[], str] = lambda: '',
+                 on_restart: Callable[[], None] = lambda: None) -> None:
         self.args = args
         self.processes = processes
+        self.watchdog = watchdog or Watchdog()
+        self.motor_port = motor_port  # the port the motor node last reported
+        self.on_restart = on_restart
         self.running: dict[str, tuple[NodeEntry, ManagedProcess]] = {}
         self.respawn_at: dict[str, float] = {}
+        self.down: dict[str, str] = {}  # node -> why, until respawned
 
     def start(self, entry: NodeEntry) -> ManagedProcess:
         executable = find_executable(entry)
@@ -84,6 +97,7 @@ class Robot:
             raise RuntimeError(f'{entry.package} {entry.executable} is not installed (colcon build)')
         process = self.processes.start(entry.name, command_line(entry, executable))
         self.running[entry.name] = (entry, process)
+        self.watchdog.started(entry.name, time.time())
         return process
 
     def start_all(self) -> None:
@@ -103,18 +117,50 @@ class Robot:
                 raise RuntimeError(f'{name} exited during start-up; see {process.log_path}')
 
     def check(self, now: float) -> Optional[str]:
-        """Respawn what is due; the name of a node that ended and may not respawn, if any."""
+        """Kill hung nodes, respawn what is due; a node that ended and may not respawn, if any."""
         for name, (entry, process) in self.running.items():
-            if process.running():
-                continue
+            if name not in self.down:
+                reason = self.hung(name, process, now) if process.running() else \
+                    f'exited ({process.popen.returncode})'
+                if reason is None:
+                    continue
+                self.down[name] = reason
+                say(f'run_robot: {name} {reason}', error=True)
+                if process.running():
+                    process.signal(signal.SIGKILL)
+                    process.popen.wait()
+                if name == MOTOR_NODE:
+                    self.stop_motors(entry)
             if not entry.respawn:
                 return name
-            due = self.respawn_at.setdefault(name, now + RESPAWN_DELAY_S)
+            due = self.respawn_at.setdefault(name, now + entry.respawn_delay)
             if now >= due:
-                say(f'run_robot: {name} exited ({process.popen.returncode}); respawning', error=True)
+                reason = self.down.pop(name)
                 del self.respawn_at[name]
+                restart = self.watchdog.restarted(name, reason, time.time())
+                say(f'run_robot: respawning {name} (restart {restart.count})', error=True)
+                process.stop()  # its children, and its log file
                 self.start(entry)  # replaces the value of an existing key: safe while iterating
+                self.on_restart()
         return None
+
+    def hung(self, name: str, process: ManagedProcess, now: float) -> Optional[str]:
+        """Why a running node counts as hung, if it does."""
+        if process_stopped(process.pid):
+            return 'stopped'
+        silent = self.watchdog.silent(name, now)
+        return None if silent is None else f'sent no heartbeat for {silent:.1f} s'
+
+    def stop_motors(self, entry: NodeEntry) -> None:
+        """v1 firmware keeps its last PWM: write STOP to the port while the node is down."""
+        configured = next((item.get('serial_port', '') for item in entry.parameters
+                           if isinstance(item, dict)), '')
+        port = self.motor_port() or (configured if configured.startswith('/') else '')
+        if not port:
+            say('run_robot: motor port unknown; could not write STOP', error=True)
+            return
+        error = stop_motors(port)
+        say(f'run_robot: {error}' if error else f'run_robot: wrote STOP to {port}', error=bool(error))
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -129,7 +175,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     # started from this (the main) thread, which ends only with run_robot: every node gets
     # SIGTERM from the kernel if run_robot dies without stopping them (PR_SET_PDEATHSIG)
     processes = ProcessManager(log_dir, env, die_with_parent=True, interrupt=signals.check)
-    robot = Robot(args, processes)
+    os.environ.update({k: env[k] for k in ('FASTRTPS_DEFAULT_PROFILES_FILE', 'FASTDDS_DEFAULT_PROFILES_FILE')})
+    watchdog = Watchdog()
+    topics = WatchdogTopics(watchdog, args.namespace)
+    robot = Robot(args, processes, watchdog, lambda: topics.motor_port, topics.publish)
     try:
         robot.start_all()
         notify('READY=1')
@@ -151,6 +200,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     finally:
         notify('STOPPING=1')
         processes.stop_all()
+        topics.close()
         say('run_robot: stopped.')
 
 

@@ -25,7 +25,7 @@ def _nodes(context, *args, **kwargs):
         actions.append(Node(
             package=entry.package, executable=entry.executable, name=entry.name,
             namespace=entry.namespace, parameters=list(entry.parameters),
-            remappings=list(entry.remappings), respawn=entry.respawn, respawn_delay=2.0,
+            remappings=list(entry.remappings), respawn=entry.respawn, respawn_delay=entry.respawn_delay,
             output='screen'))
     return actions
 

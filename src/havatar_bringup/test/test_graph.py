@@ -93,6 +93,7 @@ def test_launch_file_and_demo_run_the_same_graph(fake_launch, arguments):
     for action, entry in zip(launched, [e for e in graph if e.ros]):
         assert node_command_line(action) == command_line(entry, entry.executable)
         assert action.kwargs['respawn'] == entry.respawn
+        assert action.kwargs['respawn_delay'] == entry.respawn_delay
     processes = [a for a in actions if 'cmd' in a.kwargs]
     assert len(processes) == (1 if arguments['sim'] == 'true' else 0)
 

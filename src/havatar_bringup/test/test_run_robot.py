@@ -1,18 +1,29 @@
 """run_robot, the robot's graph without ``ros2 launch`` (what systemd/havatar-robot.service runs):
-READY=1 to systemd once the web UI answers, hardware nodes respawned, a clean stop on SIGTERM.
+READY=1 to systemd once the web UI answers, hardware nodes respawned, a clean stop on SIGTERM,
+and its watchdog: killed or stopped nodes restarted and reported, the motors stopped meanwhile.
 """
 from __future__ import annotations
 
+import asyncio
 import signal
+import time
 from pathlib import Path
 
 import psutil
 import yaml
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from geometry_msgs.msg import Twist
 
 from havatar_bringup.graph import default_params_file
 from havatar_bringup.processes import http_answers
+from havatar_drivers.esp32.simulator import read_record
 from havatar_testing import free_port, ros_executable, wait_until
+from havatar_testing.relay import Client
 from havatar_testing.systemd import NotifySocket
+
+FORWARD_PWM = 'PWM 128 128'  # 0.25 m/s with the default kinematics
+V1_NO_WATCHDOG_BOUND_S = 2.0  # the issue's bound: as soon as v2 firmware stops by itself
+STOPPED_NODE_BOUND_S = 0.5    # what the watchdog reaches for a hung (SIGSTOPped) motor node
 
 
 def params_file(tmp_path: Path) -> tuple[Path, int]:
@@ -65,3 +76,79 @@ def test_run_robot_is_ready_for_systemd_respawns_hardware_nodes_and_stops_cleanl
         assert not left, [p.cmdline() for p in left]
     finally:
         systemd.close()
+
+
+def wait_for_sim_line(record: Path, wanted: str, after: float, timeout: float = 30.0) -> float:
+    """The simulator's time of the first line ``wanted`` received after ``after``."""
+    def find() -> float | None:
+        return next((t for t, line in read_record(record) if t > after and line == wanted), None)
+    return wait_until(find, timeout, f'{wanted!r} at the simulator')  # type: ignore[return-value]
+
+
+def respawned(root: psutil.Process, name: str, old: psutil.Process) -> psutil.Process:
+    found = wait_until(lambda: [p for p in nodes_named(root, name) if p.pid != old.pid], 30,
+                       f'a respawned {name}')
+    return found[0]  # type: ignore[index]
+
+
+def test_watchdog_restarts_killed_and_stopped_nodes_stops_the_motors_and_reports(
+        processes, tmp_path, ros_node):
+    params, ui = params_file(tmp_path)
+    sim_dir = tmp_path / 'sim'
+    record = sim_dir / 'record.jsonl'
+    diagnostics = ros_node.subscribe(DiagnosticArray, '/diagnostics')
+    robot = processes.start('run_robot', [
+        ros_executable('havatar_bringup', 'run_robot'), 'sim:=true', f'params_file:={params}',
+        f'sim_dir:={sim_dir}', '--log-dir', tmp_path / 'robot-logs'],
+        env={'HOME': str(tmp_path), 'HAVATAR_ACCESS_TOKEN': 'test-token'})
+    robot.wait_for_http(f'http://127.0.0.1:{ui}/', timeout=120)
+    root = psutil.Process(robot.pid)
+    forward = Twist()
+    forward.linear.x = 0.25
+    cmd_vel = ros_node.node.create_publisher(Twist, 'cmd_vel', 10)
+    ros_node.node.create_timer(0.05, lambda: cmd_vel.publish(forward))  # an operator driving
+
+    since = 0.0
+    for sig, bound in ((signal.SIGKILL, V1_NO_WATCHDOG_BOUND_S), (signal.SIGSTOP, STOPPED_NODE_BOUND_S)):
+        (motor,) = nodes_named(root, 'motor_node')
+        wait_for_sim_line(record, FORWARD_PWM, after=since)  # driving (v1 keeps it without us)
+        # the motor node must have told the watchdog its port (its first heartbeat) first
+        diagnostics.wait_for(lambda m: any(s.name == 'motor_node: ESP32 link' and s.level == DiagnosticStatus.OK
+                                           for s in m.status), timeout=30, what='motor connected')
+        signalled = time.time()
+        motor.send_signal(sig)
+        stopped = wait_for_sim_line(record, 'STOP', after=signalled)
+        assert stopped - signalled < bound, f'{sig.name}: STOP after {stopped - signalled:.3f} s'
+        respawned(root, 'motor_node', motor)
+        again = wait_for_sim_line(record, 'STOP', after=stopped)  # the respawned node's own
+        print(f'{sig.name} of the motor node: STOP at the simulator after {stopped - signalled:.3f} s '
+              f'(watchdog), {again - signalled:.3f} s (respawned node)')
+        wait_for_sim_line(record, FORWARD_PWM, after=stopped)  # back and driving again
+        since = stopped
+        diagnostics.clear()
+
+    for sig in (signal.SIGKILL, signal.SIGSTOP):  # dead, then hung: killed and respawned
+        (camera,) = nodes_named(root, 'camera_node')
+        camera.send_signal(sig)
+        respawned(root, 'camera_node', camera)
+    report = diagnostics.wait_for(
+        lambda m: any(s.name == 'run_robot: watchdog' and s.message.startswith('camera_node restarted')
+                      and s.message.endswith('(stopped)') for s in m.status),
+        timeout=30, what='the camera restarts on /diagnostics')
+    values = {kv.key: kv.value for kv in report.status[0].values}
+    assert values['motor_node'].startswith('2 restart(s)') and values['motor_node'].endswith(': stopped')
+    assert values['camera_node'].startswith('2 restart(s)') and values['camera_node'].endswith(': stopped')
+    assert robot.running()
+
+    async def shown_in_the_web_ui() -> str:  # the relay node forwards it in its status
+        user = await Client.connect(f'http://127.0.0.1:{ui}', 'user', 'test-token', 'robot')
+        try:
+            while not (status := await user.next('status', timeout=10))['link']['watchdog']:
+                pass
+            return status['link']['watchdog']
+        finally:
+            await user.close()
+    assert asyncio.run(asyncio.wait_for(shown_in_the_web_ui(), 30)).startswith('camera_node restarted')
+
+    robot.signal(signal.SIGTERM)
+    assert robot.wait_exit(timeout=60) == 0, robot.tail()

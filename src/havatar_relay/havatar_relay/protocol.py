@@ -226,7 +226,7 @@ class StreamState(BaseModel):
 
 
 class LinkState(BaseModel):
-    """Link quality: the relay connection's round trip and the motor serial link."""
+    """Link quality: the relay connection's round trip, the motor serial link, restarts."""
 
     model_config = ConfigDict(extra='forbid')
 
@@ -234,6 +234,7 @@ class LinkState(BaseModel):
     clock_offset_ms: Optional[float] = None
     serial: str = 'unknown'
     dropped_stale: int = 0
+    watchdog: str = ''  # the robot watchdog's latest node restart; '' = none since start
 
 
 class Status(Message):

@@ -80,7 +80,7 @@ class RelayNode(Node):
         token_file = access_token_file(prm['access_token_file'])
         self.token = resolve_token(prm['access_token'], ACCESS_TOKEN_ENV, token_file)
         self._state: dict[str, Any] = {'battery': p.Battery(), 'stream': p.StreamState(),
-                                       'serial': 'unknown'}
+                                       'serial': 'unknown', 'watchdog': ''}
         self._state_lock = threading.Lock()
 
         self.cmd_pub = self.create_publisher(Twist, 'cmd_vel', 10)
@@ -159,6 +159,9 @@ class RelayNode(Node):
             if status.name.endswith('ESP32 link'):
                 with self._state_lock:
                     self._state['serial'] = status.message[:100]
+            elif status.name.endswith(': watchdog') and status.values:  # run_robot's restarts
+                with self._state_lock:
+                    self._state['watchdog'] = status.message[:200]
 
     def status(self) -> p.Status:
         with self._state_lock:
@@ -169,7 +172,8 @@ class RelayNode(Node):
             robot_id=self.robot_id, battery=state['battery'], stream=state['stream'],
             link=p.LinkState(relay_rtt_ms=clock.rtt_ms if clock else None,
                              clock_offset_ms=clock.offset_ms if clock and clock.known else None,
-                             serial=state['serial'], dropped_stale=self.router.gate.dropped_stale),
+                             serial=state['serial'], dropped_stale=self.router.gate.dropped_stale,
+                             watchdog=state['watchdog']),
             mjpeg_url=f":{self.params['mjpeg_port']}/stream.mjpg",
             whep_url=f'{base}/{self.robot_id}/whep' if base else None,
             whip_url=f'{base}/{self.robot_id}/talk/whip' if base else None, ts=p.now_ms())

@@ -65,6 +65,8 @@ function showStatus(s) {
   const b = s.battery;
   setPill('battery', b.present ? `battery: ${b.voltage.toFixed(2)} V` : 'battery: n/a', b.present ? b.percentage > 0.2 : undefined);
   if (s.online === false) setPill('connection', 'robot offline', false);
+  $('watchdog').hidden = !s.link.watchdog;  // "camera_node restarted at ... (stopped)"
+  if (s.link.watchdog) setPill('watchdog', s.link.watchdog, false);
   chooseVideo();
 }
 

@@ -41,7 +41,7 @@ def check_packages() -> str:
     from ament_index_python.packages import get_packages_with_prefixes
 
     ours = sorted(p for p in get_packages_with_prefixes() if p.startswith('havatar_'))
-    expected = ['havatar_bringup', 'havatar_drivers', 'havatar_msgs', 'havatar_relay',
+    expected = ['havatar_bringup', 'havatar_common', 'havatar_drivers', 'havatar_msgs', 'havatar_relay',
                 'havatar_streaming']
     if ours != expected:
         raise RuntimeError(f'built packages {ours}, expected {expected}')

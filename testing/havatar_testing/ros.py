@@ -98,13 +98,26 @@ class RosTestNode:
         wait_until(lambda: self.node.count_publishers(topic) >= count, timeout,
                    f'{count} publisher(s) on {topic}')
 
-    def call(self, client: Any, request: Any, timeout: float = 10.0) -> Any:
-        """Call a service and wait for its response."""
+    def call(self, client: Any, request: Any, timeout: float = 10.0, resend: float = 2.0) -> Any:
+        """Call a service and wait for its response.
+
+        The request is sent again every ``resend`` seconds: a response is lost when the server
+        has not yet matched this client's reader (ros2/rmw_fastrtps#704), so call only
+        idempotent services this way.
+        """
         if not client.wait_for_service(timeout_sec=timeout):
             raise TimeoutError(f'service {client.srv_name} not available after {timeout} s')
-        future = client.call_async(request)
-        wait_until(future.done, timeout, f'response from {client.srv_name}')
-        return future.result()
+        deadline = time.monotonic() + timeout
+        while True:
+            future = client.call_async(request)
+            try:
+                wait_until(future.done, min(resend, max(0.0, deadline - time.monotonic())),
+                           f'response from {client.srv_name}')
+                return future.result()
+            except TimeoutError:
+                client.remove_pending_request(future)
+                if time.monotonic() >= deadline:
+                    raise
 
     def close(self) -> None:
         self.executor.shutdown(timeout_sec=2.0)

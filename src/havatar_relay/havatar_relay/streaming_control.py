@@ -3,6 +3,11 @@
 rclpy answers a service call on the executor's thread; ``call_service`` hands the answer to
 the waiting loop with a done-callback and ``call_soon_threadsafe``, so neither side polls
 or blocks the other.
+
+A response can be lost while discovery is still matching the server's response writer to
+this client's reader (Fast DDS drops it after 100 ms: "failed to send response (timeout)",
+ros2/rmw_fastrtps#704), so an unanswered request is sent again every ``RESEND_S``. Both
+services called here are idempotent.
 """
 from __future__ import annotations
 
@@ -17,10 +22,14 @@ from rclpy.node import Node
 from havatar_msgs.srv import SetStreamMode
 
 CALL_TIMEOUT_S = 5.0
+RESEND_S = 1.0
 
 
-async def call_service(client: Any, request: Any, timeout: float = CALL_TIMEOUT_S) -> Any:
+async def call_service(client: Any, request: Any, timeout: float = CALL_TIMEOUT_S,
+                       resend: float = RESEND_S) -> Any:
     """``client``'s response to ``request`` (an rclpy client; the node spins elsewhere).
+
+    The request is sent again every ``resend`` seconds until the first answer.
 
     Raises RuntimeError when the service is not available or does not answer in time.
     """
@@ -43,11 +52,22 @@ async def call_service(client: Any, request: Any, timeout: float = CALL_TIMEOUT_
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
             loop.call_soon_threadsafe(settle, done)
 
-    client.call_async(request).add_done_callback(answered)
+    pending = []
+    deadline = loop.time() + timeout
     try:
-        return await asyncio.wait_for(answer, timeout)
-    except asyncio.TimeoutError:
-        raise RuntimeError(f'{client.srv_name} did not answer') from None
+        while True:
+            pending.append(client.call_async(request))
+            pending[-1].add_done_callback(answered)
+            wait = min(resend, deadline - loop.time())
+            try:
+                return await asyncio.wait_for(asyncio.shield(answer), wait)
+            except asyncio.TimeoutError:
+                if loop.time() >= deadline:
+                    raise RuntimeError(f'{client.srv_name} did not answer') from None
+    finally:
+        for future in pending:
+            if not future.done():
+                client.remove_pending_request(future)
 
 
 def _parameter(name: str, value: str | bool) -> ParameterMsg:

@@ -146,21 +146,28 @@ class FakeClient:
     srv_name = '/stream/set_mode'
 
     def __init__(self, ready: bool = True, answer_after: Optional[float] = 0.05,
-                 exception: Optional[BaseException] = None) -> None:
+                 exception: Optional[BaseException] = None, lose_first: int = 0) -> None:
         self.ready, self.answer_after, self.exception = ready, answer_after, exception
+        self.lose_first = lose_first  # responses lost as when discovery has not matched yet
         self.answered_on: Optional[threading.Thread] = None
+        self.sent = 0
+        self.removed: list[FakeFuture] = []
 
     def service_is_ready(self) -> bool:
         return self.ready
 
     def call_async(self, request: Any) -> FakeFuture:
         future = FakeFuture()
-        if self.answer_after is not None:
+        self.sent += 1
+        if self.answer_after is not None and self.sent > self.lose_first:
             def answer() -> None:
                 self.answered_on = threading.current_thread()
                 future.complete(f'answer to {request}', self.exception)
             threading.Timer(self.answer_after, answer).start()
         return future
+
+    def remove_pending_request(self, future: FakeFuture) -> None:
+        self.removed.append(future)
 
 
 def test_a_service_answer_from_another_thread_reaches_the_loop():
@@ -179,6 +186,12 @@ def test_an_already_answered_call_and_a_failed_one():
     failing = FakeClient(exception=ValueError('bad request'))
     with pytest.raises(ValueError, match='bad request'):
         asyncio.run(call_service(failing, 'x'))
+
+
+def test_a_request_whose_response_was_lost_is_sent_again_and_the_unanswered_one_forgotten():
+    client = FakeClient(lose_first=2)
+    assert asyncio.run(call_service(client, 'x', timeout=2.0, resend=0.1)) == 'answer to x'
+    assert client.sent == 3 and len(client.removed) == 2
 
 
 @pytest.mark.parametrize('client,error', [

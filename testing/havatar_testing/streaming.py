@@ -36,12 +36,13 @@ def sources(processes) -> Callable[..., None]:
 
 
 @pytest.fixture
-def streaming_node(processes, free_tcp_port) -> Callable[..., tuple[ManagedProcess, int]]:
+def streaming_node(processes, free_tcp_port, tmp_path) -> Callable[..., tuple[ManagedProcess, int]]:
     def start(server: MediaMtxServer | None = None, password: str = ROBOT.password,
               **params: object) -> tuple[ManagedProcess, int]:
         port = free_tcp_port()
         parameters: dict[str, object] = {'mjpeg_port': port, 'mjpeg_host': '127.0.0.1',
-                                         'width': 320, 'height': 240, 'fps': 15.0}
+                                         'width': 320, 'height': 240, 'fps': 15.0,
+                                         'settings_file': str(tmp_path / 'server_mode.json')}
         if server is not None:
             parameters.update(server_url=f'rtsp://127.0.0.1:{server.ports.rtsp}',
                               api_url=f'http://127.0.0.1:{server.ports.api}',

@@ -172,7 +172,8 @@ def start_robot(demo: Demo, processes: ProcessManager) -> None:
         'streaming_node': {'mjpeg_port': demo.mjpeg, 'mjpeg_host': '127.0.0.1',
                            'server_url': f'rtsp://127.0.0.1:{mtx.rtsp}',
                            'api_url': 'none',  # the API needs the admin token, as on a server
-                           'stream_user': ROBOT_ID},
+                           'stream_user': ROBOT_ID,
+                           'settings_file': str(demo.run_dir / 'server_mode.json')},
         'relay_node': {'http_port': demo.ui, 'http_host': '127.0.0.1',
                        'mjpeg_port': demo.mjpeg,
                        'whep_base_url': f'http://127.0.0.1:{mtx.webrtc}',

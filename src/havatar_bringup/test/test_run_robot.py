@@ -32,7 +32,8 @@ def params_file(tmp_path: Path) -> tuple[Path, int]:
     ui, mjpeg = free_port(), free_port()
     data['/**/relay_node']['ros__parameters'].update(
         http_host='127.0.0.1', http_port=ui, mjpeg_port=mjpeg, settings_file=str(tmp_path / 'server_mode.json'))
-    data['/**/streaming_node']['ros__parameters'].update(mjpeg_host='127.0.0.1', mjpeg_port=mjpeg)
+    data['/**/streaming_node']['ros__parameters'].update(mjpeg_host='127.0.0.1', mjpeg_port=mjpeg,
+                                                         settings_file=str(tmp_path / 'server_mode.json'))
     path = tmp_path / 'robot.yaml'
     path.write_text(yaml.safe_dump(data))
     return path, ui

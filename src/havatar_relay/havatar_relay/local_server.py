@@ -11,6 +11,7 @@ per-client cap (``connections_refused``).
 from __future__ import annotations
 
 import concurrent.futures
+import time
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Protocol
 
@@ -31,6 +32,7 @@ class RobotApi(Protocol):
     async def set_server_mode(self, enabled: bool) -> dict[str, Any]: ...
     def server_config(self) -> dict[str, Any]: ...
     async def save_server_config(self, config: dict[str, Any]) -> dict[str, Any]: ...
+    async def test_connection(self, config: dict[str, Any]) -> dict[str, Any]: ...
     def system_status(self) -> dict[str, Any]: ...
 
 
@@ -40,6 +42,8 @@ class LocalServer:
         self.api = api
         self.token = token
         self._server = BackgroundServer('local-server', host, port)
+        self._started = time.monotonic()
+        self._requests = 0  # the original /system_status app_state.total_requests
 
     def start(self, on_loop: Callable[[], Awaitable[None]]) -> None:
         """Serve in the background; ``on_loop`` runs first on the server's loop."""
@@ -65,11 +69,13 @@ class LocalServer:
         app.router.add_post('/server/stop', self._server_stop)
         app.router.add_get('/server/config', self._get_config)
         app.router.add_post('/server/config', self._post_config)
+        app.router.add_post('/server/test', self._test_connection)
         app.router.add_get('/system_status', self._system_status)
         return app
 
     @web.middleware
     async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        self._requests += 1
         if request.path.startswith(('/server/', '/system_status')):
             token = request_token(request.headers, request.query)
             if not token_matches(token, self.token):
@@ -92,16 +98,34 @@ class LocalServer:
     async def _get_config(self, request: web.Request) -> web.Response:
         return web.json_response(self.api.server_config())
 
-    async def _post_config(self, request: web.Request) -> web.Response:
+    @staticmethod
+    async def _json_object(request: web.Request) -> dict[str, Any]:
         try:
             body = await request.json()
-            if not isinstance(body, dict):
-                raise ValueError('a JSON object is expected')
-            return web.json_response(await self.api.save_server_config(body))
+        except ValueError:
+            raise ValueError('the body must be JSON') from None
+        if not isinstance(body, dict):
+            raise ValueError('a JSON object is expected')
+        return body
+
+    async def _post_config(self, request: web.Request) -> web.Response:
+        try:
+            return web.json_response(await self.api.save_server_config(await self._json_object(request)))
+        except ValueError as exc:  # nothing saved; the original {ok, msg} and this version's fields
+            return web.json_response({'ok': False, 'msg': str(exc), 'success': False, 'error': str(exc)},
+                                     status=400)
+
+    async def _test_connection(self, request: web.Request) -> web.Response:
+        try:
+            body = await self._json_object(request)
         except ValueError as exc:
-            return web.json_response({'success': False, 'error': str(exc)}, status=400)
+            return web.json_response({'ok': False, 'msg': str(exc), 'error': 'invalid'}, status=400)
+        return web.json_response(await self.api.test_connection(body))
 
     async def _system_status(self, request: web.Request) -> web.Response:
-        return web.json_response({**self.api.system_status(),
+        app_state = {'uptime': round(time.monotonic() - self._started, 1),
+                     'clients_connected': sum(len(s) for s in self.core.users.values()),
+                     'total_requests': self._requests, 'audio_streaming_active': False}
+        return web.json_response({**self.api.system_status(), 'app_state': app_state,
                                   'auth_throttled': self.core.throttle.throttled,
                                   'connections_refused': self._server.cap.refused})

@@ -1,14 +1,23 @@
 """The original robot's HTTP API (``doc/ROBOT_HTTP_API.md``) and its settings file (no ROS).
 
 ``RobotHttpApi`` is what ``LocalServer`` serves as its ``RobotApi``: the streaming state,
-server mode on and off, the saved server-mode settings, and the robot's health. The node
-passes in what it knows (the robot's ``status``, whether the cloud relay is connected) and
-how to reach the streaming node (``StreamingControl``); every method runs on the local
-server's event loop.
+server mode on and off, the saved server-mode settings, a connection test, and the robot's
+health. The answers keep the Flask robot's shapes (``{ok, msg}``, ``{ok, status: {...}}``,
+the ``/system_status`` blocks) with this version's fields beside them. The node passes in
+what it knows (the robot's ``status``, whether the cloud relay is connected) and how to
+reach the streaming node (``StreamingControl``); every method runs on the local server's
+event loop.
+
+Saved settings take effect at once: the streaming node checks them (its parameters are set
+atomically, or not at all, with its reason) before they are written, and reads the file
+back when it starts. Only when the streaming node cannot be reached are they saved
+unchecked; it then checks them at its start and, if it cannot use them, says so and keeps
+its own.
 """
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any, Callable, Protocol
@@ -16,9 +25,18 @@ from typing import Any, Callable, Protocol
 import psutil
 
 from havatar_common.secrets import write_private
-from havatar_streaming.server_settings import ServerModeConfig
+from havatar_streaming.server_probe import ProbeSettings, probe
+from havatar_streaming.server_settings import ServerModeConfig, read_settings_file
 
 from . import protocol as p
+
+# the streaming node's own parameters that decide how it reaches the server
+CONNECTION_PARAMETERS = ('allow_unencrypted', 'api_url', 'server_ca_file', 'stream_user')
+STREAM_PASSWORD_ENV = 'HAVATAR_STREAM_PASSWORD'
+
+
+class SettingsRefused(ValueError):
+    """The streaming node refused the settings: nothing was saved."""
 
 
 class StreamingControl(Protocol):
@@ -30,6 +48,10 @@ class StreamingControl(Protocol):
 
     async def set_parameters(self, values: dict[str, str | bool]) -> list[tuple[bool, str]]:
         """Set its parameters: (successful, reason) each; RuntimeError when it cannot be reached."""
+        ...
+
+    async def get_parameters(self, names: tuple[str, ...]) -> dict[str, Any]:
+        """Its parameters' values; RuntimeError when it cannot be reached."""
         ...
 
 
@@ -44,21 +66,28 @@ class SettingsStore:
     def load(self) -> ServerModeConfig:
         """The saved settings; the defaults when there are none (or they cannot be read)."""
         try:
-            return ServerModeConfig.from_legacy(json.loads(self.path.read_text()))
-        except (OSError, ValueError):
+            return read_settings_file(self.path) or ServerModeConfig()
+        except ValueError:
             return ServerModeConfig()
+
+    def merge(self, changes: dict[str, Any]) -> ServerModeConfig:
+        """The saved settings with ``changes`` (an https:// server URL mapped); ValueError
+        when the result is not valid. An empty or missing password keeps the saved one.
+        """
+        merged = self.load().to_legacy()['server_mode']
+        merged.update({k: v for k, v in changes.items()
+                       if k != 'stream_password_set' and not (k == 'stream_password' and not v)})
+        return ServerModeConfig.from_legacy({'server_mode': merged})  # raises ValueError
+
+    def save(self, config: ServerModeConfig) -> None:
+        write_private(self.path, json.dumps(config.to_legacy(), indent=2) + '\n')
 
     def update(self, changes: dict[str, Any]) -> ServerModeConfig:
         """Merge ``changes`` into the saved settings and save them; ValueError (nothing saved)
         when the result is not valid.
         """
-        current = self.load()
-        merged = {'enabled': current.enabled, 'server_url': current.server_url,
-                  'stream_key': current.stream_key, 'stream_password': current.stream_password,
-                  'fallback_to_local': current.fallback_to_local}
-        merged.update({k: v for k, v in changes.items() if k != 'stream_password_set'})
-        config = ServerModeConfig.from_legacy({'server_mode': merged})  # raises ValueError
-        write_private(self.path, json.dumps({'server_mode': merged}, indent=2) + '\n')
+        config = self.merge(changes)
+        self.save(config)
         return config
 
 
@@ -72,10 +101,21 @@ class RobotHttpApi:
         self.status = status
         self.relay_connected = relay_connected
 
+    def _original_status(self) -> dict[str, Any]:
+        """The Flask robot's ``get_status()`` block, from the streaming node's state."""
+        stream = self.status().stream
+        publishing = stream.active == 'server'
+        return {'server_mode_enabled': publishing, 'connected_to_server': publishing,
+                'video_streaming': publishing, 'audio_streaming': publishing,
+                'server_url': self.settings.load().server_url}
+
     async def server_status(self) -> dict[str, Any]:
         stream = self.status().stream
         config = self.server_config()
-        return {'enabled': stream.requested == 'server', 'active_mode': stream.active,
+        return {'ok': True, 'status': {**self._original_status(), 'stream_key': config['stream_key'],
+                                       'requested_mode': stream.requested, 'fallback': stream.fallback,
+                                       'last_error': stream.last_error},
+                'enabled': stream.requested == 'server', 'active_mode': stream.active,
                 'requested_mode': stream.requested, 'fallback': stream.fallback,
                 'server_reachable': stream.server_reachable, 'last_error': stream.last_error,
                 'server_url': config['server_url'], 'stream_key': config['stream_key'],
@@ -83,7 +123,8 @@ class RobotHttpApi:
 
     async def set_server_mode(self, enabled: bool) -> dict[str, Any]:
         ok, message = await self.streaming.set_mode('server' if enabled else 'local')
-        return {'success': ok, 'message': message, **(await self.server_status())}
+        status = await self.server_status()
+        return {**status, 'ok': ok, 'msg': message, 'success': ok, 'message': message}
 
     def server_config(self) -> dict[str, Any]:
         config = self.settings.load()
@@ -92,23 +133,49 @@ class RobotHttpApi:
                 'stream_password_set': bool(config.stream_password)}
 
     async def save_server_config(self, body: dict[str, Any]) -> dict[str, Any]:
-        config = self.settings.update(body)  # raises ValueError
-        applied, message = await self._apply(config)
-        return {'success': True, 'applied': applied, 'message': message, **self.server_config()}
-
-    async def _apply(self, config: ServerModeConfig) -> tuple[bool, str]:
-        """Hand saved settings to the streaming node: its parameters, then its mode."""
-        values: dict[str, str | bool] = {'server_url': config.server_url,
-                                         'stream_key': config.stream_key}
-        if config.stream_password:
-            values['stream_password'] = config.stream_password
+        """Check ``body`` merged into the saved settings, have the streaming node take them,
+        then save them and switch its mode. ValueError (nothing saved, nothing changed) when
+        they are invalid or the streaming node refuses them (``SettingsRefused``).
+        """
+        config = self.settings.merge(body)  # raises ValueError
+        values = {name: value for name, value in config.to_parameters(include_password=True).items()
+                  if name != 'mode' and value != ''}  # unset ones keep the node's own
         try:
             results = await self.streaming.set_parameters(values)
         except RuntimeError as exc:
-            return False, f'saved; the streaming node did not take it: {exc}'
-        if not all(ok for ok, _ in results):
-            return False, '; '.join(reason for ok, reason in results if not ok)
-        return await self.streaming.set_mode('server' if config.enabled else 'local')
+            self.settings.save(config)
+            message = (f'saved, not applied: the streaming node cannot be reached ({exc}); '
+                       'it checks and takes them when it starts')
+            return self._saved(False, message)
+        refused = [reason for ok, reason in results if not ok]
+        if refused:
+            raise SettingsRefused('; '.join(refused))
+        self.settings.save(config)
+        applied, message = await self.streaming.set_mode('server' if config.enabled else 'local')
+        return self._saved(applied, message if applied else f'saved; the mode did not change: {message}')
+
+    def _saved(self, applied: bool, message: str) -> dict[str, Any]:
+        return {'ok': True, 'msg': 'Server configuration updated', 'success': True,
+                'applied': applied, 'message': message, **self.server_config()}
+
+    async def test_connection(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Reach the server with ``body`` (the settings form, unsaved) as the streaming node
+        would: ``{ok, msg, error, server_url, steps}``.
+        """
+        saved = self.settings.load()
+        try:
+            node = await self.streaming.get_parameters(CONNECTION_PARAMETERS)
+        except RuntimeError:
+            node = {}  # not running: its defaults
+        password = (str(body.get('stream_password') or '') or saved.stream_password
+                    or os.environ.get(STREAM_PASSWORD_ENV, ''))
+        settings = ProbeSettings(
+            server_url=str(body.get('server_url', saved.server_url) or ''),
+            stream_key=str(body.get('stream_key', saved.stream_key) or ''), password=password,
+            user=str(node.get('stream_user') or ''),
+            allow_unencrypted=bool(node.get('allow_unencrypted', False)),
+            api_url=str(node.get('api_url') or ''), ca_file=str(node.get('server_ca_file') or ''))
+        return (await probe(settings)).as_dict()
 
     def system_status(self) -> dict[str, Any]:
         temperature = None
@@ -120,8 +187,19 @@ class RobotHttpApi:
         except (AttributeError, OSError):
             pass
         status = self.status()
-        return {'cpu_percent': psutil.cpu_percent(interval=None),
-                'memory_percent': psutil.virtual_memory().percent,
-                'temperature_c': temperature, 'uptime_s': round(time.time() - psutil.boot_time()),
-                'battery': status.battery.model_dump(), 'stream': status.stream.model_dump(),
-                'serial': status.link.serial, 'relay_connected': self.relay_connected()}
+        stream, battery = status.stream, status.battery
+        percentage = None if battery.percentage is None else round(battery.percentage * 100, 1)
+        return {
+            # the Flask robot's blocks (app_state is added by the server)
+            'camera': {'mode': stream.active, 'fps': stream.fps},
+            'motors': {'serial': status.link.serial},
+            'tts': {'topic': 'say'},
+            'audio': {'mic': 'audio/mic', 'speaker': 'audio/speaker'},
+            'battery': {'voltage': battery.voltage, 'percentage': percentage, 'present': battery.present},
+            'server': {'available': True, **self._original_status()},
+            # this version's
+            'cpu_percent': psutil.cpu_percent(interval=None),
+            'memory_percent': psutil.virtual_memory().percent,
+            'temperature_c': temperature, 'uptime_s': round(time.time() - psutil.boot_time()),
+            'stream': stream.model_dump(), 'serial': status.link.serial,
+            'relay_connected': self.relay_connected()}

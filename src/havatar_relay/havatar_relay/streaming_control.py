@@ -6,7 +6,7 @@ or blocks the other.
 
 A response can be lost while discovery is still matching the server's response writer to
 this client's reader (Fast DDS drops it after 100 ms: "failed to send response (timeout)",
-ros2/rmw_fastrtps#704), so an unanswered request is sent again every ``RESEND_S``. Both
+ros2/rmw_fastrtps#704), so an unanswered request is sent again every ``RESEND_S``. All
 services called here are idempotent.
 """
 from __future__ import annotations
@@ -16,7 +16,8 @@ import contextlib
 from typing import Any
 
 from rcl_interfaces.msg import Parameter as ParameterMsg, ParameterType, ParameterValue
-from rcl_interfaces.srv import SetParametersAtomically
+from rcl_interfaces.srv import GetParameters, SetParametersAtomically
+from rclpy.parameter import parameter_value_to_python
 from rclpy.node import Node
 
 from havatar_msgs.srv import SetStreamMode
@@ -86,6 +87,7 @@ class RosStreamingControl:
         # atomically: the streaming node applies a new server in one step (one restart)
         self._parameters = node.create_client(SetParametersAtomically,
                                               f'{streaming_node}/set_parameters_atomically')
+        self._get = node.create_client(GetParameters, f'{streaming_node}/get_parameters')
 
     async def set_mode(self, mode: str) -> tuple[bool, str]:
         try:
@@ -99,3 +101,7 @@ class RosStreamingControl:
             parameters=[_parameter(k, v) for k, v in values.items()])
         result = (await call_service(self._parameters, request)).result
         return [(result.successful, result.reason)]
+
+    async def get_parameters(self, names: tuple[str, ...]) -> dict[str, Any]:
+        response = await call_service(self._get, GetParameters.Request(names=list(names)))
+        return {name: parameter_value_to_python(value) for name, value in zip(names, response.values)}

@@ -12,7 +12,7 @@ from typing import Any, Callable, Optional
 import pytest
 
 from havatar_relay import protocol as p
-from havatar_relay.robot_api import RobotHttpApi, SettingsStore
+from havatar_relay.robot_api import RobotHttpApi, SettingsRefused, SettingsStore
 from havatar_relay.streaming_control import call_service
 
 
@@ -33,7 +33,12 @@ class Streaming:
         if self.unreachable:
             raise RuntimeError('streaming_node/set_parameters is not available')
         self.parameters.append(values)
-        return [(self.refuse is None, self.refuse or '') for _ in values]
+        return [(self.refuse is None, self.refuse or '')]  # atomically: one result
+
+    async def get_parameters(self, names: tuple[str, ...]) -> dict[str, Any]:
+        if self.unreachable:
+            raise RuntimeError('streaming_node/get_parameters is not available')
+        return {name: {'allow_unencrypted': True}.get(name, '') for name in names}
 
 
 def make_api(tmp_path, connected: bool = False) -> tuple[RobotHttpApi, Streaming]:
@@ -52,17 +57,33 @@ SETTINGS = {'enabled': True, 'server_url': 'rtsp://media.example.org:8554', 'str
 def test_saved_settings_are_merged_private_and_applied(tmp_path):
     api, streaming = make_api(tmp_path)
     reply = asyncio.run(api.save_server_config(SETTINGS))
+    assert reply['ok'] and reply['msg'] == 'Server configuration updated'
     assert reply['success'] and reply['applied'] and reply['message'] == 'server mode'
     assert reply['stream_password_set'] and 'pw' not in json.dumps(reply)
     path = tmp_path / 'cfg' / 'server_mode.json'
     assert json.loads(path.read_text()) == {'server_mode': SETTINGS}
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert streaming.parameters == [{'server_url': SETTINGS['server_url'], 'stream_key': 'robot1',
-                                     'stream_password': 'pw'}]
+                                     'stream_password': 'pw', 'fallback_to_local': False}]
     assert streaming.modes == ['server']
-    reply = asyncio.run(api.save_server_config({'enabled': False, 'stream_password_set': True}))
+    reply = asyncio.run(api.save_server_config({'enabled': False, 'stream_password_set': True,
+                                                'stream_password': '', 'fallback_to_local': True}))
     assert reply['server_url'] == SETTINGS['server_url'] and reply['stream_password_set']  # merged
+    assert streaming.parameters[-1]['fallback_to_local'] is True
+    assert json.loads(path.read_text())['server_mode']['stream_password'] == 'pw'  # '' keeps it
     assert streaming.modes == ['server', 'local']
+
+
+def test_the_original_uis_https_address_is_mapped_before_it_is_saved(tmp_path):
+    api, streaming = make_api(tmp_path)
+    reply = asyncio.run(api.save_server_config({**SETTINGS, 'server_url': 'https://your-server.com'}))
+    assert reply['ok'] and reply['server_url'] == 'rtsps://your-server.com:8322'
+    assert streaming.parameters[0]['server_url'] == 'rtsps://your-server.com:8322'
+    saved = json.loads((tmp_path / 'cfg' / 'server_mode.json').read_text())['server_mode']
+    assert saved['server_url'] == 'rtsps://your-server.com:8322'
+    with pytest.raises(ValueError, match='must be rtsps://host:port'):
+        asyncio.run(api.save_server_config({'server_url': 'ftp://your-server.com'}))
+    assert api.server_config()['server_url'] == 'rtsps://your-server.com:8322'
 
 
 def test_invalid_settings_are_refused_and_not_saved(tmp_path):
@@ -77,17 +98,22 @@ def test_invalid_settings_are_refused_and_not_saved(tmp_path):
     assert streaming.parameters == [] and streaming.modes == []
 
 
-@pytest.mark.parametrize('refuse,unreachable,message', [
-    ('stream_key is read-only', False, 'stream_key is read-only'),
-    (None, True, 'saved; the streaming node did not take it: streaming_node/set_parameters is not available'),
-])
-def test_settings_the_streaming_node_does_not_take_are_saved_not_applied(tmp_path, refuse, unreachable,
-                                                                          message):
+def test_settings_the_streaming_node_refuses_are_not_saved(tmp_path):
     api, streaming = make_api(tmp_path)
-    streaming.refuse, streaming.unreachable = refuse, unreachable
-    reply = asyncio.run(api.save_server_config(SETTINGS))
-    assert reply['success'] and not reply['applied'] and reply['message'].startswith(message)
+    streaming.refuse = 'parameter server_url is unencrypted RTSP to a host that is not loopback'
+    with pytest.raises(SettingsRefused, match='unencrypted RTSP'):
+        asyncio.run(api.save_server_config(SETTINGS))
+    assert not (tmp_path / 'cfg' / 'server_mode.json').exists()
     assert streaming.modes == []  # no mode switch on settings it did not take
+
+
+def test_settings_saved_while_the_streaming_node_is_down_are_saved_not_applied(tmp_path):
+    api, streaming = make_api(tmp_path)
+    streaming.unreachable = True
+    reply = asyncio.run(api.save_server_config(SETTINGS))
+    assert reply['ok'] and not reply['applied']
+    assert reply['message'].startswith('saved, not applied: the streaming node cannot be reached')
+    assert streaming.modes == []
     assert (tmp_path / 'cfg' / 'server_mode.json').exists()
 
 
@@ -95,11 +121,17 @@ def test_server_status_and_mode_switches(tmp_path):
     api, streaming = make_api(tmp_path, connected=True)
     reply = asyncio.run(api.set_server_mode(True))
     assert streaming.modes == ['server']
-    assert reply == {'success': True, 'message': 'server mode', 'enabled': True, 'active_mode': 'local',
+    original = {'server_mode_enabled': False, 'connected_to_server': False, 'video_streaming': False,
+                'audio_streaming': False, 'server_url': ''}
+    assert reply == {'ok': True, 'msg': 'server mode', 'success': True, 'message': 'server mode',
+                     'status': {**original, 'stream_key': '', 'requested_mode': 'server', 'fallback': True,
+                                'last_error': ''},
+                     'enabled': True, 'active_mode': 'local',
                      'requested_mode': 'server', 'fallback': True, 'server_reachable': False,
                      'last_error': '', 'server_url': '', 'stream_key': '', 'relay_connected': True}
     health = api.system_status()
     assert {'cpu_percent', 'memory_percent', 'temperature_c', 'uptime_s'} <= set(health)
+    assert health['server'] == {'available': True, **original}
     assert health['stream']['requested'] == 'server' and health['relay_connected']
 
 

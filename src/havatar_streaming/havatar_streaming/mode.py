@@ -63,6 +63,18 @@ class ModeMachine:
         self._backoff = 0.0
         return actions + self._start()
 
+    def set_fallback_to_local(self, value: bool, now: float) -> None:
+        """Change ``fallback_to_local`` while running: a server that failed is retried from
+        now on (soon, when it was given up), or no more.
+        """
+        self.fallback_to_local = value
+        if self.requested != SERVER or not self.fallback:
+            return
+        if not value:
+            self.retry_at = None
+        elif self.retry_at is None:
+            self.retry_at = now + self.backoff_min
+
     def _start(self) -> list[Action]:
         self._starting = True
         self.retry_at = None

@@ -1,8 +1,10 @@
 """The robot's server-mode settings (``ServerModeConfig``), pure and ROS-free.
 
-One model for both places that hold them: the relay node's ``/server/config`` store (the
-Flask robot's ``avatar_tank_config.json`` shape, kept as is) and ``convert_server_config``,
-which turns an old file into ``streaming_node`` parameters::
+One model for every place that holds them: the relay node's ``/server/config`` store (the
+Flask robot's ``avatar_tank_config.json`` shape, kept as is), the streaming node, which
+reads that file back at start-up (``read_settings_file``), and ``convert_server_config``,
+which turns an old file into ``streaming_node`` parameters. A server URL in the Flask
+UI's ``https://host`` form is mapped to ``rtsps://host:8322`` (``server_url.map_server_url``)::
 
     {"server_mode": {"enabled": true, "server_url": "rtsp://example.org:8554",
                      "stream_key": "robot1", "stream_password": "...",
@@ -10,8 +12,12 @@ which turns an old file into ``streaming_node`` parameters::
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Optional
+
+from .server_url import map_server_url
 
 KEYS = ('enabled', 'server_url', 'stream_key', 'stream_password', 'fallback_to_local')
 
@@ -34,13 +40,21 @@ class ServerModeConfig:
         if unknown:
             raise ValueError(f'unknown server_mode keys: {", ".join(sorted(unknown))}')
         config = cls(enabled=bool(block.get('enabled', False)),
-                     server_url=str(block.get('server_url', '')),
+                     server_url=map_server_url(str(block.get('server_url', ''))),
                      stream_key=str(block.get('stream_key', '')),
                      stream_password=str(block.get('stream_password', '')),
                      fallback_to_local=bool(block.get('fallback_to_local', True)))
         if config.enabled and not (config.server_url and config.stream_key):
             raise ValueError('server_mode enabled without server_url and stream_key')
+        if config.stream_key and not config.stream_key.strip('/ '):
+            raise ValueError('stream_key must not be empty')
         return config
+
+    def to_legacy(self) -> dict[str, Any]:
+        """The file's ``{"server_mode": {...}}`` shape."""
+        return {'server_mode': {'enabled': self.enabled, 'server_url': self.server_url,
+                                'stream_key': self.stream_key, 'stream_password': self.stream_password,
+                                'fallback_to_local': self.fallback_to_local}}
 
     def to_parameters(self, include_password: bool = False) -> dict[str, Any]:
         """The same settings as ``streaming_node`` parameters."""
@@ -53,3 +67,19 @@ class ServerModeConfig:
         if include_password:
             params['stream_password'] = self.stream_password
         return params
+
+
+def read_settings_file(path: Path) -> Optional[ServerModeConfig]:
+    """The settings saved in ``path``; None when there is no such file. ValueError (naming
+    the file) when it cannot be read or holds invalid settings.
+    """
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise ValueError(f'{path}: {exc.strerror or exc}') from None
+    try:
+        return ServerModeConfig.from_legacy(json.loads(text))
+    except (ValueError, AttributeError) as exc:
+        raise ValueError(f'{path}: {exc}') from None

@@ -12,6 +12,8 @@ from urllib.parse import urlsplit
 
 RTSP_SCHEMES = ('rtsp', 'rtsps')
 ENCRYPTED_SCHEMES = ('rtsps', 'https')
+# the Flask robot's UI took the server's web address; it published to the same host
+WEB_TO_RTSP = {'https': ('rtsps', 8322), 'http': ('rtsp', 8554)}  # MediaMTX's default ports
 
 
 def is_loopback(host: Optional[str]) -> bool:
@@ -56,3 +58,26 @@ def check_api_url(api_base: Optional[str], allow_unencrypted: bool) -> None:
             f'parameter api_url: the MediaMTX API at {api_base} would get the stream password '
             "in clear; set api_url to an https:// address or 'none', or set "
             'allow_unencrypted: true')
+
+
+def map_server_url(value: str) -> str:
+    """``value`` as an RTSP(S) ``server_url``: ``https://host[:port][/...]`` (as the Flask
+    robot's UI wrote it) becomes ``rtsps://host:8322``, ``http://host`` ``rtsp://host:8554``;
+    ``rtsp(s)://`` and ``''`` are kept. ValueError with what is accepted for anything else.
+    """
+    value = value.strip()
+    if not value:
+        return ''
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+        parts.port  # noqa: B018 (raises ValueError for a bad port)
+    except ValueError as exc:
+        raise ValueError(f'server_url {value!r} is not a valid address: {exc}') from None
+    if parts.scheme in RTSP_SCHEMES and host:
+        return value
+    if parts.scheme in WEB_TO_RTSP and host:
+        scheme, port = WEB_TO_RTSP[parts.scheme]
+        return f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"
+    raise ValueError(f'server_url {value!r} must be rtsps://host:port (or rtsp://), or the '
+                     "server's https:// address (published to as rtsps://host:8322)")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import array
 import time
+from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
@@ -30,7 +31,7 @@ from havatar_common.diagnostics import OK, WARN, diagnostic_array
 from havatar_common.audio import PCM_CHANNELS, PCM_RATE, PCM_SAMPLE_BYTES
 from havatar_common.qos import LATCHED
 from havatar_common.secrets import (ACCESS_TOKEN_ENV, ACCESS_TOKEN_FILE_HELP, access_token_file,
-                                    resolve_token, secret)
+                                    config_dir, resolve_token, secret)
 from havatar_common.parameters import ParameterTable, check_choice, declare_parameters
 from havatar_common.spin import spin_node
 from havatar_msgs.msg import AudioChunk, AudioFormat, StreamStatus
@@ -41,6 +42,7 @@ from .mjpeg import FrameHub
 from .mode import LOCAL, SERVER, ModeMachine
 from .rtsp_auth_hop import tls_context
 from .rtsp_session import PublishSettings
+from .server_settings import read_settings_file
 from .server_url import check_api_url, check_server_url, in_clear
 from .session_parts import ServerTarget, SessionParts
 from .supervisor import SessionSupervisor
@@ -74,6 +76,9 @@ PARAMETERS: ParameterTable = [
     ('stream_password', '', 'Publish password; default from HAVATAR_STREAM_PASSWORD; a change '
      'restarts a running session', None),
     ('fallback_to_local', True, 'Fall back to local and retry when the server fails', None),
+    ('settings_file', '', "Server-mode settings saved by the robot's /server/config (the relay "
+     "node's settings_file): read at start-up, they replace mode, server_url, stream_key, "
+     "stream_password and fallback_to_local; '' = ~/.config/havatar/server_mode.json", None),
     ('encoder', 'libx264', "ffmpeg H.264 encoder: 'libx264', or 'h264_v4l2m2m' on a "
      'Raspberry Pi 4', None),
     ('video_bitrate_kbps', 1000, 'H.264 bit rate (kbit/s)', (50, 20000)),
@@ -93,8 +98,8 @@ PARAMETERS: ParameterTable = [
     ('diagnostics_period', 1.0, 'Seconds between status and /diagnostics messages', (0.1, 60.0)),
 ]
 
-# parameters applied while running (the robot's /server/config sets the server ones)
-DYNAMIC = ('mode', 'server_url', 'stream_key', 'stream_password')
+# parameters applied while running (the robot's /server/config sets all of them)
+DYNAMIC = ('mode', 'server_url', 'stream_key', 'stream_password', 'fallback_to_local')
 SERVER_PARAMETERS = ('server_url', 'stream_key', 'stream_password')
 
 JPEG_TOPIC = 'camera/image_raw/compressed'
@@ -125,6 +130,24 @@ def check_server_parameter(name: str, value: str, allow_unencrypted: bool = Fals
     return value
 
 
+def check_server_values(p: dict[str, Any]) -> None:
+    """ValueError naming the first of the server values in ``p`` that cannot be used."""
+    check_choice('mode', p['mode'], (LOCAL, SERVER))
+    for name in ('server_url', 'stream_key'):
+        check_server_parameter(name, p[name], p['allow_unencrypted'])
+    check_api_url(StreamingNode._target(p).api_base(), p['allow_unencrypted'])
+
+
+def saved_values(path: Path) -> dict[str, Any]:
+    """The parameters the settings saved in ``path`` replace ({} when there are none); a
+    password is taken only when one was saved. ValueError when the file is unusable.
+    """
+    config = read_settings_file(path)
+    if config is None:
+        return {}
+    return config.to_parameters(include_password=bool(config.stream_password))
+
+
 def check_ca_file(path: str) -> None:
     """ValueError naming ``server_ca_file`` when it is set but not a loadable PEM file."""
     if path:
@@ -139,10 +162,8 @@ class StreamingNode(Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__('streaming_node', **kwargs)
         p = declare_parameters(self, PARAMETERS, dynamic=DYNAMIC)
-        check_choice('mode', p['mode'], (LOCAL, SERVER))
-        for name in ('server_url', 'stream_key'):
-            check_server_parameter(name, p[name], p['allow_unencrypted'])
-        check_api_url(self._target(p).api_base(), p['allow_unencrypted'])
+        check_server_values(p)
+        self._apply_saved(p)
         check_ca_file(p['server_ca_file'])
         if p['retry_max'] < p['retry_min']:
             raise ValueError('parameter retry_max must not be below retry_min')
@@ -196,6 +217,23 @@ class StreamingNode(Node):
                    if secret(p['access_token'], ACCESS_TOKEN_ENV) else f'the access token in {token_file}')
         self.get_logger().info(f"MJPEG on http://{p['mjpeg_host']}:{p['mjpeg_port']}/stream.mjpg "
                                f"for {viewers}; mode {p['mode']}")
+
+    def _apply_saved(self, p: dict[str, Any]) -> None:
+        """Replace the server values in ``p`` (and the parameters) with the saved settings;
+        unusable ones are reported and left aside, so the node still starts.
+        """
+        path = Path(p['settings_file']).expanduser() if p['settings_file'] else config_dir() / 'server_mode.json'
+        try:
+            saved = saved_values(path)
+            check_server_values({**p, **saved})
+        except ValueError as exc:
+            self.get_logger().error(f'saved server settings not used: {exc}')
+            return
+        if saved:
+            p.update(saved)
+            self.set_parameters([Parameter(name, value=value) for name, value in saved.items()])
+            self.get_logger().info(f"saved server settings from {path}: mode {p['mode']}, "
+                                   f"{p['server_url']}, path {p['stream_key']}")
 
     @staticmethod
     def _target(p: dict[str, Any]) -> ServerTarget:
@@ -269,18 +307,14 @@ class StreamingNode(Node):
     def _on_parameters(self, params: list[Parameter]) -> SetParametersResult:
         """Apply changes of the ``DYNAMIC`` parameters (rclpy refuses the read-only ones)."""
         changed = {param.name: param.value for param in params if param.name in DYNAMIC}
-        allow = self.params['allow_unencrypted']
         try:
-            if 'mode' in changed:
-                check_choice('mode', changed['mode'], (LOCAL, SERVER))
-            for name in ('server_url', 'stream_key'):
-                if name in changed:
-                    check_server_parameter(name, changed[name], allow)
-            check_api_url(self._target({**self.params, **changed}).api_base(), allow)
+            check_server_values({**self.params, **changed})
         except ValueError as exc:
             self.get_logger().error(f'refused: {exc}')
             return SetParametersResult(successful=False, reason=str(exc))
         self.params.update(changed)
+        if 'fallback_to_local' in changed:
+            self.supervisor.set_fallback_to_local(changed['fallback_to_local'])
         if set(changed) & set(SERVER_PARAMETERS) and self.supervisor.retarget(self._target(self.params)):
             self.get_logger().info(f"server settings changed: {self.params['server_url']}, "
                                    f"path {self.params['stream_key']}")

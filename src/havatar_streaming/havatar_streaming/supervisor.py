@@ -82,6 +82,12 @@ class SessionSupervisor:
         self._wake.set()
         return True
 
+    def set_fallback_to_local(self, value: bool) -> None:
+        """Fall back and retry after a failure (True), or stop at the first one (False)."""
+        with self._lock:
+            self.machine.set_fallback_to_local(value, self.clock())
+        self._wake.set()
+
     @property
     def target(self) -> ServerTarget:
         return self._target

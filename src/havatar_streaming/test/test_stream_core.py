@@ -9,7 +9,8 @@ import yaml
 from havatar_streaming.convert_server_config import main as convert_main
 from havatar_streaming.mode import Action, ModeMachine
 from havatar_streaming.rtsp_session import PublishSettings, ffmpeg_argv
-from havatar_streaming.server_settings import ServerModeConfig
+from havatar_streaming.server_settings import ServerModeConfig, read_settings_file
+from havatar_streaming.server_url import map_server_url
 
 
 def test_server_request_starts_and_confirms():
@@ -126,3 +127,45 @@ def test_legacy_json_converts_to_a_parameter_file(tmp_path, capsys):
 def test_bad_legacy_config_is_refused(bad):
     with pytest.raises(ValueError):
         ServerModeConfig.from_legacy(bad)
+
+
+def test_fallback_to_local_changes_while_running():
+    m = ModeMachine(fallback_to_local=False, backoff_min=1.0)
+    m.request('server', 0.0)
+    m.failed('refused', 1.0)
+    assert m.fallback and m.retry_at is None and m.tick(100.0) == []  # given up
+    m.set_fallback_to_local(True, 100.0)
+    assert m.retry_at == 101.0 and m.tick(101.0) == [Action.START_SERVER]
+    m.failed('refused', 102.0)
+    assert m.retry_at is not None
+    m.set_fallback_to_local(False, 102.5)
+    assert m.retry_at is None and m.tick(1000.0) == []
+
+
+@pytest.mark.parametrize('entered,used', [
+    ('https://your-server.com', 'rtsps://your-server.com:8322'),
+    ('https://media.example.org:443/some/page', 'rtsps://media.example.org:8322'),
+    ('http://10.0.0.5', 'rtsp://10.0.0.5:8554'),
+    ('https://[2001:db8::1]', 'rtsps://[2001:db8::1]:8322'),
+    ('rtsps://media.example.org:9322', 'rtsps://media.example.org:9322'),
+    (' rtsp://127.0.0.1:8554 ', 'rtsp://127.0.0.1:8554'),
+    ('', ''),
+])
+def test_the_original_uis_web_address_maps_to_rtsp(entered, used):
+    assert map_server_url(entered) == used
+
+
+@pytest.mark.parametrize('bad', ['your-server.com', 'ftp://x.org', 'https://', 'rtsp://host:99999'])
+def test_an_address_that_is_no_server_is_refused_with_what_is_accepted(bad):
+    with pytest.raises(ValueError, match='server_url'):
+        map_server_url(bad)
+
+
+def test_the_settings_file_reads_back_mapped_and_names_itself_when_broken(tmp_path):
+    path = tmp_path / 'server_mode.json'
+    assert read_settings_file(path) is None
+    path.write_text(json.dumps({'server_mode': {**LEGACY['server_mode'], 'server_url': 'https://example.org'}}))
+    assert read_settings_file(path).server_url == 'rtsps://example.org:8322'
+    path.write_text('{not json')
+    with pytest.raises(ValueError, match=str(path)):
+        read_settings_file(path)

@@ -124,7 +124,8 @@ class ManagedProcess:
 
     def output(self) -> str:
         """Everything the process has written so far (stdout and stderr)."""
-        self._log.flush()
+        if not self._log.closed:  # closed once stopped
+            self._log.flush()
         return self.log_path.read_text(errors='replace')
 
     def _check_alive(self, what: str) -> None:

@@ -58,20 +58,20 @@ def test_saved_settings_are_merged_private_and_applied(tmp_path):
     api, streaming = make_api(tmp_path)
     reply = asyncio.run(api.save_server_config(SETTINGS))
     assert reply['ok'] and reply['msg'] == 'Server configuration updated'
-    assert reply['success'] and reply['applied'] and reply['message'] == 'server mode'
+    assert reply['success'] and reply['applied'] and reply['message'].startswith('server mode requested')
     assert reply['stream_password_set'] and 'pw' not in json.dumps(reply)
     path = tmp_path / 'cfg' / 'server_mode.json'
     assert json.loads(path.read_text()) == {'server_mode': SETTINGS}
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert streaming.parameters == [{'server_url': SETTINGS['server_url'], 'stream_key': 'robot1',
-                                     'stream_password': 'pw', 'fallback_to_local': False}]
-    assert streaming.modes == ['server']
+    assert streaming.parameters == [{'mode': 'server', 'server_url': SETTINGS['server_url'],
+                                     'stream_key': 'robot1', 'stream_password': 'pw',
+                                     'fallback_to_local': False}]  # in one step
     reply = asyncio.run(api.save_server_config({'enabled': False, 'stream_password_set': True,
                                                 'stream_password': '', 'fallback_to_local': True}))
     assert reply['server_url'] == SETTINGS['server_url'] and reply['stream_password_set']  # merged
-    assert streaming.parameters[-1]['fallback_to_local'] is True
+    assert streaming.parameters[-1]['fallback_to_local'] is True and streaming.parameters[-1]['mode'] == 'local'
+    assert reply['message'] == 'local mode'
     assert json.loads(path.read_text())['server_mode']['stream_password'] == 'pw'  # '' keeps it
-    assert streaming.modes == ['server', 'local']
 
 
 def test_the_original_uis_https_address_is_mapped_before_it_is_saved(tmp_path):
@@ -104,7 +104,6 @@ def test_settings_the_streaming_node_refuses_are_not_saved(tmp_path):
     with pytest.raises(SettingsRefused, match='unencrypted RTSP'):
         asyncio.run(api.save_server_config(SETTINGS))
     assert not (tmp_path / 'cfg' / 'server_mode.json').exists()
-    assert streaming.modes == []  # no mode switch on settings it did not take
 
 
 def test_settings_saved_while_the_streaming_node_is_down_are_saved_not_applied(tmp_path):
@@ -113,7 +112,6 @@ def test_settings_saved_while_the_streaming_node_is_down_are_saved_not_applied(t
     reply = asyncio.run(api.save_server_config(SETTINGS))
     assert reply['ok'] and not reply['applied']
     assert reply['message'].startswith('saved, not applied: the streaming node cannot be reached')
-    assert streaming.modes == []
     assert (tmp_path / 'cfg' / 'server_mode.json').exists()
 
 

@@ -79,3 +79,20 @@ def test_a_new_server_url_moves_publishing_there(sources, streaming_node, mediam
     wait_until(lambda: not first.path_ready(ROBOT.path), 10, 'the first server left')
     status.wait_for(lambda m: m.active_mode == 'server' and m.server_url == new_url, timeout=10,
                     what='status naming the second server')
+
+
+def test_fallback_to_local_is_taken_while_running(sources, streaming_node, mediamtx_factory, ros_node):
+    server = mediamtx_factory(users=USERS)
+    sources()
+    node, _ = streaming_node(server, password='wrong', mode='server', fallback_to_local=False,
+                             retry_min=0.5, retry_max=1.0)
+    node.wait_for_output('server mode failed', timeout=30)
+    assert 'retrying in' not in node.output()  # given up: fallback_to_local is false
+
+    [bad] = set_parameters(ros_node, fallback_to_local='yes')
+    assert not bad.successful and bad.reason, bad
+    [result] = set_parameters(ros_node, fallback_to_local=True)
+
+    assert result.successful, result.reason
+    node.wait_for_output('retrying in', timeout=30)  # the failed server is tried again
+    assert get_parameter(ros_node, 'fallback_to_local') is True

@@ -23,6 +23,7 @@ from havatar_common.auth import request_token, token_matches
 from .relay_core import RelayCore
 
 WEB_DIR = Path(__file__).resolve().parent / 'web'
+SERVED_BY_ROBOT = '<html lang="en" data-served-by="robot">'
 
 
 class RobotApi(Protocol):
@@ -83,8 +84,10 @@ class LocalServer:
                 raise web.HTTPUnauthorized(text='the robot access token is needed')
         return await handler(request)
 
-    async def _index(self, request: web.Request) -> web.FileResponse:
-        return web.FileResponse(WEB_DIR / 'index.html')
+    async def _index(self, request: web.Request) -> web.Response:
+        # marked as served by the robot: the settings form (settings.js) is for it only
+        html = (WEB_DIR / 'index.html').read_text().replace('<html lang="en">', SERVED_BY_ROBOT, 1)
+        return web.Response(text=html, content_type='text/html')
 
     async def _server_status(self, request: web.Request) -> web.Response:
         return web.json_response(await self.api.server_status())

@@ -2,6 +2,8 @@
 // talk (push-to-talk over WHIP, type-to-speak), mode and settings. No build step.
 // Protocol constants come from protocol.json, generated from havatar_relay/protocol.py.
 
+import { initSettings } from './settings.js';
+
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.hash.slice(1) || location.search.slice(1));
 const auth = {
@@ -270,26 +272,6 @@ $('mode-toggle').onclick = () => {
   send({ type: 'set_mode', mode: next });
 };
 
-// ---- settings (only where the robot serves the page: local mode) ------------------------
-async function loadSettings() {
-  const r = await fetch('/server/config', { headers: { Authorization: `Bearer ${auth.token}` } });
-  if (!r.ok) { document.querySelector('.settings').hidden = true; return; }
-  const c = await r.json();
-  const f = $('settings');
-  f.enabled.checked = c.enabled; f.server_url.value = c.server_url; f.stream_key.value = c.stream_key;
-  f.fallback_to_local.checked = c.fallback_to_local;
-}
-$('settings').onsubmit = async (e) => {
-  e.preventDefault();
-  const f = e.target;
-  const body = { enabled: f.enabled.checked, server_url: f.server_url.value, stream_key: f.stream_key.value, fallback_to_local: f.fallback_to_local.checked };
-  if (f.stream_password.value) body.stream_password = f.stream_password.value;
-  const r = await fetch('/server/config', { method: 'POST', body: JSON.stringify(body), headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${auth.token}` } });
-  const reply = await r.json();
-  $('settings-state').textContent = r.ok ? (reply.applied ? 'saved and applied' : `saved: ${reply.message}`) : `error: ${reply.error}`;
-  f.stream_password.value = '';
-};
-
 // ---- start ------------------------------------------------------------------------
 function showLogin() {
   const form = $('login');
@@ -313,5 +295,5 @@ function showLogin() {
   if (location.hash) history.replaceState(null, '', location.pathname);  // keep the token out of history
   $('robot-name').textContent = auth.robot;
   connect();
-  loadSettings().catch(() => { document.querySelector('.settings').hidden = true; });
+  initSettings(auth.token).catch(() => { document.querySelector('.settings').hidden = true; });
 })();

@@ -138,8 +138,7 @@ class RobotHttpApi:
         they are invalid or the streaming node refuses them (``SettingsRefused``).
         """
         config = self.settings.merge(body)  # raises ValueError
-        values = {name: value for name, value in config.to_parameters(include_password=True).items()
-                  if value != ''}  # unset ones keep the node's own; mode too, in the same step
+        values = config.applied_parameters()  # the mode too, in the same step
         try:
             results = await self.streaming.set_parameters(values)
         except RuntimeError as exc:

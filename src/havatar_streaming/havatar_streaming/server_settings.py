@@ -68,6 +68,13 @@ class ServerModeConfig:
             params['stream_password'] = self.stream_password
         return params
 
+    def applied_parameters(self) -> dict[str, Any]:
+        """The ``streaming_node`` parameters these settings set: the ones left empty (no
+        server yet, no password saved) keep the node's own values.
+        """
+        return {name: value for name, value in self.to_parameters(include_password=True).items()
+                if value != ''}
+
 
 def read_settings_file(path: Path) -> Optional[ServerModeConfig]:
     """The settings saved in ``path``; None when there is no such file. ValueError (naming

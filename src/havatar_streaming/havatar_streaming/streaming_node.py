@@ -139,13 +139,11 @@ def check_server_values(p: dict[str, Any]) -> None:
 
 
 def saved_values(path: Path) -> dict[str, Any]:
-    """The parameters the settings saved in ``path`` replace ({} when there are none); a
-    password is taken only when one was saved. ValueError when the file is unusable.
+    """The parameters the settings saved in ``path`` replace ({} when there are none; an
+    empty value replaces nothing). ValueError when the file is unusable.
     """
     config = read_settings_file(path)
-    if config is None:
-        return {}
-    return config.to_parameters(include_password=bool(config.stream_password))
+    return {} if config is None else config.applied_parameters()
 
 
 def check_ca_file(path: str) -> None:

@@ -169,3 +169,12 @@ def test_the_settings_file_reads_back_mapped_and_names_itself_when_broken(tmp_pa
     path.write_text('{not json')
     with pytest.raises(ValueError, match=str(path)):
         read_settings_file(path)
+
+
+def test_settings_without_a_server_or_password_leave_the_nodes_own():
+    config = ServerModeConfig.from_legacy({'server_mode': {'enabled': False, 'fallback_to_local': False}})
+    assert config.applied_parameters() == {'mode': 'local', 'fallback_to_local': False}
+    full = ServerModeConfig.from_legacy(LEGACY)
+    assert full.applied_parameters() == {'mode': 'server', 'server_url': 'rtsp://example.org:8554',
+                                         'stream_key': 'robot1', 'fallback_to_local': False,
+                                         'stream_password': 'pw'}

@@ -3,6 +3,7 @@ with a reason, bad values too, and the dynamic ones take effect (a real MediaMTX
 """
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from rcl_interfaces.srv import GetParameters, SetParameters
@@ -96,3 +97,12 @@ def test_fallback_to_local_is_taken_while_running(sources, streaming_node, media
     assert result.successful, result.reason
     node.wait_for_output('retrying in', timeout=30)  # the failed server is tried again
     assert get_parameter(ros_node, 'fallback_to_local') is True
+
+
+def test_saved_settings_it_cannot_use_are_reported_and_left_aside(streaming_node, ros_node, tmp_path):
+    (tmp_path / 'server_mode.json').write_text(json.dumps({'server_mode': {
+        'enabled': True, 'server_url': 'rtsp://media.example.org:8554', 'stream_key': 'robot1'}}))
+    node, _ = streaming_node()  # its settings_file is that one
+    assert 'saved server settings not used' in node.output() and 'unencrypted RTSP' in node.output()
+    assert get_parameter(ros_node, 'server_url') == 'rtsp://127.0.0.1:8554'
+    assert get_parameter(ros_node, 'mode') == 'local'

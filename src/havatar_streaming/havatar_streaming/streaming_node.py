@@ -9,7 +9,9 @@ run time; a failing server makes the node fall back to local and retry with back
 The node only wires: the mode machine (``mode.py``) decides, the session supervisor
 (``supervisor.py``) alone starts and stops the sessions, ``session_health.py`` judges them.
 Of the parameters only ``DYNAMIC`` ones change at run time (a server setting restarts a
-running session with the new value); the others are read-only.
+running session with the new value); the others are read-only. At start-up the settings
+the robot's ``/server/config`` saved (``settings_file``) replace the server ones, so the
+robot comes back as it was configured.
 """
 from __future__ import annotations
 

@@ -82,14 +82,6 @@ class SettingsStore:
     def save(self, config: ServerModeConfig) -> None:
         write_private(self.path, json.dumps(config.to_legacy(), indent=2) + '\n')
 
-    def update(self, changes: dict[str, Any]) -> ServerModeConfig:
-        """Merge ``changes`` into the saved settings and save them; ValueError (nothing saved)
-        when the result is not valid.
-        """
-        config = self.merge(changes)
-        self.save(config)
-        return config
-
 
 class RobotHttpApi:
     """The endpoints' answers (``local_server.RobotApi``)."""

@@ -65,10 +65,15 @@ def ros_domain() -> Iterator[int]:
 
 
 @pytest.fixture
-def ros_env(ros_domain: int) -> dict[str, str]:
-    """The full environment for a subprocess of this test (ROS isolation included)."""
+def ros_env(ros_domain: int, tmp_path: Path) -> dict[str, str]:
+    """The full environment for a subprocess of this test (ROS isolation included).
+
+    ``XDG_CONFIG_HOME`` is the test's own, so no node reads or writes the developer's saved
+    settings or access token (``~/.config/havatar``).
+    """
     env = dict(os.environ)
     env.update(ros_environment(ros_domain))
+    env['XDG_CONFIG_HOME'] = str(tmp_path / 'xdg-config')
     return env
 
 

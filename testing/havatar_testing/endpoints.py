@@ -177,6 +177,7 @@ class Probe:
     right: str        # which token is the right one: a key of Stack.tokens
     exposed: str      # where the shipped deployment exposes it
     run: Run
+    admitted: object = None  # the right token's answer when it is not a success (a 400 past auth)
 
 
 def _http(server: str, method: str, path: str, body: str = '',
@@ -292,7 +293,7 @@ PROBES: list[Probe] = [
     Probe('robot', 'GET /server/config', 'private', 'access', ROBOT_LAN, _http('robot', 'GET', '/server/config')),
     # an invalid body: 400 with the right token shows the request got past authentication
     Probe('robot', 'POST /server/config (invalid body)', 'private', 'access', ROBOT_LAN,
-          _http('robot', 'POST', '/server/config', '[]')),
+          _http('robot', 'POST', '/server/config', '[]'), admitted=400),
     Probe('robot', 'POST /server/start', 'private', 'access', ROBOT_LAN, _http('robot', 'POST', '/server/start')),
     Probe('robot', 'POST /server/stop (then start again)', 'private', 'access', ROBOT_LAN, _server_stop),
     Probe('mjpeg', 'GET /health', 'open', 'access', ROBOT_LAN, _http('mjpeg', 'GET', '/health')),
@@ -327,13 +328,19 @@ def succeeded(answer: object) -> bool:
     return answer in ('welcome', 'publishing', 'PONG')
 
 
+def let_in(probe: Probe, answer: object) -> bool:
+    """Whether ``answer`` shows the request got past authentication at ``probe``."""
+    return succeeded(answer) or (probe.admitted is not None and answer == probe.admitted)
+
+
 def violations(rows: list[Row]) -> list[str]:
     """The rows that break their access class (empty: the table is as it should be)."""
     found = []
     for row in rows:
         none, wrong, right = row.answers
         what = f'{row.probe.server} {row.probe.name}: {row.answers}'
-        if row.probe.access == 'private' and (succeeded(none) or succeeded(wrong) or not succeeded(right)):
+        if row.probe.access == 'private' and (let_in(row.probe, none) or let_in(row.probe, wrong)
+                                              or not let_in(row.probe, right)):
             found.append(what)
         if row.probe.access == 'closed' and row.answers != (404, 404, 404):
             found.append(what)

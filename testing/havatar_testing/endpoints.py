@@ -21,6 +21,8 @@ import base64
 import http.client
 import json
 import socket
+import ssl
+import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +53,7 @@ class Stack:
     redis: int = 0                  # 0: none
     robot_ui: int = 0               # 0: no robot in this stack
     mjpeg: int = 0
+    rtsps: bool = False             # MediaMTX speaks RTSPS only (as shipped), not RTSP
     processes: dict[int, str] = field(default_factory=dict)  # pid -> name: whose ports to list
 
 
@@ -124,9 +127,12 @@ def hls_status(port: int, path: str, token: str) -> int:
         time.sleep(0.5)
 
 
-def rtsp_status(port: int, method: str, path: str, user: str = '', password: str = '') -> int:
-    """The status of one RTSP request (Basic credentials if any) to 127.0.0.1:``port``."""
-    url = f'rtsp://127.0.0.1:{port}/{path}'
+def rtsp_status(port: int, method: str, path: str, user: str = '', password: str = '',
+                tls: bool = False) -> int:
+    """The status of one RTSP(S) request (Basic credentials if any) to 127.0.0.1:``port``
+    (the server's certificate is not checked: who may do what is the question here).
+    """
+    url = f'{"rtsps" if tls else "rtsp"}://127.0.0.1:{port}/{path}'
     head = f'{method} {url} RTSP/1.0\r\nCSeq: 1\r\nUser-Agent: havatar-probe\r\n'
     if user or password:
         head += 'Authorization: Basic ' + base64.b64encode(f'{user}:{password}'.encode()).decode() + '\r\n'
@@ -137,7 +143,12 @@ def rtsp_status(port: int, method: str, path: str, user: str = '', password: str
         head += f'Content-Type: application/sdp\r\nContent-Length: {len(body)}\r\n'
     elif method == 'DESCRIBE':
         head += 'Accept: application/sdp\r\n'
-    with socket.create_connection(('127.0.0.1', port), timeout=TIMEOUT_S) as sock:
+    with socket.create_connection(('127.0.0.1', port), timeout=TIMEOUT_S) as raw:
+        sock = raw
+        if tls:
+            context = ssl.create_default_context()
+            context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+            sock = context.wrap_socket(raw)
         sock.sendall((head + '\r\n' + body).encode())
         status_line = sock.makefile('rb').readline().decode()
     return int(status_line.split()[1])
@@ -194,7 +205,8 @@ def _port(stack: Stack, server: str) -> int:
     return {'caddy': stack.caddy, 'relay': stack.relay, 'robot': stack.robot_ui, 'mjpeg': stack.mjpeg,
             'mediamtx-api': stack.mediamtx.api, 'mediamtx-metrics': stack.mediamtx.metrics,
             'mediamtx-webrtc': stack.mediamtx.webrtc, 'mediamtx-hls': stack.mediamtx.hls,
-            'mediamtx-rtsp': stack.mediamtx.rtsp, 'redis': stack.redis}[server]
+            'mediamtx-rtsp': stack.mediamtx.rtsps if stack.rtsps else stack.mediamtx.rtsp,
+            'redis': stack.redis}[server]
 
 
 def _caddy_metrics_variants(stack: Stack, token: str) -> object:
@@ -211,13 +223,15 @@ def _hook(server: str) -> Run:
 
 
 def _rtsp_read(stack: Stack, token: str) -> object:
-    return rtsp_status(stack.mediamtx.rtsp, 'DESCRIBE', stack.robot_id, 'viewer' if token else '', token)
+    return rtsp_status(_port(stack, 'mediamtx-rtsp'), 'DESCRIBE', stack.robot_id, 'viewer' if token else '', token,
+                       stack.rtsps)
 
 
 def _rtsp_publish(stack: Stack, token: str) -> object:
     if token == stack.tokens['robot']:  # would replace the robot's own stream: it publishes
         return 'publishing' if published(stack) else 'not published'
-    return rtsp_status(stack.mediamtx.rtsp, 'ANNOUNCE', stack.robot_id, stack.robot_id if token else '', token)
+    return rtsp_status(_port(stack, 'mediamtx-rtsp'), 'ANNOUNCE', stack.robot_id, stack.robot_id if token else '',
+                       token, stack.rtsps)
 
 
 def _server_stop(stack: Stack, token: str) -> object:
@@ -228,7 +242,7 @@ def _server_stop(stack: Stack, token: str) -> object:
 
 
 PUBLIC, COMPOSE, ROBOT_LAN = 'public (443)', 'Compose network', 'robot LAN'
-PUBLISHED = 'public (8554)'
+PUBLISHED = 'public (8322)'
 PROBES: list[Probe] = [
     # Caddy: the only public HTTP origin of the server side
     Probe('caddy', 'GET / (web UI)', 'open', 'user', PUBLIC, _http('caddy', 'GET', '/')),
@@ -279,8 +293,8 @@ PROBES: list[Probe] = [
           lambda s, t: webrtc_post(s.mediamtx.webrtc, f'/{s.robot_id}/talk/whip', t)),
     Probe('mediamtx-hls', 'GET /<robot>/index.m3u8', 'private', 'user', COMPOSE,
           lambda s, t: hls_status(s.mediamtx.hls, f'/{s.robot_id}/index.m3u8', t)),
-    Probe('mediamtx-rtsp', 'RTSP DESCRIBE <robot> (watch)', 'private', 'user', PUBLISHED, _rtsp_read),
-    Probe('mediamtx-rtsp', 'RTSP ANNOUNCE <robot> (publish as the robot)', 'private', 'robot', PUBLISHED,
+    Probe('mediamtx-rtsp', 'RTSPS DESCRIBE <robot> (watch)', 'private', 'user', PUBLISHED, _rtsp_read),
+    Probe('mediamtx-rtsp', 'RTSPS ANNOUNCE <robot> (publish as the robot)', 'private', 'robot', PUBLISHED,
           _rtsp_publish),
     Probe('redis', 'PING', 'internal', 'admin', COMPOSE, lambda s, t: redis_ping(s.redis, t)),
     # the robot's own servers (on its LAN; relay_node's local server, streaming_node's MJPEG)
@@ -432,14 +446,19 @@ def start_caddy(processes: ProcessManager, caddyfile: Path, work_dir: Path, rela
 
 # --------------------------------------------------------------------------- the whole stack
 
-def start_whole_stack(processes: ProcessManager, work_dir: Path, domain_id: int, caddyfile: Path) -> Stack:
+def start_whole_stack(processes: ProcessManager, work_dir: Path, domain_id: int, docker: Path) -> Stack:
     """The demo's stack (Redis, relay server, MediaMTX through the relay's hook, the
-    simulated robot in server mode) with the relay's admin token set, the shipped
-    Caddyfile in front; returns once the robot publishes.
+    simulated robot in server mode) with the relay's admin token set, MediaMTX speaking
+    RTSPS only with a certificate made by ``docker``/media-cert.sh (the robot trusts it
+    through ``server_ca_file``), the shipped ``docker``/Caddyfile in front; returns once
+    the robot publishes.
     """
     from havatar_bringup.demo import ROBOT_ID, Demo, start_robot, start_servers
 
-    demo = Demo(work_dir, domain_id)
+    certs = work_dir / 'certs'
+    subprocess.run(['bash', docker / 'media-cert.sh', '--dir', certs, '127.0.0.1', 'localhost'],
+                   check=True, capture_output=True, timeout=30)
+    demo = Demo(work_dir, domain_id, media_cert=str(certs / 'server.crt'))
     admin = 'admin-token-of-the-probe'
     processes.env.update({key: value for key, value in demo.environment().items() if key.startswith('HAVATAR_')})
     processes.env['HAVATAR_RELAY_ADMIN_TOKEN'] = admin
@@ -448,8 +467,8 @@ def start_whole_stack(processes: ProcessManager, work_dir: Path, domain_id: int,
     stack = Stack(ROBOT_ID, {'user': demo.user_token, 'admin': admin, 'robot': demo.robot_token,
                              'access': demo.access_token},
                   caddy=0, relay=demo.relay, mediamtx=demo.mediamtx, redis=demo.redis,
-                  robot_ui=demo.ui, mjpeg=demo.mjpeg)
-    stack.caddy = start_caddy(processes, caddyfile, work_dir, demo.relay, demo.mediamtx)
+                  robot_ui=demo.ui, mjpeg=demo.mjpeg, rtsps=True)
+    stack.caddy = start_caddy(processes, docker / 'Caddyfile', work_dir, demo.relay, demo.mediamtx)
     stack.processes = {process.pid: process.name for process in processes.processes}
     processes.processes[0].wait_for(lambda: published(stack), timeout=60, what=f'{ROBOT_ID} published')
     return stack

@@ -3,7 +3,8 @@
     . scripts/env.sh && python src/havatar_bringup/benchmarks/endpoint_table.py
 
 Starts the demo's stack (the simulated robot in server mode, Redis, the relay server,
-MediaMTX authenticating through the relay) with the relay's admin token set and the
+MediaMTX authenticating through the relay) with the relay's admin token set, MediaMTX
+speaking RTSPS only as shipped (a certificate from ``docker/media-cert.sh``), and the
 shipped ``docker/Caddyfile`` in front (Debian's caddy, plain HTTP on loopback), then tries
 every endpoint with no token, a wrong one and the right one (``havatar_testing.endpoints``,
 the probe core ``test_endpoint_table.py`` asserts on). Prints the table, the rows that
@@ -31,7 +32,7 @@ def main() -> int:
     processes = ProcessManager(work_dir, {**os.environ, **ros_environment(lease.domain_id)})
     try:
         started = time.monotonic()
-        stack = start_whole_stack(processes, work_dir, lease.domain_id, WORKSPACE / 'docker' / 'Caddyfile')
+        stack = start_whole_stack(processes, work_dir, lease.domain_id, WORKSPACE / 'docker')
         probing = time.monotonic()
         rows = probe_all(stack)
         done = time.monotonic()

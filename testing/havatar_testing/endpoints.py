@@ -117,12 +117,17 @@ def webrtc_post(port: int, path: str, token: str) -> object:
     return REFUSED if status == 400 and b'authentication failed' in body else status
 
 
-def hls_status(port: int, path: str, token: str) -> int:
-    """HLS playlist status; with a token, wait (bounded) for the muxer to have one."""
-    deadline = time.monotonic() + 30
+def hls_status(port: int, path: str, token: str) -> object:
+    """HLS playlist status; with a token, wait (bounded) for the muxer to have one (a
+    request MediaMTX holds past ``TIMEOUT_S`` while its muxer starts is asked again).
+    """
+    deadline = time.monotonic() + 45
     while True:
-        status = fetch(port, 'GET', path, token)[0]
-        if status != 404 or not token or time.monotonic() > deadline:
+        try:
+            status: object = fetch(port, 'GET', path, token)[0]
+        except TimeoutError:
+            status = 'no answer'
+        if status not in (404, 'no answer') or not token or time.monotonic() > deadline:
             return status
         time.sleep(0.5)
 
@@ -369,7 +374,7 @@ def markdown(rows: list[Row]) -> str:
              '--- | --- | --- | --- | --- | --- | --- | ---']
     for row in rows:
         p = row.probe
-        lines.append(' | '.join([p.server, p.name.replace('|', '\\|'), p.access, p.exposed,
+        lines.append(' | '.join([p.server, f'`{p.name}`', p.access, p.exposed,
                                  *(str(a) for a in row.answers), p.right]))
     return '\n'.join(lines)
 

@@ -1,6 +1,7 @@
 """Attacks for the server-limit tests (127.0.0.1 only; "another client" is 127.0.0.2):
 slowloris connections that send a request's headers one line at a time and never finish
-them, and a burst of token guesses next to the rightful user.
+them, slow-body connections that send whole headers then dribble the body, and a burst of
+token guesses next to the rightful user.
 """
 from __future__ import annotations
 
@@ -109,3 +110,41 @@ class Slowloris:
         """Wait until every connection is closed; the seconds the last one lasted."""
         await asyncio.wait_for(asyncio.gather(*self._tasks, return_exceptions=True), timeout)
         return max(t for t in self.closed_after if t is not None)
+
+
+class SlowBody(Slowloris):
+    """``count`` connections that each send a whole request head for ``method path`` (with
+    ``headers``) at once, then its body (``Content-Length: 1000``) one byte every
+    ``DRIP_S``; each records when it closed and the status it was answered (0: none).
+    """
+
+    def __init__(self, host: str, port: int, count: int, method: str, path: str,
+                 headers: Optional[dict[str, str]] = None, source: str = '127.0.0.1') -> None:
+        super().__init__(host, port, count, source)
+        self.head = (f'{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n'
+                     + ''.join(f'{name}: {value}\r\n' for name, value in (headers or {}).items())
+                     + 'Content-Length: 1000\r\n\r\n{').encode()
+        self.statuses = [0] * count
+
+    async def _one(self, index: int) -> None:
+        writer = None
+        answer = b''
+        try:
+            reader, writer = await asyncio.open_connection(self.host, self.port, local_addr=(self.source, 0))
+            writer.write(self.head)
+            while True:  # one more byte of the body now and then, never all of it
+                with contextlib.suppress(asyncio.TimeoutError):
+                    data = await asyncio.wait_for(reader.read(1024), DRIP_S)
+                    if not data:
+                        break  # closed by the server
+                    answer += data
+                writer.write(b' ')
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            self.closed_after[index] = time.monotonic() - self.opened_at
+            if answer.startswith(b'HTTP/1.1 '):
+                self.statuses[index] = int(answer.split()[1])
+            if writer is not None:
+                writer.close()

@@ -29,7 +29,7 @@ from typing import Any, Optional, TextIO
 import yaml
 
 from .graph import GraphArgs, NodeEntry, command_line, dds_profile, find_executable, robot_graph
-from .mediamtx import MediaMtxPorts, local_config, relay_auth
+from .mediamtx import MediaMtxPorts, local_config, relay_auth, rtsps_only
 from .processes import ProcessManager, find_program, free_port
 
 ROBOT_ID = 'demo-robot'
@@ -110,6 +110,7 @@ class Demo:
     robot_token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     user_token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     access_token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+    media_cert: str = ''  # a PEM certificate (and its .key beside it): MediaMTX speaks RTSPS only
 
     def environment(self) -> dict[str, str]:
         """The demo's processes' environment: an isolated ROS domain and the secrets."""
@@ -125,7 +126,15 @@ class Demo:
 
     def mediamtx_config(self) -> dict[str, Any]:
         """Havatar's MediaMTX settings on this demo's ports, authenticating through its relay."""
-        return local_config(self.mediamtx, relay_auth(f'http://127.0.0.1:{self.relay}/mediamtx/auth'))
+        tls = rtsps_only(self.media_cert, str(Path(self.media_cert).with_suffix('.key'))) if self.media_cert else None
+        return local_config(self.mediamtx, relay_auth(f'http://127.0.0.1:{self.relay}/mediamtx/auth'), tls)
+
+    @property
+    def stream_url(self) -> str:
+        """Where the robot publishes (RTSPS with ``media_cert``, trusted as its CA)."""
+        if self.media_cert:
+            return f'rtsps://127.0.0.1:{self.mediamtx.rtsps}'
+        return f'rtsp://127.0.0.1:{self.mediamtx.rtsp}'
 
     @property
     def local_ui(self) -> str:
@@ -170,10 +179,11 @@ def start_robot(demo: Demo, processes: ProcessManager) -> None:
                            sim_dir=str(demo.run_dir / 'sim'))
     graph_args.extra = {
         'streaming_node': {'mjpeg_port': demo.mjpeg, 'mjpeg_host': '127.0.0.1',
-                           'server_url': f'rtsp://127.0.0.1:{mtx.rtsp}',
+                           'server_url': demo.stream_url,
                            'api_url': 'none',  # the API needs the admin token, as on a server
                            'stream_user': ROBOT_ID,
-                           'settings_file': str(demo.run_dir / 'server_mode.json')},
+                           'settings_file': str(demo.run_dir / 'server_mode.json'),
+                           **({'server_ca_file': demo.media_cert} if demo.media_cert else {})},
         'relay_node': {'http_port': demo.ui, 'http_host': '127.0.0.1',
                        'mjpeg_port': demo.mjpeg,
                        'whep_base_url': f'http://127.0.0.1:{mtx.webrtc}',

@@ -1,10 +1,11 @@
 """MediaMTX's settings, written once, and the configurations made from them.
 
 ``SETTINGS`` is how Havatar runs MediaMTX: protocols, timeouts, logging, recording, the
-robot paths. ``docker/mediamtx.yml`` ships them with the server's addresses and the relay
-hook; ``local_config`` gives the demo and the tests the same settings on loopback ports.
-A test keeps ``docker/mediamtx.yml`` equal to ``SETTINGS`` outside ``ADDRESS_KEYS`` and
-``AUTH_KEYS``.
+robot paths. ``docker/mediamtx.yml`` ships them with the server's addresses, the relay
+hook and RTSPS only (``rtsps_only``: robots elsewhere publish encrypted); ``local_config``
+gives the demo and the tests the same settings on loopback ports, in clear RTSP unless
+given ``rtsps_only``'s settings. A test keeps ``docker/mediamtx.yml`` equal to
+``SETTINGS`` outside ``ADDRESS_KEYS``, ``AUTH_KEYS`` and ``TLS_KEYS``.
 """
 from __future__ import annotations
 
@@ -28,7 +29,6 @@ SETTINGS: dict[str, Any] = {
     'playback': False,
     'rtsp': True,
     'rtspTransports': ['tcp'],
-    'rtspEncryption': 'no',
     'rtmp': False,
     'srt': False,
     'hls': True,
@@ -39,11 +39,22 @@ SETTINGS: dict[str, Any] = {
 }
 
 # where it listens and whom it tells to connect where: differs per deployment
-ADDRESS_KEYS = ('apiAddress', 'metricsAddress', 'rtspAddress', 'hlsAddress', 'hlsAllowOrigin',
+ADDRESS_KEYS = ('apiAddress', 'metricsAddress', 'rtspAddress', 'rtspsAddress', 'hlsAddress', 'hlsAllowOrigin',
                 'webrtcAddress', 'webrtcAllowOrigin', 'webrtcLocalUDPAddress',
                 'webrtcLocalTCPAddress', 'webrtcIPsFromInterfaces', 'webrtcAdditionalHosts',
                 'webrtcICEServers2')
 AUTH_KEYS = ('authMethod', 'authHTTPAddress', 'authHTTPExclude', 'authInternalUsers')
+# whether robots publish encrypted, and with which certificate
+TLS_KEYS = ('rtspEncryption', 'rtspServerKey', 'rtspServerCert')
+CLEAR_RTSP: dict[str, Any] = {'rtspEncryption': 'no'}  # loopback only (robots refuse it elsewhere)
+SHIPPED_CERT, SHIPPED_KEY = '/certs/server.crt', '/certs/server.key'  # docker/certs, mounted
+
+
+def rtsps_only(cert: str = SHIPPED_CERT, key: str = SHIPPED_KEY) -> dict[str, Any]:
+    """RTSPS only (on ``rtspsAddress``), with the PEM certificate and key at these paths
+    (MediaMTX reloads them when they change).
+    """
+    return {'rtspEncryption': 'strict', 'rtspServerKey': str(key), 'rtspServerCert': str(cert)}
 
 
 def relay_auth(hook_url: str) -> dict[str, Any]:
@@ -66,10 +77,13 @@ class MediaMtxPorts:
     hls: int = field(default_factory=free_port)
     webrtc: int = field(default_factory=free_port)
     webrtc_udp: int = field(default_factory=lambda: free_port(kind=socket.SOCK_DGRAM))
+    rtsps: int = field(default_factory=free_port)  # listens only with rtsps_only's settings
 
 
-def local_config(ports: MediaMtxPorts, auth: dict[str, Any]) -> dict[str, Any]:
-    """``SETTINGS`` listening only on 127.0.0.1 at ``ports``, with ``auth`` (``AUTH_KEYS``).
+def local_config(ports: MediaMtxPorts, auth: dict[str, Any],
+                 tls: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``SETTINGS`` listening only on 127.0.0.1 at ``ports``, with ``auth`` (``AUTH_KEYS``)
+    and ``tls`` (``TLS_KEYS``; default: clear RTSP, loopback being the only listener).
 
     WebRTC offers loopback candidates only (no STUN, no TCP listener); browsers of any
     origin may connect, as the demo's two web UIs are on other ports than MediaMTX.
@@ -78,12 +92,16 @@ def local_config(ports: MediaMtxPorts, auth: dict[str, Any]) -> dict[str, Any]:
     unknown = set(auth) - set(AUTH_KEYS)
     if unknown:
         raise ValueError(f'not authentication settings: {", ".join(sorted(unknown))}')
+    tls = CLEAR_RTSP if tls is None else tls
+    if set(tls) - set(TLS_KEYS):
+        raise ValueError(f'not TLS settings: {", ".join(sorted(set(tls) - set(TLS_KEYS)))}')
     addresses: dict[str, Any] = {
         'apiAddress': f'{host}:{ports.api}', 'metricsAddress': f'{host}:{ports.metrics}',
-        'rtspAddress': f'{host}:{ports.rtsp}', 'hlsAddress': f'{host}:{ports.hls}',
+        'rtspAddress': f'{host}:{ports.rtsp}', 'rtspsAddress': f'{host}:{ports.rtsps}',
+        'hlsAddress': f'{host}:{ports.hls}',
         'hlsAllowOrigin': '*', 'webrtcAddress': f'{host}:{ports.webrtc}',
         'webrtcAllowOrigin': '*', 'webrtcLocalUDPAddress': f'{host}:{ports.webrtc_udp}',
         'webrtcLocalTCPAddress': '', 'webrtcIPsFromInterfaces': False,
         'webrtcAdditionalHosts': [host], 'webrtcICEServers2': [],
     }
-    return {**SETTINGS, **addresses, **auth}
+    return {**SETTINGS, **addresses, **auth, **tls}

@@ -6,7 +6,8 @@ import re
 import yaml
 
 from havatar_bringup.demo import Demo
-from havatar_bringup.mediamtx import ADDRESS_KEYS, AUTH_KEYS, SETTINGS, MediaMtxPorts, relay_auth
+from havatar_bringup.mediamtx import (ADDRESS_KEYS, AUTH_KEYS, CLEAR_RTSP, SETTINGS, SHIPPED_CERT, SHIPPED_KEY,
+                                     TLS_KEYS, MediaMtxPorts, relay_auth, rtsps_only)
 from havatar_testing import WORKSPACE
 from havatar_testing.mediamtx import MediaMtxUser, mediamtx_config
 
@@ -78,7 +79,7 @@ def test_demo_and_test_mediamtx_agree_with_the_shipped_config(tmp_path):
     shipped = yaml.safe_load((DOCKER / 'mediamtx.yml').read_text())
     demo = Demo(tmp_path, domain_id=0).mediamtx_config()
     tests = mediamtx_config(MediaMtxPorts(), [MediaMtxUser('viewer', 'secret')])
-    deployment = set(ADDRESS_KEYS) | set(AUTH_KEYS)
+    deployment = set(ADDRESS_KEYS) | set(AUTH_KEYS) | set(TLS_KEYS)
     for config in (shipped, demo, tests):
         assert {k: v for k, v in config.items() if k not in deployment} == SETTINGS
         assert set(ADDRESS_KEYS) <= set(config)
@@ -88,3 +89,20 @@ def test_demo_and_test_mediamtx_agree_with_the_shipped_config(tmp_path):
     assert {k: shipped[k] for k in AUTH_KEYS if k in shipped} == relay_auth(shipped['authHTTPAddress'])
     assert {k: demo[k] for k in AUTH_KEYS if k in demo} == relay_auth(demo['authHTTPAddress'])
     assert tests['authMethod'] == 'internal'
+    # robots elsewhere publish encrypted: the shipped server speaks RTSPS only; the demo
+    # and the tests, on loopback, clear RTSP
+    assert {k: shipped[k] for k in TLS_KEYS} == rtsps_only()
+    assert {k: demo[k] for k in TLS_KEYS if k in demo} == CLEAR_RTSP
+
+
+def test_compose_publishes_rtsps_with_the_mounted_certificate():
+    mediamtx = compose()['services']['mediamtx']
+    shipped = yaml.safe_load((DOCKER / 'mediamtx.yml').read_text())
+    published = [port.split(':')[-1] for port in mediamtx['ports']]
+    assert shipped['rtspsAddress'] == ':8322' and '8322' in published
+    assert '8554' not in published, 'no clear RTSP from outside'
+    mounts = dict(volume.split(':')[:2] for volume in mediamtx['volumes'])
+    assert mounts['./certs'] == '/certs' and (DOCKER / 'certs').is_dir()
+    assert SHIPPED_CERT.startswith('/certs/') and SHIPPED_KEY.startswith('/certs/')
+    ignored = (DOCKER / 'certs' / '.gitignore').read_text().splitlines()
+    assert '*' in ignored, 'a key in docker/certs is never committed'

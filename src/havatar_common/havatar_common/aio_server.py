@@ -3,8 +3,8 @@
 ROS callbacks never wait on a network peer and the web side never waits on the ROS
 executor: the two meet only through ``call`` (a coroutine onto the loop) and thread-safe
 state. Used by the MJPEG server and the robot's local web server. A connection has
-``HEADER_TIMEOUT_S`` for its request headers and each client address a connection cap
-(``conn_limits``).
+``HEADER_TIMEOUT_S`` for its request headers, ``BODY_TIMEOUT_S`` for its body, and each
+client address a connection cap (``conn_limits``).
 """
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from typing import Any, Awaitable, Callable, Optional
 
 from aiohttp import web
 
-from .conn_limits import (HEADER_TIMEOUT_S, MAX_CONNECTIONS_PER_CLIENT, ConnectionCap, cap_connections,
-                          server_options)
+from .conn_limits import (BODY_TIMEOUT_S, HEADER_TIMEOUT_S, MAX_CONNECTIONS_PER_CLIENT, ConnectionCap,
+                          bound_bodies, cap_connections, server_options)
 
 START_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 10.0
@@ -27,10 +27,10 @@ class BackgroundServer:
 
     def __init__(self, name: str, host: str, port: int,
                  per_client: int = MAX_CONNECTIONS_PER_CLIENT,
-                 header_timeout_s: float = HEADER_TIMEOUT_S) -> None:
+                 header_timeout_s: float = HEADER_TIMEOUT_S, body_timeout_s: float = BODY_TIMEOUT_S) -> None:
         self.name = name
         self.host, self.port = host, port
-        self.header_timeout_s = header_timeout_s
+        self.header_timeout_s, self.body_timeout_s = header_timeout_s, body_timeout_s
         self.cap = ConnectionCap(per_client)  # replaced by the live one at start
         self.loop = asyncio.new_event_loop()
         self._runner: Optional[web.AppRunner] = None
@@ -42,7 +42,9 @@ class BackgroundServer:
         asyncio.run_coroutine_threadsafe(self._start(make_app), self.loop).result(START_TIMEOUT_S)
 
     async def _start(self, make_app: Callable[[], Awaitable[web.Application]]) -> None:
-        self._runner = web.AppRunner(await make_app(), handle_signals=False, access_log=None,
+        app = await make_app()
+        bound_bodies(app, self.body_timeout_s)
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None,
                                      **server_options(self.header_timeout_s))
         await self._runner.setup()
         assert self._runner.server is not None

@@ -7,15 +7,24 @@
   stream) is not affected.
 - Connection cap: at most ``per_client`` live connections per peer address; beyond it a
   new connection is closed at once, before anything is read (so no verdict on a token).
+- Body deadline: aiohttp has no timeout on a request's body, so a client that sends its
+  headers then dribbles the body would keep a handler waiting forever. Every request's
+  body is read (before any handler or authentication, up to the app's
+  ``client_max_size``) within ``BODY_TIMEOUT_S`` of its headers, or answered 408 and its
+  connection closed. Handlers then read the body from memory.
 """
 from __future__ import annotations
 
 import asyncio
-from typing import Callable, Any, Optional
+from typing import Any, Awaitable, Callable, Optional
 
 from aiohttp import web
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
+
 HEADER_TIMEOUT_S = 10.0
+BODY_TIMEOUT_S = 10.0
 MAX_CONNECTIONS_PER_CLIENT = 64
 
 
@@ -77,11 +86,37 @@ def cap_connections(server: web.Server, per_client: int = MAX_CONNECTIONS_PER_CL
     return cap
 
 
+def body_deadline(timeout_s: float = BODY_TIMEOUT_S) -> Middleware:
+    """A middleware reading each request's whole body within ``timeout_s``, else 408 and close."""
+    @web.middleware
+    async def read_body_in_time(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.body_exists:
+            try:
+                await asyncio.wait_for(request.read(), timeout_s)
+            except asyncio.TimeoutError:
+                response = web.Response(status=408, text='the request body came too slowly\n')
+                response.force_close()
+                await response.prepare(request)
+                await response.write_eof()
+                # the rest of the body is not waited for (aiohttp would linger on it)
+                request.protocol.force_close()
+                return response
+        return await handler(request)
+    return read_body_in_time
+
+
+def bound_bodies(app: web.Application, timeout_s: float = BODY_TIMEOUT_S) -> None:
+    """Put ``body_deadline`` first in ``app``'s middlewares (before the app is frozen)."""
+    app.middlewares.insert(0, body_deadline(timeout_s))
+
+
 def run_app(app: web.Application, host: str, port: int, per_client: int = MAX_CONNECTIONS_PER_CLIENT,
-            header_timeout_s: float = HEADER_TIMEOUT_S, on_ready: Callable[[], None] = lambda: None) -> None:
-    """``web.run_app`` with the header timeout and the connection cap (until SIGINT/SIGTERM);
-    ``on_ready`` is called once the socket listens.
+            header_timeout_s: float = HEADER_TIMEOUT_S, on_ready: Callable[[], None] = lambda: None,
+            body_timeout_s: float = BODY_TIMEOUT_S) -> None:
+    """``web.run_app`` with the header timeout, the body deadline and the connection cap
+    (until SIGINT/SIGTERM); ``on_ready`` is called once the socket listens.
     """
+    bound_bodies(app, body_timeout_s)
     loop = asyncio.new_event_loop()
     runner = web.AppRunner(app, handle_signals=True, access_log=None,
                             **server_options(header_timeout_s))

@@ -1,6 +1,6 @@
-"""The cloud relay under attack: token guessing is slowed per client and slowloris
-connections are closed, while the rightful user still gets in promptly (127.0.0.1 only;
-"another client" is 127.0.0.2).
+"""The cloud relay under attack: token guessing is slowed per client, slowloris
+connections are closed and slow bodies cut off, while the rightful user still gets in
+promptly (127.0.0.1 only; "another client" is 127.0.0.2).
 """
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import urllib.request
 
 import aiohttp
 
-from havatar_common.conn_limits import HEADER_TIMEOUT_S, MAX_CONNECTIONS_PER_CLIENT
-from havatar_testing.attacks import PROMPT_S, Slowloris, session_from, timed, ws_hello
+from havatar_common.conn_limits import BODY_TIMEOUT_S, HEADER_TIMEOUT_S, MAX_CONNECTIONS_PER_CLIENT
+from havatar_testing.attacks import PROMPT_S, SlowBody, Slowloris, session_from, timed, ws_hello
 from havatar_testing.attacks import get_status as _get_status
 
 
@@ -104,6 +104,33 @@ def test_slowloris_is_closed_while_a_user_connects(relay_server):
             assert HEADER_TIMEOUT_S - 1 < lasted < HEADER_TIMEOUT_S + 5
         async with aiohttp.ClientSession() as session:  # and 127.0.0.1 is served again
             assert await status(session, base, 'alice-token') == 200
+    asyncio.run(scenario())
+
+
+def test_a_slow_body_is_cut_off_while_a_user_gets_through(relay_server):
+    """The MediaMTX hook reads a JSON body with no authentication before it: a client that
+    dribbles that body is answered 408 and closed, while another's whole request is served.
+    """
+    base = relay_server()
+    port = int(base.rsplit(':', 1)[1])
+    hook = {'action': 'read', 'path': 'robot1', 'protocol': 'rtsp', 'ip': '10.1.1.1', 'user': 'robot1',
+            'password': 'robot1-token'}
+
+    async def scenario() -> None:
+        async with SlowBody('127.0.0.1', port, 20, 'POST', '/mediamtx/auth') as attack:
+            await asyncio.sleep(1.0)
+            async with session_from('127.0.0.2') as user:
+                async def ask() -> int:
+                    async with user.post(f'{base}/mediamtx/auth', json=hook) as response:
+                        return response.status
+                (code, took) = await timed(ask())
+                assert code == 200 and took < PROMPT_S, (code, took)
+                (code, took) = await timed(status(user, base, 'alice-token'))
+                assert code == 200 and took < PROMPT_S
+            lasted = await attack.wait_all_closed(timeout=BODY_TIMEOUT_S + 10)
+            print(f'20 slow bodies: answered {set(attack.statuses)}, all closed after {lasted:.1f} s')
+            assert attack.statuses == [408] * 20
+            assert BODY_TIMEOUT_S - 1 < lasted < BODY_TIMEOUT_S + 5
     asyncio.run(scenario())
 
 

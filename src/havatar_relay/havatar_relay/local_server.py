@@ -58,6 +58,7 @@ class LocalServer:
         await self._on_loop()  # set by start()
         app = web.Application(middlewares=[self._auth])
         app.router.add_get('/', self._index)
+        app.router.add_get('/web/site.json', self._site)  # before the static files it sits among
         app.router.add_static('/web/', WEB_DIR)
         app.router.add_get('/ws', self.core.handle)  # hello carries the token
         app.router.add_get('/server/status', self._server_status)
@@ -79,6 +80,11 @@ class LocalServer:
 
     async def _index(self, request: web.Request) -> web.FileResponse:
         return web.FileResponse(WEB_DIR / 'index.html')
+
+    async def _site(self, request: web.Request) -> web.Response:
+        # the robot serves the page: its MJPEG server is reachable from here, MediaMTX
+        # (another host, other tokens) is the cloud page's business
+        return web.json_response({'site': 'robot'})
 
     async def _server_status(self, request: web.Request) -> web.Response:
         return web.json_response(await self.api.server_status())

@@ -38,6 +38,7 @@ from ..relay_core import RelayCore
 from ..session import Limits
 
 WEB_DIR = Path(__file__).resolve().parents[1] / 'web'
+SITE_PATH = '/web/site.json'  # the web UI asks it which site served it (the robot's has one too)
 log = logging.getLogger('havatar_relay')
 
 
@@ -59,6 +60,10 @@ class Settings(BaseSettings):
     # the client is the last X-Forwarded-For entry, and the per-peer cap is the proxy's
     trust_forwarded: bool = False
     max_connections_per_client: int = Field(MAX_CONNECTIONS_PER_CLIENT, ge=0)  # 0: no cap
+    # where browsers reach MediaMTX (docs/server-setup.md): '' = the page's own origin, as
+    # behind the shipped Caddyfile (/<robot>/whep, /<robot>/talk/whip and /hls/<robot>/)
+    webrtc_url: str = ''   # base of /<robot>/whep and /<robot>/talk/whip
+    hls_url: str = ''      # base of /<robot>/index.m3u8 ('' = <origin>/hls)
 
 
 def load_accounts(path: Optional[Path]) -> Accounts:
@@ -174,6 +179,9 @@ def create_app(settings: Settings, broker: Optional[Broker] = None) -> web.Appli
     async def index(request: web.Request) -> web.StreamResponse:
         return web.FileResponse(WEB_DIR / 'index.html')
 
+    async def site(request: web.Request) -> web.Response:
+        return web.json_response(site_info(settings))
+
     app.router.add_get('/ws', core.handle)
     app.router.add_get('/health', health)
     app.router.add_get('/api/status', status)
@@ -181,11 +189,18 @@ def create_app(settings: Settings, broker: Optional[Broker] = None) -> web.Appli
     app.router.add_post('/mediamtx/auth', mediamtx_auth)
     if WEB_DIR.is_dir():
         app.router.add_get('/', index)
+        app.router.add_get(SITE_PATH, site)  # before the static files it sits among
         app.router.add_static('/web/', WEB_DIR)
     app.on_startup.append(start)
     app.on_shutdown.append(stop)
     app['core'] = core
     return app
+
+
+def site_info(settings: Settings) -> dict[str, Any]:
+    """What the web UI needs to know of the site that served it (``/web/site.json``)."""
+    return {'site': 'cloud', 'webrtc_url': settings.webrtc_url.rstrip('/'),
+            'hls_url': settings.hls_url.rstrip('/')}
 
 
 def forwarded_client(request: web.Request) -> str:

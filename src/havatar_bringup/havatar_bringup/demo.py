@@ -154,7 +154,10 @@ def start_servers(demo: Demo, processes: ProcessManager) -> None:
     relay = processes.start('relay_server', [
         relay_server, '--config', run_dir / 'relay.yaml', '--host', '127.0.0.1',
         '--port', str(demo.relay), '--redis-url', f'redis://127.0.0.1:{demo.redis}/0',
-        '--instance-id', 'demo'])
+        '--instance-id', 'demo'],
+        # no proxy in front: the web UI finds MediaMTX's WebRTC and HLS servers here
+        env={'HAVATAR_RELAY_WEBRTC_URL': f'http://127.0.0.1:{demo.mediamtx.webrtc}',
+             'HAVATAR_RELAY_HLS_URL': f'http://127.0.0.1:{demo.mediamtx.hls}'})
     relay.wait_for_http(f'http://127.0.0.1:{demo.relay}/health', STARTUP_TIMEOUT_S, any_status)
     (run_dir / 'mediamtx.yml').write_text(yaml.safe_dump(demo.mediamtx_config()))
     mediamtx = processes.start('mediamtx', [find_program('mediamtx'), run_dir / 'mediamtx.yml'])

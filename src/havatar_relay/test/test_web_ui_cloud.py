@@ -1,0 +1,103 @@
+"""The cloud web UI in headless Chromium, set up as docs/server-setup.md says: the shipped
+Caddyfile in front of a real relay server and MediaMTX, nothing configured for the page.
+It finds MediaMTX at its own origin, retries WebRTC, plays HLS without WebRTC, saves
+snapshots, and shows nothing red in its console.
+"""
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from havatar_testing.browser import NO_WEBRTC, PILL_TEXTS, PILLS_SHOWN, PageWatch
+
+pytest.importorskip('playwright.sync_api')
+
+USER = 'alice-token'  # may watch robot1 (havatar_testing.relay.ACCOUNTS)
+WEBRTC_PLAYING = """() => { const v = document.getElementById('webrtc');
+    return !v.hidden && v.videoWidth > 0
+        && document.getElementById('video-state').textContent.startsWith('WebRTC ') }"""
+FRAMES = "() => document.getElementById('webrtc').getVideoPlaybackQuality().totalVideoFrames"
+SNAPSHOT_NAME = r'^robot1-\d{4}-\d\d-\d\dT\d\d-\d\d-\d\dZ\.jpg$'
+
+
+def open_ui(chromium, stack, init_script: str = ''):
+    page = chromium.new_page(viewport={'width': 1280, 'height': 900}, accept_downloads=True)
+    if init_script:
+        page.add_init_script(init_script)
+    watch = PageWatch(page)
+    requests: list[str] = []
+    page.on('request', lambda r: requests.append(r.url))
+    page.goto(f'{stack.public}/#robot=robot1&token={USER}')
+    page.wait_for_function("document.getElementById('connection').textContent === 'connected'",
+                           timeout=15000)
+    return page, watch, requests
+
+
+def save_snapshot(page) -> tuple[str, bytes]:
+    with page.expect_download(timeout=10000) as download:
+        page.click('#snapshot')
+    path = download.value.path()
+    return download.value.suggested_filename, open(path, 'rb').read()
+
+
+def test_cloud_ui_plays_webrtc_from_its_own_origin_with_a_clean_console(proxied_stack, fake_robot, chromium):
+    proxied_stack.publish()
+    page, watch, requests = open_ui(chromium, proxied_stack)
+    connected = time.monotonic()
+    page.wait_for_function(PILLS_SHOWN, timeout=3000)  # every pill shows a value within 3 s
+    assert time.monotonic() - connected < 3.5, page.evaluate(PILL_TEXTS)
+    assert re.fullmatch(r'rtt: \d+ ms', page.text_content('#stats')), page.text_content('#stats')
+    page.wait_for_function(WEBRTC_PLAYING, timeout=20000)
+    # the page's own origin, not the address the robot reported; no MJPEG from the cloud host
+    assert any(url == f'{proxied_stack.public}/robot1/whep' for url in requests), requests
+    assert not [url for url in requests if 'robot.invalid' in url or ':8081' in url], requests
+    assert page.locator('.settings').is_hidden(), 'the robot settings exist only on its own page'
+    name, jpeg = save_snapshot(page)
+    assert re.match(SNAPSHOT_NAME, name), name
+    assert jpeg[:3] == b'\xff\xd8\xff' and len(jpeg) > 1000
+    assert watch.unexpected() == []
+
+
+def test_cloud_ui_retries_webrtc_until_the_stream_is_there_and_after_it_returns(proxied_stack, fake_robot, chromium):
+    # the robot says it streams, MediaMTX has nothing yet: WHEP fails, the page retries
+    page, watch, _ = open_ui(chromium, proxied_stack)
+    page.evaluate('window.sameDocument = true')
+    page.wait_for_function("document.getElementById('video-state').textContent.includes('retrying')",
+                           timeout=15000)
+    proxied_stack.publish()
+    page.wait_for_function(WEBRTC_PLAYING, timeout=30000)
+    first = page.evaluate(FRAMES)
+    page.wait_for_function(f'() => ({FRAMES})() > {first}', timeout=10000)
+
+    # the robot falls back to local mode and stops publishing: the page says so
+    fake_robot.active = 'local'
+    proxied_stack.unpublish()
+    page.wait_for_function("document.getElementById('video-state').textContent.includes('local mode')",
+                           timeout=10000)
+    # and its stream returns: video again, the page never reloaded
+    proxied_stack.publish()
+    fake_robot.active = 'server'
+    page.wait_for_function(WEBRTC_PLAYING, timeout=20000)
+    first = page.evaluate(FRAMES)
+    page.wait_for_function(f'() => ({FRAMES})() > {first}', timeout=10000)
+    assert page.evaluate('window.sameDocument === true')
+    # expected: MediaMTX's 404 for WHEP while nothing was published, and its console line
+    expected = (r'^HTTP 404: POST .*/robot1/whep$', r'^console: Failed to load resource: .* 404 .*/robot1/whep$')
+    assert watch.unexpected(*expected) == []
+    assert len(watch.problems) >= 1, 'the first attempts failed'
+
+
+def test_cloud_ui_falls_back_to_hls_without_webrtc(proxied_stack, fake_robot, chromium):
+    proxied_stack.publish()
+    page, watch, requests = open_ui(chromium, proxied_stack, init_script=NO_WEBRTC)
+    assert page.evaluate('typeof RTCPeerConnection') == 'undefined'
+    page.wait_for_function("() => { const v = document.getElementById('webrtc'); return !v.hidden && v.currentTime > 1"
+                           " && document.getElementById('video-state').textContent.startsWith('HLS ') }",
+                           timeout=60000)
+    hls = [url for url in requests if url.startswith(f'{proxied_stack.public}/hls/robot1/')]
+    assert hls and not [url for url in requests if '/whep' in url], requests
+    name, jpeg = save_snapshot(page)
+    assert re.match(SNAPSHOT_NAME, name) and jpeg[:3] == b'\xff\xd8\xff', name
+    assert watch.unexpected() == []

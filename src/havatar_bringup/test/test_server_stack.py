@@ -10,95 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import http.client
-import json
 import time
-from pathlib import Path
-from typing import Callable
 
 import pytest
 import yaml
 
-from havatar_bringup.mediamtx import MediaMtxPorts, local_config, relay_auth
-from havatar_bringup.processes import ProcessManager, find_program, free_port
-from havatar_testing import WORKSPACE
 from havatar_testing.relay import Client
+from havatar_testing.stack import ADMIN, Stack, fetch
 
-CADDYFILE = WORKSPACE / 'docker' / 'Caddyfile'
-ADMIN = 'admin-token-of-the-test'
 WRONG = 'wrong-token'
 USER = 'alice-token'  # may watch robot1 and talk to it (havatar_testing.relay.ACCOUNTS)
 
 
-def local_caddyfile(shipped: str, site: str, upstreams: dict[str, str]) -> str:
-    """``shipped`` with the site address and upstreams replaced, and Caddy's admin API off."""
-    text = shipped.replace('{$HAVATAR_DOMAIN} {', f'{site} {{', 1)
-    text = text.replace('{\n\temail', '{\n\tadmin off\n\temail', 1)
-    for shipped_target, local_target in upstreams.items():
-        assert f'reverse_proxy {shipped_target}\n' in text, shipped_target
-        text = text.replace(f'reverse_proxy {shipped_target}\n', f'reverse_proxy {local_target}\n')
-    assert site in text and 'admin off' in text and text.count('reverse_proxy 127.0.0.1:') == 3
-    return text
-
-
-class Stack:
-    """Addresses of the running stack: Caddy (public), relay and MediaMTX (internal)."""
-
-    def __init__(self, caddy: int, relay: int, mediamtx: MediaMtxPorts) -> None:
-        self.caddy, self.relay, self.mediamtx = caddy, relay, mediamtx
-
-
-def fetch(port: int, method: str, path: str, token: str = '', body: bytes | str = b'',
-          headers: dict[str, str] | None = None) -> tuple[int, bytes, dict[str, str]]:
-    """One HTTP request to 127.0.0.1:``port``, ``path`` sent exactly as given: status,
-    body and headers of the answer.
-    """
-    all_headers = dict(headers or {})
-    if token:
-        all_headers['Authorization'] = f'Bearer {token}'
-    connection = http.client.HTTPConnection('127.0.0.1', port, timeout=15)
-    try:
-        connection.request(method, path, body=body or None, headers=all_headers)
-        response = connection.getresponse()
-        return response.status, response.read(), dict(response.getheaders())
-    finally:
-        connection.close()
-
-
 @pytest.fixture
-def stack(processes: ProcessManager, relay_server: Callable[..., str], tmp_path: Path) -> Stack:
-    relay_base = relay_server(env={'HAVATAR_RELAY_ADMIN_TOKEN': ADMIN})
-    relay_port = int(relay_base.rsplit(':', 1)[1])
-    ports = MediaMtxPorts()
-    config = tmp_path / 'mediamtx.yml'
-    config.write_text(yaml.safe_dump(local_config(ports, relay_auth(f'{relay_base}/mediamtx/auth'))))
-    mediamtx = processes.start('mediamtx', [find_program('mediamtx'), config])
-    mediamtx.wait_for_http(f'http://127.0.0.1:{ports.api}/v3/paths/list', timeout=15)
-    caddy_port = free_port()
-    caddyfile = tmp_path / 'Caddyfile'
-    caddyfile.write_text(local_caddyfile(CADDYFILE.read_text(), f'http://127.0.0.1:{caddy_port}', {
-        'relay:8090': f'127.0.0.1:{relay_port}', 'mediamtx:8889': f'127.0.0.1:{ports.webrtc}',
-        'mediamtx:8888': f'127.0.0.1:{ports.hls}'}))
-    home = tmp_path / 'caddy-home'
-    home.mkdir()
-    caddy = processes.start('caddy', [find_program('caddy'), 'run', '--adapter', 'caddyfile',
-                                      '--config', caddyfile],
-                            env={'HOME': str(home), 'XDG_DATA_HOME': str(home / 'data'),
-                                 'XDG_CONFIG_HOME': str(home / 'config'),
-                                 'HAVATAR_ACME_EMAIL': 'admin@example.org'})
-    caddy.wait_for_http(f'http://127.0.0.1:{caddy_port}/health', timeout=15,
-                        ok=lambda status: status == 200)
-    publisher = processes.start('ffmpeg', [
-        find_program('ffmpeg'), '-hide_banner', '-nostdin', '-re', '-f', 'lavfi',
-        '-i', 'testsrc2=size=160x120:rate=10', '-c:v', 'libx264', '-preset', 'ultrafast',
-        '-tune', 'zerolatency', '-g', '10', '-pix_fmt', 'yuv420p', '-f', 'rtsp',
-        '-rtsp_transport', 'tcp', f'rtsp://robot1:robot1-token@127.0.0.1:{ports.rtsp}/robot1'])
-
-    def published() -> bool:
-        status, body, _ = fetch(ports.api, 'GET', '/v3/paths/get/robot1', ADMIN)
-        return status == 200 and json.loads(body)['ready']
-    publisher.wait_for(published, timeout=20, what='robot1 published')
-    return Stack(caddy_port, relay_port, ports)
+def stack(proxied_stack: Stack) -> Stack:
+    proxied_stack.publish(audio=False)
+    return proxied_stack
 
 
 def sdp_offer(kind: str) -> str:
@@ -150,6 +77,7 @@ REFUSED = '400 authentication failed'
 EXPECTED: dict[str, tuple[object, object, object]] = {
     'GET / (web UI)': (200, 200, 200),
     'GET /web/app.js': (200, 200, 200),
+    'GET /web/site.json (where the page finds MediaMTX)': (200, 200, 200),
     'GET /health': (200, 200, 200),
     'WS /ws hello (user robot1)': ('invalid', 'unauthorized', 'welcome'),
     'GET /api/status': (401, 401, 200),

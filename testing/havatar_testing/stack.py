@@ -96,12 +96,15 @@ class Stack:
 @pytest.fixture
 def proxied_stack(processes: ProcessManager, relay_server: Callable[..., str], tmp_path: Path) -> Stack:
     """Caddy (the shipped Caddyfile) in front of a relay server and MediaMTX; nothing published."""
-    relay_base = relay_server(env={'HAVATAR_RELAY_ADMIN_TOKEN': ADMIN})
-    relay_port = int(relay_base.rsplit(':', 1)[1])
     ports = MediaMtxPorts()
+    relay_base = relay_server(env={'HAVATAR_RELAY_ADMIN_TOKEN': ADMIN,
+                                   'HAVATAR_RELAY_MEDIAMTX_API_URL': f'http://127.0.0.1:{ports.api}',
+                                   'HAVATAR_RELAY_MEDIAMTX_PLAYBACK_URL': f'http://127.0.0.1:{ports.playback}'})
+    relay_port = int(relay_base.rsplit(':', 1)[1])
     config = tmp_path / 'mediamtx.yml'
     config.write_text(yaml.safe_dump(local_config(ports, relay_auth(f'{relay_base}/mediamtx/auth'))))
-    mediamtx = processes.start('mediamtx', [find_program('mediamtx'), config])
+    # recordings go to ./recordings: the test's directory
+    mediamtx = processes.start('mediamtx', [find_program('mediamtx'), config], cwd=tmp_path)
     mediamtx.wait_for_http(f'http://127.0.0.1:{ports.api}/v3/paths/list', timeout=15)
     caddy_port = free_port()
     caddyfile = tmp_path / 'Caddyfile'

@@ -5,6 +5,7 @@ snapshots, and shows nothing red in its console.
 """
 from __future__ import annotations
 
+import json
 import re
 import time
 
@@ -101,3 +102,37 @@ def test_cloud_ui_falls_back_to_hls_without_webrtc(proxied_stack, fake_robot, ch
     name, jpeg = save_snapshot(page)
     assert re.match(SNAPSHOT_NAME, name) and jpeg[:3] == b'\xff\xd8\xff', name
     assert watch.unexpected() == []
+
+
+def test_recording_from_the_ui_through_mediamtx_with_the_relays_authorization(proxied_stack, fake_robot, chromium):
+    proxied_stack.publish()
+    page, watch, _ = open_ui(chromium, proxied_stack)
+    page.wait_for_function(WEBRTC_PLAYING, timeout=20000)
+    page.click('#record')  # alice may record (record: true in relay.yaml)
+    page.wait_for_function("document.getElementById('record').getAttribute('aria-pressed') === 'true'")
+    frames = page.evaluate(FRAMES)
+    page.wait_for_function(f'() => ({FRAMES})() > {frames} + 20', timeout=15000)  # live video goes on
+    page.click('#record')
+    page.wait_for_function("document.getElementById('record').getAttribute('aria-pressed') === 'false'")
+    assert proxied_stack.publisher.running and proxied_stack.published(), 'the robot was never dropped'
+    page.click('#recordings summary', timeout=10000)  # the list shows once there is a file
+    page.wait_for_selector('#recording-list li button', timeout=10000)
+    with page.expect_download(timeout=20000) as download:
+        page.click('#recording-list li button')
+    assert re.fullmatch(r'robot1-\d{4}-\d\d-\d\dT\d\d-\d\d-\d\dZ\.mp4', download.value.suggested_filename)
+    mp4 = open(download.value.path(), 'rb').read()
+    assert mp4[4:8] == b'ftyp' and len(mp4) > 10000, len(mp4)
+    assert watch.unexpected() == []
+
+    # the same authorization without the page: watch-only users list, only recorders record
+    from havatar_testing.stack import fetch
+    api = '/api/robots/robot1'
+    status, body, _ = fetch(proxied_stack.caddy, 'GET', f'{api}/recordings', 'bob-token')
+    assert status == 200 and json.loads(body)['may_record'] is False and json.loads(body)['files']
+    start = json.loads(body)['files'][0]['start']
+    on = json.dumps({'record': True})
+    assert fetch(proxied_stack.caddy, 'POST', f'{api}/recording', 'bob-token', on)[0] == 403
+    for token in ('', 'wrong-token', 'carol-token'):  # carol may not use robot1
+        assert fetch(proxied_stack.caddy, 'GET', f'{api}/recordings', token)[0] == 401
+        assert fetch(proxied_stack.caddy, 'POST', f'{api}/recording', token, on)[0] == 401
+        assert fetch(proxied_stack.caddy, 'GET', f'{api}/recordings/{start}?duration=1', token)[0] == 401

@@ -12,6 +12,9 @@
 //   (the shipped Caddyfile routes /<robot>/whep, /<robot>/talk/whip and /hls/<robot>/), or
 //   where the relay's settings say (HAVATAR_RELAY_WEBRTC_URL, HAVATAR_RELAY_HLS_URL), as
 //   /web/site.json tells.
+// Also: a snapshot button (a JPEG named with the robot and the time), and on the cloud
+// page recordings through MediaMTX's recorder where the relay has them set up: started and
+// stopped by the users the relay lets record, listed and downloaded by the robot's users.
 
 const $ = (id) => document.getElementById(id);
 const STALL_MS = 8000;   // a playing stream whose frames stop this long is restarted
@@ -68,6 +71,12 @@ export class Viewer {
     this.attempts = 0;         // of the current kind, for the tests and the curious
     $('snapshot').onclick = () => this.snapshot();
     setInterval(() => this.watch(), 1000);
+    if (this.cloud && site.recording) {
+      this.recordings = `/api/robots/${encodeURIComponent(auth.robot)}`;
+      $('record').onclick = () => this.toggleRecording();
+      this.refreshRecordings();
+      setInterval(() => this.refreshRecordings(), 5000);
+    }
   }
 
   /** A status from the robot: point its media addresses at this site, then choose. */
@@ -245,5 +254,51 @@ export class Viewer {
       a.click();
       setTimeout(() => URL.revokeObjectURL(a.href), 10000);
     }, 'image/jpeg', 0.92);
+  }
+
+  // ---- recordings ----------------------------------------------------------------------
+  async api(path, options = {}) {
+    const headers = { Authorization: `Bearer ${this.auth.token}`, ...(options.headers || {}) };
+    return fetch(`${this.recordings}${path}`, { ...options, headers });
+  }
+
+  async refreshRecordings() {
+    const r = await this.api('/recordings');
+    if (!r.ok) { $('record').hidden = true; $('recordings').hidden = true; return; }
+    const { recording, may_record: mayRecord, files } = await r.json();
+    this.recording = recording;
+    const button = $('record');
+    button.hidden = !mayRecord;
+    button.textContent = recording ? '■ Stop recording' : '● Record';
+    button.setAttribute('aria-pressed', String(recording));
+    const list = $('recording-list');
+    list.replaceChildren(...files.map((file) => {
+      const item = document.createElement('li');
+      const get = document.createElement('button');
+      get.type = 'button';
+      get.textContent = 'Download';
+      get.onclick = () => this.download(file);
+      item.append(`${new Date(file.start).toLocaleString()} (${Math.round(file.duration)} s) `, get);
+      return item;
+    }));
+    $('recordings').hidden = files.length === 0;
+  }
+
+  async toggleRecording() {
+    const r = await this.api('/recording', { method: 'POST', body: JSON.stringify({ record: !this.recording }),
+      headers: { 'Content-Type': 'application/json' } });
+    if (!r.ok) this.state(`recording: ${await r.text()}`);
+    await this.refreshRecordings();
+  }
+
+  async download(file) {
+    const r = await this.api(`/recordings/${encodeURIComponent(file.start)}?duration=${file.duration}`);
+    if (!r.ok) { this.state(`download: ${await r.text()}`); return; }
+    const name = /filename="([^"]+)"/.exec(r.headers.get('Content-Disposition') || '');
+    const a = document.createElement('a');
+    a.href = URL.createObjectURL(await r.blob());
+    a.download = name ? name[1] : `${this.auth.robot}.mp4`;
+    a.click();
+    setTimeout(() => URL.revokeObjectURL(a.href), 10000);
   }
 }

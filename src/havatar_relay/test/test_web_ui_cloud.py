@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from havatar_testing import WORKSPACE
 from havatar_testing.browser import NO_WEBRTC, PILL_TEXTS, PILLS_SHOWN, PageWatch
 
 pytest.importorskip('playwright.sync_api')
@@ -68,7 +69,9 @@ def test_cloud_ui_retries_webrtc_until_the_stream_is_there_and_after_it_returns(
     page.wait_for_function("document.getElementById('video-state').textContent.includes('retrying')",
                            timeout=15000)
     proxied_stack.publish()
+    published = time.monotonic()
     page.wait_for_function(WEBRTC_PLAYING, timeout=30000)
+    print(f'\nWebRTC video {time.monotonic() - published:.1f} s after the stream appeared (back-off retries)')
     first = page.evaluate(FRAMES)
     page.wait_for_function(f'() => ({FRAMES})() > {first}', timeout=10000)
 
@@ -80,7 +83,9 @@ def test_cloud_ui_retries_webrtc_until_the_stream_is_there_and_after_it_returns(
     # and its stream returns: video again, the page never reloaded
     proxied_stack.publish()
     fake_robot.active = 'server'
+    back = time.monotonic()
     page.wait_for_function(WEBRTC_PLAYING, timeout=20000)
+    print(f'WebRTC video {time.monotonic() - back:.1f} s after the robot reported its stream back')
     first = page.evaluate(FRAMES)
     page.wait_for_function(f'() => ({FRAMES})() > {first}', timeout=10000)
     assert page.evaluate('window.sameDocument === true')
@@ -92,11 +97,16 @@ def test_cloud_ui_retries_webrtc_until_the_stream_is_there_and_after_it_returns(
 
 def test_cloud_ui_falls_back_to_hls_without_webrtc(proxied_stack, fake_robot, chromium):
     proxied_stack.publish()
+    opened = time.monotonic()
     page, watch, requests = open_ui(chromium, proxied_stack, init_script=NO_WEBRTC)
     assert page.evaluate('typeof RTCPeerConnection') == 'undefined'
     page.wait_for_function("() => { const v = document.getElementById('webrtc'); return !v.hidden && v.currentTime > 1"
                            " && document.getElementById('video-state').textContent.startsWith('HLS ') }",
                            timeout=60000)
+    print(f'\nHLS playing {time.monotonic() - opened:.1f} s after the page opened; '
+          + page.text_content('#video-state'))
+    # the robot's sound comes too (MediaMTX serves it as an audio rendition of its own)
+    page.wait_for_function("document.getElementById('webrtc').webkitAudioDecodedByteCount > 0", timeout=10000)
     hls = [url for url in requests if url.startswith(f'{proxied_stack.public}/hls/robot1/')]
     assert hls and not [url for url in requests if '/whep' in url], requests
     name, jpeg = save_snapshot(page)
@@ -123,6 +133,9 @@ def test_recording_from_the_ui_through_mediamtx_with_the_relays_authorization(pr
     mp4 = open(download.value.path(), 'rb').read()
     assert mp4[4:8] == b'ftyp' and len(mp4) > 10000, len(mp4)
     assert watch.unexpected() == []
+    shot = WORKSPACE / 'build' / 'test-artifacts' / 'ui-cloud.png'
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(shot))
 
     # the same authorization without the page: watch-only users list, only recorders record
     from havatar_testing.stack import fetch

@@ -1,5 +1,5 @@
 // The robot's camera in the web UI: which video to show, from where, and what to do when
-// it fails. No build step; hls.light.min.js (hls.js from npm, Apache-2.0, see
+// it fails. No build step; hls.min.js (hls.js from npm, Apache-2.0, see
 // hls.js.LICENSE) is loaded only where it is needed.
 //
 //   The robot's own page (site "robot"): MJPEG from the robot's streaming node, which the
@@ -188,7 +188,7 @@ export class Viewer {
     this.progress = { at: Date.now(), value: -1 };
     const video = $('webrtc');
     try {
-      if (!window.Hls) await loadScript('/web/hls.light.min.js');
+      if (!window.Hls) await loadScript('/web/hls.min.js');
     } catch (e) { this.failed(`HLS: ${e.message}`); return; }
     if (this.kind !== 'hls') return;
     if (!window.Hls.isSupported()) { this.stop(); this.state('this browser plays neither WebRTC nor HLS'); return; }

@@ -13,6 +13,12 @@ ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--n
         '--disable-component-update', '--disable-sync', '--autoplay-policy=no-user-gesture-required']
 # a browser without WebRTC, as far as a page can tell
 NO_WEBRTC = 'delete window.RTCPeerConnection; delete window.webkitRTCPeerConnection;'
+# WebRTC whose media cannot get through (UDP blocked, no TURN): relay candidates only, and
+# no relay server to get them from; signalling (WHEP over HTTP) still works
+WEBRTC_BLOCKED = """(() => { const Native = window.RTCPeerConnection;
+  window.RTCPeerConnection = function (config) {
+    return new Native({ ...(config || {}), iceTransportPolicy: 'relay' }); };
+  window.RTCPeerConnection.prototype = Native.prototype; })();"""
 # every indicator pill shows a value: none left at its "?" placeholder
 PILLS_SHOWN = """() => [...document.querySelectorAll('.indicators .pill')]
     .filter((pill) => !pill.hidden).every((pill) => pill.textContent && !pill.textContent.includes('?'))"""

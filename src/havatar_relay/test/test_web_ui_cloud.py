@@ -12,7 +12,7 @@ import time
 import pytest
 
 from havatar_testing import WORKSPACE
-from havatar_testing.browser import NO_WEBRTC, PILL_TEXTS, PILLS_SHOWN, PageWatch
+from havatar_testing.browser import NO_WEBRTC, WEBRTC_BLOCKED, PILL_TEXTS, PILLS_SHOWN, PageWatch
 
 pytest.importorskip('playwright.sync_api')
 
@@ -111,6 +111,18 @@ def test_cloud_ui_falls_back_to_hls_without_webrtc(proxied_stack, fake_robot, ch
     assert hls and not [url for url in requests if '/whep' in url], requests
     name, jpeg = save_snapshot(page)
     assert re.match(SNAPSHOT_NAME, name) and jpeg[:3] == b'\xff\xd8\xff', name
+    assert watch.unexpected() == []
+
+
+def test_cloud_ui_turns_to_hls_when_webrtc_media_cannot_get_through(proxied_stack, fake_robot, chromium):
+    proxied_stack.publish()
+    opened = time.monotonic()
+    page, watch, requests = open_ui(chromium, proxied_stack, init_script=WEBRTC_BLOCKED)
+    page.wait_for_function("() => document.getElementById('webrtc').currentTime > 1 && document"
+                           ".getElementById('video-state').textContent.startsWith('HLS (WebRTC could not connect)')",
+                           timeout=90000)
+    print(f'\nHLS playing {time.monotonic() - opened:.1f} s after the page opened (WebRTC blocked)')
+    assert len([url for url in requests if url.endswith('/robot1/whep')]) == 2, 'two WebRTC tries first'
     assert watch.unexpected() == []
 
 

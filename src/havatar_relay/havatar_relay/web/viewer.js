@@ -18,6 +18,7 @@
 
 const $ = (id) => document.getElementById(id);
 const STALL_MS = 8000;   // a playing stream whose frames stop this long is restarted
+const WEBRTC_TRIES = 2;  // WebRTC sessions that were answered but never played before HLS
 
 /** Which site served the page: {site: 'robot'} or {site: 'cloud', webrtc_url, hls_url}. */
 export async function loadSite() {
@@ -69,6 +70,9 @@ export class Viewer {
     this.progress = { at: 0, value: -1 };  // last time frames advanced
     this.prev = null;          // previous inbound-rtp stats
     this.attempts = 0;         // of the current kind, for the tests and the curious
+    this.negotiated = false;   // MediaMTX answered the current WebRTC offer
+    this.unplayable = 0;       // answered WebRTC sessions that never played: the network
+                               // blocks its media (UDP, no TURN); then HLS, over HTTPS
     $('snapshot').onclick = () => this.snapshot();
     setInterval(() => this.watch(), 1000);
     if (this.cloud && site.recording) {
@@ -98,7 +102,7 @@ export class Viewer {
       if (s.mjpeg_url) this.startMjpeg();
     } else if (!this.streaming) {
       this.state(s.online === false ? 'robot offline' : 'no video here: the robot streams in local mode');
-    } else if (window.RTCPeerConnection) {
+    } else if (window.RTCPeerConnection && this.unplayable < WEBRTC_TRIES) {
       this.startWebrtc();
     } else {
       this.startHls();
@@ -114,6 +118,7 @@ export class Viewer {
   }
 
   failed(reason) {
+    if (this.kind === 'webrtc' && this.negotiated && this.progress.value <= 0) this.unplayable += 1;
     this.stop();
     const delay = this.backoff.next();
     this.state(`${reason} — retrying in ${Math.round(delay / 1000)} s`);
@@ -156,6 +161,7 @@ export class Viewer {
     this.state('WebRTC: connecting…');
     const pc = new RTCPeerConnection();
     this.pc = pc;
+    this.negotiated = false;
     this.prev = null;
     this.progress = { at: Date.now(), value: -1 };
     pc.addTransceiver('video', { direction: 'recvonly' });
@@ -176,6 +182,7 @@ export class Viewer {
       if (r.status !== 201) throw new Error(`HTTP ${r.status}`);
       const answer = await r.text();
       if (pc === this.pc) await pc.setRemoteDescription({ type: 'answer', sdp: answer });
+      this.negotiated = pc === this.pc;
     } catch (e) {
       if (pc === this.pc) this.failed(`WebRTC: ${e.message}`);
     }
@@ -210,6 +217,7 @@ export class Viewer {
     if (this.kind === 'webrtc' && this.pc) {
       const pc = this.pc;
       const stats = await pc.getStats();
+      if (pc !== this.pc) return;  // stopped meanwhile
       stats.forEach((r) => {
         if (r.type !== 'inbound-rtp' || r.kind !== 'video' || pc !== this.pc) return;
         const prev = this.prev || r;
@@ -222,7 +230,8 @@ export class Viewer {
       const q = video.getVideoPlaybackQuality ? video.getVideoPlaybackQuality().totalVideoFrames : 0;
       this.advanced(Math.max(q, Math.round(video.currentTime * 1000)));
       if (video.currentTime > 0) {
-        this.state(`HLS ${video.videoWidth}×${video.videoHeight}, ${(this.hls.latency || 0).toFixed(1)} s behind`);
+        const why = window.RTCPeerConnection ? ' (WebRTC could not connect)' : '';
+        this.state(`HLS${why} ${video.videoWidth}×${video.videoHeight}, ${(this.hls.latency || 0).toFixed(1)} s behind`);
       }
     } else {
       return;

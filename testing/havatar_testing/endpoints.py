@@ -18,64 +18,28 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import http.client
 import json
 import socket
 import ssl
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
 import psutil
 
-from havatar_bringup.mediamtx import MediaMtxPorts
-from havatar_bringup.processes import ProcessManager, find_program, free_port
+from havatar_bringup.processes import ProcessManager
 from .relay import Client
+from .stack import TIMEOUT_S, Stack, fetch, start_caddy
 
 WRONG = 'wrong-token'
-TIMEOUT_S = 15.0
 # MediaMTX 1.14 answers a WHEP/WHIP POST its hook refused with 400 "authentication failed"
 # (onWHIPPost tests the wrong error for auth.Error); OPTIONS on the same URL gives the 401.
 REFUSED = '400 authentication failed'
 
 
-@dataclass
-class Stack:
-    """Where the running stack listens and the tokens it knows (``tokens[kind]``)."""
-
-    robot_id: str
-    tokens: dict[str, str]          # 'user', 'admin', 'robot', 'access' (the robot's own)
-    caddy: int
-    relay: int
-    mediamtx: MediaMtxPorts
-    redis: int = 0                  # 0: none
-    robot_ui: int = 0               # 0: no robot in this stack
-    mjpeg: int = 0
-    rtsps: bool = False             # MediaMTX speaks RTSPS only (as shipped), not RTSP
-    processes: dict[int, str] = field(default_factory=dict)  # pid -> name: whose ports to list
-
-
 # --------------------------------------------------------------------------- clients
-
-def fetch(port: int, method: str, path: str, token: str = '', body: bytes | str = b'',
-          headers: dict[str, str] | None = None,
-          read_body: bool = True) -> tuple[int, bytes, dict[str, str]]:
-    """One HTTP request to 127.0.0.1:``port``, ``path`` sent exactly as given: status,
-    body (not read for a stream: ``read_body=False``) and headers of the answer.
-    """
-    all_headers = dict(headers or {})
-    if token:
-        all_headers['Authorization'] = f'Bearer {token}'
-    connection = http.client.HTTPConnection('127.0.0.1', port, timeout=TIMEOUT_S)
-    try:
-        connection.request(method, path, body=body or None, headers=all_headers)
-        response = connection.getresponse()
-        return response.status, response.read() if read_body else b'', dict(response.getheaders())
-    finally:
-        connection.close()
-
 
 def sdp_offer(kind: str) -> str:
     """A browser-like WebRTC offer: receive video and audio (WHEP) or send audio (WHIP)."""
@@ -171,13 +135,6 @@ def redis_ping(port: int, token: str) -> str:
     return answer.lstrip('+') if answer.startswith('+') else answer.lstrip('-').split()[0]
 
 
-def published(stack: Stack) -> bool:
-    """True when the robot's path has a ready publisher (asked with the admin token)."""
-    status, body, _ = fetch(stack.mediamtx.api, 'GET', f'/v3/paths/get/{stack.robot_id}',
-                            stack.tokens['admin'])
-    return status == 200 and bool(json.loads(body)['ready'])
-
-
 # --------------------------------------------------------------------------- the probes
 
 Run = Callable[[Stack, str], object]
@@ -209,7 +166,8 @@ def _http(server: str, method: str, path: str, body: str = '',
 def _port(stack: Stack, server: str) -> int:
     return {'caddy': stack.caddy, 'relay': stack.relay, 'robot': stack.robot_ui, 'mjpeg': stack.mjpeg,
             'mediamtx-api': stack.mediamtx.api, 'mediamtx-metrics': stack.mediamtx.metrics,
-            'mediamtx-webrtc': stack.mediamtx.webrtc, 'mediamtx-hls': stack.mediamtx.hls,
+            'mediamtx-playback': stack.mediamtx.playback, 'mediamtx-webrtc': stack.mediamtx.webrtc,
+            'mediamtx-hls': stack.mediamtx.hls,
             'mediamtx-rtsp': stack.mediamtx.rtsps if stack.rtsps else stack.mediamtx.rtsp,
             'redis': stack.redis}[server]
 
@@ -234,7 +192,7 @@ def _rtsp_read(stack: Stack, token: str) -> object:
 
 def _rtsp_publish(stack: Stack, token: str) -> object:
     if token == stack.tokens['robot']:  # would replace the robot's own stream: it publishes
-        return 'publishing' if published(stack) else 'not published'
+        return 'publishing' if stack.published() else 'not published'
     return rtsp_status(_port(stack, 'mediamtx-rtsp'), 'ANNOUNCE', stack.robot_id, stack.robot_id if token else '',
                        token, stack.rtsps)
 
@@ -253,9 +211,13 @@ PROBES: list[Probe] = [
     Probe('caddy', 'GET / (web UI)', 'open', 'user', PUBLIC, _http('caddy', 'GET', '/')),
     Probe('caddy', 'GET /web/app.js', 'open', 'user', PUBLIC, _http('caddy', 'GET', '/web/app.js')),
     Probe('caddy', 'GET /health', 'open', 'user', PUBLIC, _http('caddy', 'GET', '/health')),
+    Probe('caddy', 'GET /web/site.json (where the page finds MediaMTX)', 'open', 'user', PUBLIC,
+          _http('caddy', 'GET', '/web/site.json')),
     Probe('caddy', 'WS /ws hello (user)', 'private', 'user', PUBLIC,
           lambda s, t: hello(s.caddy, t, s.robot_id)),
     Probe('caddy', 'GET /api/status', 'private', 'user', PUBLIC, _http('caddy', 'GET', '/api/status')),
+    Probe('caddy', 'GET /api/robots/<robot>/recordings', 'private', 'user', PUBLIC,
+          _http('caddy', 'GET', '/api/robots/<robot>/recordings')),
     Probe('caddy', 'OPTIONS /<robot>/whep', 'private', 'user', PUBLIC,
           _http('caddy', 'OPTIONS', '/<robot>/whep')),
     Probe('caddy', 'POST /<robot>/whep (watch)', 'private', 'user', PUBLIC,
@@ -276,12 +238,16 @@ PROBES: list[Probe] = [
           _http('caddy', 'GET', '/v3/paths/list')),
     Probe('caddy', 'PATCH /v3/config/global/patch (MediaMTX API)', 'closed', 'admin', PUBLIC,
           _http('caddy', 'PATCH', '/v3/config/global/patch', '{"logLevel": "debug"}')),
+    Probe('caddy', 'GET /list?path=<robot> (MediaMTX recordings)', 'closed', 'admin', PUBLIC,
+          _http('caddy', 'GET', '/list?path=<robot>')),
     # the relay server, directly (Compose: only Caddy and MediaMTX reach it)
     Probe('relay', 'GET /', 'open', 'user', COMPOSE, _http('relay', 'GET', '/')),
     Probe('relay', 'GET /health', 'open', 'user', COMPOSE, _http('relay', 'GET', '/health')),
     Probe('relay', 'WS /ws hello (user)', 'private', 'user', COMPOSE,
           lambda s, t: hello(s.relay, t, s.robot_id)),
     Probe('relay', 'GET /api/status', 'private', 'user', COMPOSE, _http('relay', 'GET', '/api/status')),
+    Probe('relay', 'GET /api/robots/<robot>/recordings', 'private', 'user', COMPOSE,
+          _http('relay', 'GET', '/api/robots/<robot>/recordings')),
     Probe('relay', 'GET /metrics', 'internal', 'admin', COMPOSE, _http('relay', 'GET', '/metrics')),
     Probe('relay', 'POST /mediamtx/auth (action api)', 'private', 'admin', COMPOSE, _hook('relay')),
     # MediaMTX, directly
@@ -290,6 +256,9 @@ PROBES: list[Probe] = [
     # a harmless change (the value it already has): the point is who may make it
     Probe('mediamtx-api', 'PATCH /v3/config/global/patch', 'private', 'admin', COMPOSE,
           _http('mediamtx-api', 'PATCH', '/v3/config/global/patch', '{"readTimeout": "10s"}')),
+    # no recording of the robot exists: 404 with the right token is past authentication
+    Probe('mediamtx-playback', 'GET /list?path=<robot>', 'private', 'admin', COMPOSE,
+          _http('mediamtx-playback', 'GET', '/list?path=<robot>'), admitted=404),
     Probe('mediamtx-metrics', 'GET /metrics', 'internal', 'admin', COMPOSE,
           _http('mediamtx-metrics', 'GET', '/metrics')),
     Probe('mediamtx-webrtc', 'POST /<robot>/whep', 'private', 'user', COMPOSE,
@@ -410,43 +379,7 @@ def probed_ports(stack: Stack, rows: list[Row]) -> set[int]:
 def unprobed_ports(stack: Stack, rows: list[Row]) -> dict[int, tuple[str, str]]:
     """Listening ports of the stack that no row tried."""
     probed = probed_ports(stack, rows)
-    return {port: owner for port, owner in listening_ports(stack.processes).items() if port not in probed}
-
-
-# --------------------------------------------------------------------------- Caddy
-
-def local_caddyfile(shipped: str, site: str, upstreams: dict[str, str]) -> str:
-    """``shipped`` with the site address and upstreams replaced, and Caddy's admin API off."""
-    text = shipped.replace('{$HAVATAR_DOMAIN} {', f'{site} {{', 1)
-    text = text.replace('{\n\temail', '{\n\tadmin off\n\temail', 1)
-    for shipped_target, local_target in upstreams.items():
-        assert f'reverse_proxy {shipped_target}\n' in text, shipped_target
-        text = text.replace(f'reverse_proxy {shipped_target}\n', f'reverse_proxy {local_target}\n')
-    assert site in text and 'admin off' in text and text.count('reverse_proxy 127.0.0.1:') == 3
-    return text
-
-
-def start_caddy(processes: ProcessManager, caddyfile: Path, work_dir: Path, relay: int,
-                mediamtx: MediaMtxPorts) -> int:
-    """The shipped ``caddyfile`` run by Debian's caddy on a free loopback port (plain HTTP)
-    in front of the relay at ``relay`` and MediaMTX at ``mediamtx``; returns its port.
-
-    Used as shipped except for its site address, its upstream host names and Caddy's own
-    admin endpoint (off): the routing is the shipped one.
-    """
-    port = free_port()
-    local = work_dir / 'Caddyfile'
-    local.write_text(local_caddyfile(caddyfile.read_text(), f'http://127.0.0.1:{port}', {
-        'relay:8090': f'127.0.0.1:{relay}', 'mediamtx:8889': f'127.0.0.1:{mediamtx.webrtc}',
-        'mediamtx:8888': f'127.0.0.1:{mediamtx.hls}'}))
-    home = work_dir / 'caddy-home'
-    home.mkdir()
-    caddy = processes.start('caddy', [find_program('caddy'), 'run', '--adapter', 'caddyfile', '--config', local],
-                            env={'HOME': str(home), 'XDG_DATA_HOME': str(home / 'data'),
-                                 'XDG_CONFIG_HOME': str(home / 'config'),
-                                 'HAVATAR_ACME_EMAIL': 'admin@example.org'})
-    caddy.wait_for_http(f'http://127.0.0.1:{port}/health', timeout=15, ok=lambda status: status == 200)
-    return port
+    return {port: owner for port, owner in listening_ports(stack.pids).items() if port not in probed}
 
 
 # --------------------------------------------------------------------------- the whole stack
@@ -474,6 +407,6 @@ def start_whole_stack(processes: ProcessManager, work_dir: Path, domain_id: int,
                   caddy=0, relay=demo.relay, mediamtx=demo.mediamtx, redis=demo.redis,
                   robot_ui=demo.ui, mjpeg=demo.mjpeg, rtsps=True)
     stack.caddy = start_caddy(processes, docker / 'Caddyfile', work_dir, demo.relay, demo.mediamtx)
-    stack.processes = {process.pid: process.name for process in processes.processes}
-    processes.processes[0].wait_for(lambda: published(stack), timeout=60, what=f'{ROBOT_ID} published')
+    stack.pids = {process.pid: process.name for process in processes.processes}
+    processes.processes[0].wait_for(stack.published, timeout=60, what=f'{ROBOT_ID} published')
     return stack

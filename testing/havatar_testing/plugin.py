@@ -11,6 +11,10 @@
 - ``redis_url``, ``relay_server``, ``relay_robot``: Redis, relay servers, the robot's relay node.
 - ``cloud_robot``: the robot behind relay instances sharing Redis, for the fault suite.
 - ``toxiproxy``: a Toxiproxy server of the test, for network faults between real processes.
+- ``chromium``: headless Chromium for web UI tests (``browser.PageWatch`` collects what
+  would show red in its console).
+- ``proxied_stack``, ``fake_robot``: the shipped Caddyfile in front of a relay server and
+  MediaMTX, and a robot1 on it whose stream mode the test sets.
 """
 from __future__ import annotations
 
@@ -27,6 +31,8 @@ from .mediamtx import MediaMtxServer, MediaMtxUser
 from .ros import RosTestNode
 from .relay import redis_url, relay_robot, relay_server  # noqa: F401  (fixtures)
 from .robot import start_motor_node, start_sim  # noqa: F401  (fixtures)
+from .browser import chromium  # noqa: F401  (fixture)
+from .stack import fake_robot, proxied_stack  # noqa: F401  (fixtures)
 from .streaming import sources, streaming_node  # noqa: F401  (fixtures)
 from .toxiproxy import ToxiproxyServer
 

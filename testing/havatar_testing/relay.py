@@ -19,7 +19,7 @@ from .ros import ros_executable
 
 ACCOUNTS = {
     'robots': {'robot1': {'token': 'robot1-token'}, 'robot2': {'token': 'robot2-token'}},
-    'users': {'alice': {'token': 'alice-token', 'robots': ['robot1', 'robot2']},
+    'users': {'alice': {'token': 'alice-token', 'robots': ['robot1', 'robot2'], 'record': True},
               'bob': {'token': 'bob-token', 'robots': ['robot1']},
               'carol': {'token': 'carol-token', 'robots': ['robot2']}},
 }

@@ -106,6 +106,7 @@ class Demo:
     redis: int = field(default_factory=lambda: free_port(6390))
     mediamtx: MediaMtxPorts = field(default_factory=lambda: MediaMtxPorts(
         rtsp=free_port(8554), api=free_port(9997), metrics=free_port(9998), hls=free_port(8888),
+        playback=free_port(9996),
         webrtc=free_port(8889), webrtc_udp=free_port(8189, kind=socket.SOCK_DGRAM)))
     robot_token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     user_token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
@@ -150,7 +151,7 @@ def start_servers(demo: Demo, processes: ProcessManager) -> None:
     run_dir = demo.run_dir
     (run_dir / 'relay.yaml').write_text(yaml.safe_dump({
         'robots': {ROBOT_ID: {'token': demo.robot_token}},
-        'users': {'demo': {'token': demo.user_token, 'robots': [ROBOT_ID]}}}))
+        'users': {'demo': {'token': demo.user_token, 'robots': [ROBOT_ID], 'record': True}}}))
     redis = processes.start('redis', [find_program('redis-server'), '--port', str(demo.redis),
                                       '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
                                       '--dir', run_dir])
@@ -163,10 +164,18 @@ def start_servers(demo: Demo, processes: ProcessManager) -> None:
     relay = processes.start('relay_server', [
         relay_server, '--config', run_dir / 'relay.yaml', '--host', '127.0.0.1',
         '--port', str(demo.relay), '--redis-url', f'redis://127.0.0.1:{demo.redis}/0',
-        '--instance-id', 'demo'])
+        '--instance-id', 'demo'],
+        # no proxy in front: the web UI finds MediaMTX's WebRTC and HLS servers here
+        env={'HAVATAR_RELAY_WEBRTC_URL': f'http://127.0.0.1:{demo.mediamtx.webrtc}',
+             'HAVATAR_RELAY_HLS_URL': f'http://127.0.0.1:{demo.mediamtx.hls}',
+             # recording from the web UI: MediaMTX's API and playback with the admin token
+             'HAVATAR_RELAY_ADMIN_TOKEN': secrets.token_urlsafe(16),
+             'HAVATAR_RELAY_MEDIAMTX_API_URL': f'http://127.0.0.1:{demo.mediamtx.api}',
+             'HAVATAR_RELAY_MEDIAMTX_PLAYBACK_URL': f'http://127.0.0.1:{demo.mediamtx.playback}'})
     relay.wait_for_http(f'http://127.0.0.1:{demo.relay}/health', STARTUP_TIMEOUT_S, any_status)
     (run_dir / 'mediamtx.yml').write_text(yaml.safe_dump(demo.mediamtx_config()))
-    mediamtx = processes.start('mediamtx', [find_program('mediamtx'), run_dir / 'mediamtx.yml'])
+    mediamtx = processes.start('mediamtx', [find_program('mediamtx'), run_dir / 'mediamtx.yml'],
+                               cwd=run_dir)  # recordings: <run dir>/recordings
     mediamtx.wait_for_http(f'http://127.0.0.1:{demo.mediamtx.api}/v3/paths/list',
                            STARTUP_TIMEOUT_S, any_status)
 

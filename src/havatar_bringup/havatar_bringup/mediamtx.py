@@ -26,7 +26,7 @@ SETTINGS: dict[str, Any] = {
     'api': True,
     'metrics': True,
     'pprof': False,
-    'playback': False,
+    'playback': True,   # serves recordings (list, get) to the relay, which has the admin token
     'rtsp': True,
     'rtspTransports': ['tcp'],
     'rtmp': False,
@@ -34,12 +34,16 @@ SETTINGS: dict[str, Any] = {
     'hls': True,
     'hlsVariant': 'lowLatency',
     'webrtc': True,
-    'pathDefaults': {'record': False},
+    # recording is off until the relay turns it on for one robot (a path of its own, whose
+    # record setting MediaMTX changes without dropping the publisher); relative to
+    # MediaMTX's working directory: /recordings in the container, the run dir in the demo
+    'pathDefaults': {'record': False, 'recordPath': './recordings/%path/%Y-%m-%d_%H-%M-%S-%f'},
     'paths': {ROBOT_PATH: {}, TALK_PATH: {}},
 }
 
 # where it listens and whom it tells to connect where: differs per deployment
-ADDRESS_KEYS = ('apiAddress', 'metricsAddress', 'rtspAddress', 'rtspsAddress', 'hlsAddress', 'hlsAllowOrigin',
+ADDRESS_KEYS = ('apiAddress', 'metricsAddress', 'playbackAddress', 'rtspAddress', 'rtspsAddress', 'hlsAddress',
+                'hlsAllowOrigin',
                 'webrtcAddress', 'webrtcAllowOrigin', 'webrtcLocalUDPAddress',
                 'webrtcLocalTCPAddress', 'webrtcIPsFromInterfaces', 'webrtcAdditionalHosts',
                 'webrtcICEServers2')
@@ -75,6 +79,7 @@ class MediaMtxPorts:
     api: int = field(default_factory=free_port)
     metrics: int = field(default_factory=free_port)
     hls: int = field(default_factory=free_port)
+    playback: int = field(default_factory=free_port)
     webrtc: int = field(default_factory=free_port)
     webrtc_udp: int = field(default_factory=lambda: free_port(kind=socket.SOCK_DGRAM))
     rtsps: int = field(default_factory=free_port)  # listens only with rtsps_only's settings
@@ -97,6 +102,7 @@ def local_config(ports: MediaMtxPorts, auth: dict[str, Any],
         raise ValueError(f'not TLS settings: {", ".join(sorted(set(tls) - set(TLS_KEYS)))}')
     addresses: dict[str, Any] = {
         'apiAddress': f'{host}:{ports.api}', 'metricsAddress': f'{host}:{ports.metrics}',
+        'playbackAddress': f'{host}:{ports.playback}',
         'rtspAddress': f'{host}:{ports.rtsp}', 'rtspsAddress': f'{host}:{ports.rtsps}',
         'hlsAddress': f'{host}:{ports.hls}',
         'hlsAllowOrigin': '*', 'webrtcAddress': f'{host}:{ports.webrtc}',

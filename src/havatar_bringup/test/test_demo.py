@@ -10,6 +10,7 @@ import pytest
 
 from havatar_drivers.esp32.simulator import read_record
 from havatar_testing import ros_executable, wait_until
+from havatar_testing.browser import PILLS_SHOWN, PageWatch
 from havatar_testing.relay import Client
 
 playwright = pytest.importorskip('playwright.sync_api')
@@ -37,15 +38,22 @@ def test_demo_runs_drives_and_stops_cleanly(processes, ros_domain, tmp_path):
                                      args=['--no-sandbox', '--disable-gpu', '--no-first-run'])
         try:
             page = browser.new_page()
+            watch = PageWatch(page)
             page.goto(local_ui)
             page.wait_for_function("document.getElementById('mjpeg').naturalWidth > 0", timeout=30000)
             relay_page = browser.new_page()
+            relay_watch = PageWatch(relay_page)
             relay_page.goto(server_ui)
             relay_page.wait_for_function(
                 "document.getElementById('connection').textContent === 'connected'", timeout=30000)
+            relay_page.wait_for_function(PILLS_SHOWN, timeout=3000)
             # server mode: WebRTC (WHEP) video from MediaMTX, authorized by the relay
             relay_page.wait_for_function("document.getElementById('webrtc').videoWidth > 0",
                                          timeout=30000)
+            page.wait_for_function(PILLS_SHOWN, timeout=3000)
+            # nothing red in either console: no WHEP with the local token, no /server/config
+            # asked of the relay
+            assert (watch.unexpected(), relay_watch.unexpected()) == ([], [])
         finally:
             browser.close()
 

@@ -10,42 +10,18 @@ whole-stack endpoint table); ``EXPECTED`` is the table of answers.
 from __future__ import annotations
 
 import base64
-from pathlib import Path
-from typing import Callable
 
 import pytest
 import yaml
 
-from havatar_bringup.mediamtx import MediaMtxPorts, local_config, relay_auth
-from havatar_bringup.processes import ProcessManager, find_program
-from havatar_testing import WORKSPACE
-from havatar_testing.endpoints import (PROBES, REFUSED, WRONG, Stack, fetch, markdown, probe_all, published,
-                                       start_caddy, violations)
-
-CADDYFILE = WORKSPACE / 'docker' / 'Caddyfile'
-ADMIN = 'admin-token-of-the-test'
-USER = 'alice-token'  # may watch robot1 and talk to it (havatar_testing.relay.ACCOUNTS)
+from havatar_testing.endpoints import PROBES, REFUSED, WRONG, markdown, probe_all, violations
+from havatar_testing.stack import ADMIN, USER, Stack, fetch
 
 
 @pytest.fixture
-def stack(processes: ProcessManager, relay_server: Callable[..., str], tmp_path: Path) -> Stack:
-    relay_base = relay_server(env={'HAVATAR_RELAY_ADMIN_TOKEN': ADMIN})
-    relay_port = int(relay_base.rsplit(':', 1)[1])
-    ports = MediaMtxPorts()
-    config = tmp_path / 'mediamtx.yml'
-    config.write_text(yaml.safe_dump(local_config(ports, relay_auth(f'{relay_base}/mediamtx/auth'))))
-    mediamtx = processes.start('mediamtx', [find_program('mediamtx'), config])
-    mediamtx.wait_for_http(f'http://127.0.0.1:{ports.api}/v3/paths/list', timeout=15)
-    caddy_port = start_caddy(processes, CADDYFILE, tmp_path, relay_port, ports)
-    stack = Stack('robot1', {'user': USER, 'admin': ADMIN, 'robot': 'robot1-token', 'access': ''},
-                  caddy=caddy_port, relay=relay_port, mediamtx=ports)
-    publisher = processes.start('ffmpeg', [
-        find_program('ffmpeg'), '-hide_banner', '-nostdin', '-re', '-f', 'lavfi',
-        '-i', 'testsrc2=size=160x120:rate=10', '-c:v', 'libx264', '-preset', 'ultrafast',
-        '-tune', 'zerolatency', '-g', '10', '-pix_fmt', 'yuv420p', '-f', 'rtsp',
-        '-rtsp_transport', 'tcp', f'rtsp://robot1:robot1-token@127.0.0.1:{ports.rtsp}/robot1'])
-    publisher.wait_for(lambda: published(stack), timeout=20, what='robot1 published')
-    return stack
+def stack(proxied_stack: Stack) -> Stack:
+    proxied_stack.publish(audio=False)
+    return proxied_stack
 
 
 # (server, endpoint) -> (no token, wrong token, right token); right = alice's user token,
@@ -54,8 +30,10 @@ EXPECTED: dict[str, tuple[object, object, object]] = {
     'caddy GET / (web UI)': (200, 200, 200),
     'caddy GET /web/app.js': (200, 200, 200),
     'caddy GET /health': (200, 200, 200),
+    'caddy GET /web/site.json (where the page finds MediaMTX)': (200, 200, 200),
     'caddy WS /ws hello (user)': ('invalid', 'unauthorized', 'welcome'),
     'caddy GET /api/status': (401, 401, 200),
+    'caddy GET /api/robots/<robot>/recordings': (401, 401, 200),
     'caddy OPTIONS /<robot>/whep': (401, 401, 204),
     'caddy POST /<robot>/whep (watch)': (REFUSED, REFUSED, 201),
     'caddy OPTIONS /<robot>/talk/whip': (401, 401, 204),
@@ -67,6 +45,8 @@ EXPECTED: dict[str, tuple[object, object, object]] = {
     'caddy GET /<robot>/ (MediaMTX player page)': (404, 404, 404),
     'caddy GET /v3/paths/list (MediaMTX API)': (404, 404, 404),
     'caddy PATCH /v3/config/global/patch (MediaMTX API)': (404, 404, 404),
+    'caddy GET /list?path=<robot> (MediaMTX recordings)': (404, 404, 404),
+    'mediamtx-playback GET /list?path=<robot>': (401, 401, 404),
     'mediamtx-api GET /v3/paths/list': (401, 401, 200),
     'mediamtx-api PATCH /v3/config/global/patch': (401, 401, 200),
 }

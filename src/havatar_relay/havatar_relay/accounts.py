@@ -13,6 +13,7 @@ class Accounts:
 
     robots: dict[str, str] = field(default_factory=dict)              # robot id -> token
     users: dict[str, tuple[str, list[str]]] = field(default_factory=dict)  # name -> (token, robots or ['*'])
+    recorders: set[str] = field(default_factory=set)  # users who may start and stop recordings
 
     def robot(self, robot_id: str, token: str) -> bool:
         expected = self.robots.get(robot_id)
@@ -28,3 +29,7 @@ class Accounts:
             if token_matches(token, expected):
                 return name if ('*' in robots or robot_id in robots) else None
         return None
+
+    def may_record(self, token: str, robot_id: str) -> bool:
+        """Whether ``token``'s user may start and stop recordings of ``robot_id``."""
+        return self.user(token, robot_id) in self.recorders

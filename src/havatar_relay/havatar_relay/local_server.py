@@ -23,7 +23,6 @@ from havatar_common.auth import request_token, token_matches
 from .relay_core import RelayCore
 
 WEB_DIR = Path(__file__).resolve().parent / 'web'
-SERVED_BY_ROBOT = '<html lang="en" data-served-by="robot">'
 
 
 class RobotApi(Protocol):
@@ -63,6 +62,7 @@ class LocalServer:
         await self._on_loop()  # set by start()
         app = web.Application(middlewares=[self._auth])
         app.router.add_get('/', self._index)
+        app.router.add_get('/web/site.json', self._site)  # before the static files it sits among
         app.router.add_static('/web/', WEB_DIR)
         app.router.add_get('/ws', self.core.handle)  # hello carries the token
         app.router.add_get('/server/status', self._server_status)
@@ -84,10 +84,13 @@ class LocalServer:
                 raise web.HTTPUnauthorized(text='the robot access token is needed')
         return await handler(request)
 
-    async def _index(self, request: web.Request) -> web.Response:
-        # marked as served by the robot: the settings form (settings.js) is for it only
-        html = (WEB_DIR / 'index.html').read_text().replace('<html lang="en">', SERVED_BY_ROBOT, 1)
-        return web.Response(text=html, content_type='text/html')
+    async def _index(self, request: web.Request) -> web.FileResponse:
+        return web.FileResponse(WEB_DIR / 'index.html')
+
+    async def _site(self, request: web.Request) -> web.Response:
+        # the robot serves the page: its MJPEG server is reachable from here, MediaMTX
+        # (another host, other tokens) is the cloud page's business
+        return web.json_response({'site': 'robot'})
 
     async def _server_status(self, request: web.Request) -> web.Response:
         return web.json_response(await self.api.server_status())

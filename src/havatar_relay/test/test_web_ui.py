@@ -1,12 +1,14 @@
 """End to end in headless Chromium: the robot's web UI shows video and drives the simulator."""
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
 
 from havatar_testing import WORKSPACE, free_port, ros_executable
 
+from havatar_testing.browser import PILL_TEXTS, PILLS_SHOWN, PageWatch
 from havatar_testing.relay import LOCAL_TOKEN as TOKEN
 
 playwright = pytest.importorskip('playwright.sync_api')
@@ -39,18 +41,23 @@ def test_ui_shows_video_and_drives_with_the_keyboard(relay_robot, processes, bro
     streaming.wait_for_output('MJPEG on', timeout=20)
     sim, base, _, _ = relay_robot(mjpeg_port=mjpeg_port)
 
-    page = browser.new_page(viewport={'width': 1280, 'height': 900})
-    errors: list[str] = []
-    page.on('pageerror', lambda exc: errors.append(str(exc)))
+    page = browser.new_page(viewport={'width': 1280, 'height': 900}, accept_downloads=True)
+    watch = PageWatch(page)  # nothing red in the console, no failed request
     page.goto(f'{base}/#robot=robot1&token={TOKEN}')
     page.wait_for_function("document.getElementById('connection').textContent === 'connected'",
                            timeout=15000)
+    page.wait_for_function(PILLS_SHOWN, timeout=3000)  # every pill shows a value within 3 s
+    assert re.fullmatch(r'rtt: \d+ ms', page.text_content('#stats')), page.evaluate(PILL_TEXTS)
     assert TOKEN not in page.url, 'the token is removed from the address bar'
     # video: the MJPEG image loads and keeps changing
     page.wait_for_function("document.getElementById('mjpeg').naturalWidth === 320", timeout=15000)
     first = page.locator('#mjpeg').screenshot()
     time.sleep(0.5)
     assert page.locator('#mjpeg').screenshot() != first, 'video frames keep arriving'
+    with page.expect_download(timeout=10000) as download:  # the snapshot button saves a JPEG
+        page.click('#snapshot')
+    assert re.fullmatch(r'robot1-\d{4}-\d\d-\d\dT\d\d-\d\d-\d\dZ\.jpg', download.value.suggested_filename)
+    assert open(download.value.path(), 'rb').read(3) == b'\xff\xd8\xff'
 
     page.locator('body').click(position={'x': 5, 'y': 5})
     pressed = time.time()
@@ -80,4 +87,4 @@ def test_ui_shows_video_and_drives_with_the_keyboard(relay_robot, processes, bro
     page.mouse.move(5, 5)
     stop_time, _ = sim.wait_for_line(lambda line: line == 'STOP', after=left_time, timeout=5)
     assert stop_time - left_time < 0.6
-    assert not errors, errors
+    assert watch.unexpected() == []

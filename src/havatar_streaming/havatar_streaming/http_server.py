@@ -23,6 +23,9 @@ from havatar_common.auth_throttle import AuthThrottle
 from .mjpeg import FrameHub
 
 BOUNDARY = 'havatarframe'
+# the web UI (another port, so another origin) may read the pixels it shows: its snapshot
+# button draws them into a JPEG. Every request still needs the token.
+READABLE = {'Access-Control-Allow-Origin': '*'}
 
 
 class MjpegServer:
@@ -72,7 +75,7 @@ class MjpegServer:
     async def _stream(self, request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(headers={
             'Content-Type': f'multipart/x-mixed-replace; boundary={BOUNDARY}',
-            'Cache-Control': 'no-cache, no-store, private', 'Pragma': 'no-cache'})
+            'Cache-Control': 'no-cache, no-store, private', 'Pragma': 'no-cache', **READABLE})
         await response.prepare(request)
         self.hub.viewers += 1
         sequence = 0
@@ -100,7 +103,7 @@ class MjpegServer:
         if item is None:
             raise web.HTTPServiceUnavailable(text='no camera frame yet')
         return web.Response(body=item[1], content_type='image/jpeg',
-                            headers={'Cache-Control': 'no-cache'})
+                            headers={'Cache-Control': 'no-cache', **READABLE})
 
     async def _health(self, request: web.Request) -> web.Response:
         return web.json_response({'ok': True})

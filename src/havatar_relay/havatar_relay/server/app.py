@@ -5,12 +5,16 @@
 Endpoints: ``GET /ws`` (the relay protocol, users and robots), ``GET /api/status``
 (Bearer user token: that user's robots), ``GET /health``, ``GET /metrics`` (Prometheus),
 ``POST /mediamtx/auth`` (MediaMTX's HTTP authentication hook: the same tokens decide who
-may publish, watch and talk), and the web UI at ``/``.
+may publish, watch and talk), the web UI at ``/`` with ``/web/site.json`` (where the page
+finds MediaMTX), and recordings (Bearer user token of a user of that robot; starting and
+stopping needs ``record: true``): ``GET /api/robots/<id>/recordings`` (state and files),
+``POST /api/robots/<id>/recording`` (``{"record": true|false}``),
+``GET /api/robots/<id>/recordings/<start>?duration=<s>`` (the MP4).
 
 The config file (YAML) holds the accounts; tokens may be written as ``sha256:<hex>``::
 
     robots: {robot1: {token: "..."}}
-    users: {alice: {token: "...", robots: [robot1]}, ops: {token: "...", robots: ["*"]}}
+    users: {alice: {token: "...", robots: [robot1], record: true}, ops: {token: "...", robots: ["*"]}}
 """
 from __future__ import annotations
 
@@ -35,9 +39,11 @@ from havatar_common.sd_notify import notify
 from ..brokers import Broker, BrokerUnavailable, MemoryBroker, RedisBroker
 from ..accounts import Accounts
 from ..relay_core import RelayCore
+from .recording import START, Recorder, RecorderError
 from ..session import Limits
 
 WEB_DIR = Path(__file__).resolve().parents[1] / 'web'
+SITE_PATH = '/web/site.json'  # the web UI asks it which site served it (the robot's has one too)
 log = logging.getLogger('havatar_relay')
 
 
@@ -59,6 +65,14 @@ class Settings(BaseSettings):
     # the client is the last X-Forwarded-For entry, and the per-peer cap is the proxy's
     trust_forwarded: bool = False
     max_connections_per_client: int = Field(MAX_CONNECTIONS_PER_CLIENT, ge=0)  # 0: no cap
+    # where browsers reach MediaMTX (docs/server-setup.md): '' = the page's own origin, as
+    # behind the shipped Caddyfile (/<robot>/whep, /<robot>/talk/whip and /hls/<robot>/)
+    webrtc_url: str = ''   # base of /<robot>/whep and /<robot>/talk/whip
+    hls_url: str = ''      # base of /<robot>/index.m3u8 ('' = <origin>/hls)
+    # recording from the web UI (users with ``record: true``), through MediaMTX's control
+    # API and playback server, asked with admin_token; '' = no recording
+    mediamtx_api_url: str = ''        # http://mediamtx:9997
+    mediamtx_playback_url: str = ''   # http://mediamtx:9996
 
 
 def load_accounts(path: Optional[Path]) -> Accounts:
@@ -68,7 +82,8 @@ def load_accounts(path: Optional[Path]) -> Accounts:
     robots = {rid: str(entry['token']) for rid, entry in (data.get('robots') or {}).items()}
     users = {name: (str(entry['token']), list(entry.get('robots') or []))
              for name, entry in (data.get('users') or {}).items()}
-    return Accounts(robots, users)
+    recorders = {name for name, entry in (data.get('users') or {}).items() if entry.get('record')}
+    return Accounts(robots, users, recorders)
 
 
 class RelayMetrics:
@@ -118,6 +133,8 @@ def create_app(settings: Settings, broker: Optional[Broker] = None) -> web.Appli
                             heartbeat_s=settings.heartbeat_s), metrics)
     app = web.Application()
     throttle = core.throttle
+    recorder = (Recorder(settings.mediamtx_api_url, settings.mediamtx_playback_url, settings.admin_token)
+                if recording_set_up(settings) else None)
     if settings.trust_forwarded:
         core.client_address = forwarded_client
 
@@ -132,6 +149,8 @@ def create_app(settings: Settings, broker: Optional[Broker] = None) -> web.Appli
     async def stop(app: web.Application) -> None:
         await core.close()
         await broker.close()
+        if recorder is not None:
+            await recorder.close()
 
     async def health(request: web.Request) -> web.Response:
         ok = await broker.healthy()
@@ -174,18 +193,97 @@ def create_app(settings: Settings, broker: Optional[Broker] = None) -> web.Appli
     async def index(request: web.Request) -> web.StreamResponse:
         return web.FileResponse(WEB_DIR / 'index.html')
 
+    async def site(request: web.Request) -> web.Response:
+        return web.json_response(site_info(settings))
+
+    async def robot_user(request: web.Request) -> tuple[str, str]:
+        """The robot in the path and the request's token, if its user may watch that robot."""
+        robot_id, token = request.match_info['robot'], request_token(request.headers, {})
+        if not token or accounts.user(token, robot_id) is None:
+            await refuse(core.client_address(request), token, 'recordings')
+            raise web.HTTPUnauthorized(text='a user token for this robot is needed')
+        if recorder is None:
+            raise web.HTTPNotFound(text='recording is not set up on this server')
+        return robot_id, token
+
+    async def recordings(request: web.Request) -> web.Response:
+        robot_id, token = await robot_user(request)
+        try:
+            return web.json_response({'recording': await recorder.recording(robot_id),
+                                      'may_record': accounts.may_record(token, robot_id),
+                                      'files': await recorder.files(robot_id)})
+        except RecorderError as exc:
+            raise web.HTTPBadGateway(text=str(exc)) from None
+
+    async def set_recording(request: web.Request) -> web.Response:
+        robot_id, token = await robot_user(request)
+        if not accounts.may_record(token, robot_id):
+            raise web.HTTPForbidden(text='this user may not record')
+        try:
+            on = (await request.json())['record']
+        except (ValueError, KeyError, TypeError):
+            raise web.HTTPBadRequest(text='{"record": true|false} expected') from None
+        if not isinstance(on, bool):
+            raise web.HTTPBadRequest(text='{"record": true|false} expected')
+        try:
+            await recorder.set_recording(robot_id, on)
+            log.info('recording of %s %s by %s', robot_id, 'started' if on else 'stopped',
+                     accounts.known_user(token))
+            return web.json_response({'recording': await recorder.recording(robot_id)})
+        except RecorderError as exc:
+            raise web.HTTPBadGateway(text=str(exc)) from None
+
+    async def download(request: web.Request) -> web.StreamResponse:
+        robot_id, _ = await robot_user(request)
+        start = request.match_info['start']
+        try:
+            duration = float(request.query.get('duration', ''))
+        except ValueError:
+            duration = 0.0
+        if not START.match(start) or not 0 < duration <= 24 * 3600:
+            raise web.HTTPBadRequest(text='a recording start (ISO 8601, UTC) and ?duration= (s) expected')
+        try:
+            upstream = await recorder.download(robot_id, start, duration)
+        except RecorderError as exc:
+            raise web.HTTPNotFound(text=str(exc)) from None
+        name = f"{robot_id}-{start[:19].replace(':', '-')}Z.mp4"
+        response = web.StreamResponse(headers={'Content-Type': 'video/mp4',
+                                               'Content-Disposition': f'attachment; filename="{name}"'})
+        try:
+            await response.prepare(request)
+            async for chunk in upstream.content.iter_chunked(64 * 1024):
+                await response.write(chunk)
+        finally:
+            upstream.release()
+        return response
+
     app.router.add_get('/ws', core.handle)
     app.router.add_get('/health', health)
     app.router.add_get('/api/status', status)
     app.router.add_get('/metrics', prometheus)
     app.router.add_post('/mediamtx/auth', mediamtx_auth)
+    robot = '/api/robots/{robot:[A-Za-z0-9_-]{1,64}}'
+    app.router.add_get(f'{robot}/recordings', recordings)
+    app.router.add_post(f'{robot}/recording', set_recording)
+    app.router.add_get(f'{robot}/recordings/{{start}}', download)
     if WEB_DIR.is_dir():
         app.router.add_get('/', index)
+        app.router.add_get(SITE_PATH, site)  # before the static files it sits among
         app.router.add_static('/web/', WEB_DIR)
     app.on_startup.append(start)
     app.on_shutdown.append(stop)
     app['core'] = core
     return app
+
+
+def recording_set_up(settings: Settings) -> bool:
+    return bool(settings.mediamtx_api_url and settings.mediamtx_playback_url and settings.admin_token)
+
+
+def site_info(settings: Settings) -> dict[str, Any]:
+    """What the web UI needs to know of the site that served it (``/web/site.json``)."""
+    return {'site': 'cloud', 'webrtc_url': settings.webrtc_url.rstrip('/'),
+            'hls_url': settings.hls_url.rstrip('/'), 'recording': recording_set_up(settings)}
 
 
 def forwarded_client(request: web.Request) -> str:

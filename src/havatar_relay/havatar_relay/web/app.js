@@ -1,8 +1,8 @@
 // Havatar web UI: video (WHEP or MJPEG), driving (keys, dwell buttons, joystick, gamepad),
 // talk (push-to-talk over WHIP, type-to-speak), mode and settings. No build step.
 // Protocol constants come from protocol.json, generated from havatar_relay/protocol.py.
-
 import { initSettings } from './settings.js';
+import { Viewer, loadSite } from './viewer.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.hash.slice(1) || location.search.slice(1));
@@ -16,6 +16,9 @@ let status = null;
 let seq = 0;
 let driving = false;   // a non-zero command was sent since the last stop
 const sources = { key: null, dwell: null, joystick: null, gamepad: null };
+let site = null;       // /web/site.json: the robot's own page or the cloud's
+let viewer = null;     // viewer.js: the camera
+let pinger = null;     // round trips to the server that served the page
 
 function setPill(id, text, ok) {
   const el = $(id);
@@ -34,6 +37,7 @@ function connect(delay = 500) {
   ws.onopen = () => send({ type: 'hello', v: P.version, role: 'user', token: auth.token, robot_id: auth.robot, client: 'havatar web' });
   ws.onmessage = (event) => handle(JSON.parse(event.data));
   ws.onclose = () => {
+    clearInterval(pinger);
     setPill('connection', 'disconnected — retrying', false);
     stopDriving();
     setTimeout(() => connect(Math.min(delay * 2, 10000)), delay);
@@ -44,9 +48,17 @@ function handle(m) {
   switch (m.type) {
     case 'welcome':
       setPill('connection', m.robot_online ? 'connected' : 'robot offline', m.robot_online);
+      setPill('driver', m.driver ? 'someone else drives' : 'nobody drives');
+      if (!m.robot_online) { setPill('mode', 'mode: n/a', false); setPill('battery', 'battery: n/a'); }
       send({ type: 'get_status' });
+      clearInterval(pinger);
+      send({ type: 'ping', ts: Date.now() });
+      pinger = setInterval(() => send({ type: 'ping', ts: Date.now() }), 2000);
       break;
     case 'ping': send({ type: 'pong', ts: m.ts, peer_ts: Date.now() }); break;
+    case 'pong':  // our own ping: round trip to the server (acks of drive commands: to the robot)
+      if (!driving) setPill('stats', `rtt: ${Math.round(Date.now() - m.ts)} ms`, true);
+      break;
     case 'status': showStatus(m); break;
     case 'ack':
       if (m.sent_ts) setPill('stats', `rtt: ${Math.round(Date.now() - m.sent_ts)} ms${m.executed === false ? ' (dropped: ' + m.reason + ')' : ''}`, m.executed !== false);
@@ -62,6 +74,7 @@ function handle(m) {
 }
 
 function showStatus(s) {
+  viewer.onStatus(s);  // first: it points the media addresses at this site
   status = s;
   setPill('mode', `mode: ${s.stream.active}${s.stream.fallback ? ' (fallback)' : ''}`, !s.stream.fallback);
   const b = s.battery;
@@ -69,37 +82,9 @@ function showStatus(s) {
   if (s.online === false) setPill('connection', 'robot offline', false);
   $('watchdog').hidden = !s.link.watchdog;  // "camera_node restarted at ... (stopped)"
   if (s.link.watchdog) setPill('watchdog', s.link.watchdog, false);
-  chooseVideo();
 }
 
-// ---- video --------------------------------------------------------------------------
-let pc = null;
-let videoKind = null;
-let webrtcFailed = false;
-
-function mjpegUrl() {
-  if (!status || !status.mjpeg_url) return null;
-  const u = status.mjpeg_url.startsWith(':') ? `${location.protocol}//${location.hostname}${status.mjpeg_url}` : status.mjpeg_url;
-  return `${u}?token=${encodeURIComponent(auth.token)}`;
-}
-
-async function chooseVideo() {
-  const wantWebrtc = status && status.whep_url && status.stream.active === 'server' && !webrtcFailed;
-  if (wantWebrtc && videoKind !== 'webrtc') {
-    videoKind = 'webrtc';
-    try { await startWhep(status.whep_url); } catch (e) { webrtcFailed = true; videoKind = null; chooseVideo(); }
-  } else if (!wantWebrtc && videoKind !== 'mjpeg' && mjpegUrl()) {
-    if (pc) { pc.close(); pc = null; }
-    videoKind = 'mjpeg';
-    $('webrtc').hidden = true;
-    const img = $('mjpeg');
-    img.src = mjpegUrl();
-    img.hidden = false;
-    img.onload = () => { $('video-state').textContent = 'MJPEG (local)'; };
-    img.onerror = () => { videoKind = null; setTimeout(chooseVideo, 2000); };
-  }
-}
-
+// ---- WebRTC signalling for push-to-talk (the camera: viewer.js) ------------------------
 async function negotiate(peer, url) {
   await peer.setLocalDescription(await peer.createOffer());
   const r = await fetch(url, { method: 'POST', body: peer.localDescription.sdp,
@@ -107,28 +92,6 @@ async function negotiate(peer, url) {
   if (r.status !== 201) throw new Error(`HTTP ${r.status}`);
   await peer.setRemoteDescription({ type: 'answer', sdp: await r.text() });
 }
-
-async function startWhep(url) {
-  pc = new RTCPeerConnection();
-  pc.addTransceiver('video', { direction: 'recvonly' });
-  pc.addTransceiver('audio', { direction: 'recvonly' });
-  pc.ontrack = (e) => { const v = $('webrtc'); v.srcObject = e.streams[0] || new MediaStream([e.track]); v.hidden = false; $('mjpeg').hidden = true; };
-  pc.onconnectionstatechange = () => { if (['failed', 'closed'].includes(pc.connectionState)) { webrtcFailed = true; videoKind = null; chooseVideo(); } };
-  await negotiate(pc, url);
-}
-
-setInterval(async () => {  // live video stats
-  if (!pc) return;
-  const stats = await pc.getStats();
-  stats.forEach((r) => {
-    if (r.type === 'inbound-rtp' && r.kind === 'video') {
-      const prev = startWhep.prev || r;
-      const kbps = ((r.bytesReceived - prev.bytesReceived) * 8) / Math.max(1, r.timestamp - prev.timestamp);
-      $('video-state').textContent = `WebRTC ${Math.round(r.framesPerSecond || 0)} fps, ${Math.round(kbps)} kbit/s`;
-      startWhep.prev = r;
-    }
-  });
-}, 1000);
 
 // ---- driving ------------------------------------------------------------------------
 function speed() { return parseFloat($('speed').value); }
@@ -294,6 +257,8 @@ function showLogin() {
   sessionStorage.setItem('havatar.token', auth.token);
   if (location.hash) history.replaceState(null, '', location.pathname);  // keep the token out of history
   $('robot-name').textContent = auth.robot;
+  site = await loadSite();
+  viewer = new Viewer(auth, site);
   connect();
-  initSettings(auth.token).catch(() => { document.querySelector('.settings').hidden = true; });
+  initSettings(auth.token, site).catch(() => { document.querySelector('.settings').hidden = true; });
 })();

@@ -1,7 +1,7 @@
 // Server-mode settings form: load the robot's saved settings, save them (the robot checks
 // and applies them before saving), and test the connection to MediaMTX with what is
-// entered, before anything is saved. Only where the robot itself serves the page (its
-// local server marks <html data-served-by="robot">): the cloud relay has no such endpoints.
+// entered, before anything is saved. Only where the robot itself serves the page
+// (/web/site.json says 'robot'): the cloud relay has no such endpoints.
 
 const $ = (id) => document.getElementById(id);
 
@@ -30,9 +30,9 @@ async function post(path, body, token) {
   return r.json();  // {ok, msg, ...} also for a refusal (400)
 }
 
-export async function initSettings(token) {
+export async function initSettings(token, site) {
   const section = document.querySelector('.settings');
-  if (document.documentElement.dataset.servedBy !== 'robot') { section.hidden = true; return; }
+  if (site.site !== 'robot') { section.hidden = true; return; }
   const form = $('settings');
   const r = await fetch('/server/config', { headers: { Authorization: `Bearer ${token}` } });
   if (!r.ok) { section.hidden = true; return; }

@@ -256,9 +256,9 @@ PROBES: list[Probe] = [
     # a harmless change (the value it already has): the point is who may make it
     Probe('mediamtx-api', 'PATCH /v3/config/global/patch', 'private', 'admin', COMPOSE,
           _http('mediamtx-api', 'PATCH', '/v3/config/global/patch', '{"readTimeout": "10s"}')),
-    # no recording of the robot exists: 404 with the right token is past authentication
+    # no recording of the robot exists: MediaMTX's 400 with the right token is past authentication
     Probe('mediamtx-playback', 'GET /list?path=<robot>', 'private', 'admin', COMPOSE,
-          _http('mediamtx-playback', 'GET', '/list?path=<robot>'), admitted=404),
+          _http('mediamtx-playback', 'GET', '/list?path=<robot>'), admitted=400),
     Probe('mediamtx-metrics', 'GET /metrics', 'internal', 'admin', COMPOSE,
           _http('mediamtx-metrics', 'GET', '/metrics')),
     Probe('mediamtx-webrtc', 'POST /<robot>/whep', 'private', 'user', COMPOSE,
@@ -397,12 +397,10 @@ def start_whole_stack(processes: ProcessManager, work_dir: Path, domain_id: int,
     subprocess.run(['bash', docker / 'media-cert.sh', '--dir', certs, '127.0.0.1', 'localhost'],
                    check=True, capture_output=True, timeout=30)
     demo = Demo(work_dir, domain_id, media_cert=str(certs / 'server.crt'))
-    admin = 'admin-token-of-the-probe'
     processes.env.update({key: value for key, value in demo.environment().items() if key.startswith('HAVATAR_')})
-    processes.env['HAVATAR_RELAY_ADMIN_TOKEN'] = admin
     start_servers(demo, processes)
     start_robot(demo, processes)
-    stack = Stack(ROBOT_ID, {'user': demo.user_token, 'admin': admin, 'robot': demo.robot_token,
+    stack = Stack(ROBOT_ID, {'user': demo.user_token, 'admin': demo.admin_token, 'robot': demo.robot_token,
                              'access': demo.access_token},
                   caddy=0, relay=demo.relay, mediamtx=demo.mediamtx, redis=demo.redis,
                   robot_ui=demo.ui, mjpeg=demo.mjpeg, rtsps=True)

@@ -111,6 +111,7 @@ class Demo:
     robot_token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     user_token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     access_token: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+    admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(16))  # MediaMTX's API
     media_cert: str = ''  # a PEM certificate (and its .key beside it): MediaMTX speaks RTSPS only
 
     def environment(self) -> dict[str, str]:
@@ -169,7 +170,7 @@ def start_servers(demo: Demo, processes: ProcessManager) -> None:
         env={'HAVATAR_RELAY_WEBRTC_URL': f'http://127.0.0.1:{demo.mediamtx.webrtc}',
              'HAVATAR_RELAY_HLS_URL': f'http://127.0.0.1:{demo.mediamtx.hls}',
              # recording from the web UI: MediaMTX's API and playback with the admin token
-             'HAVATAR_RELAY_ADMIN_TOKEN': secrets.token_urlsafe(16),
+             'HAVATAR_RELAY_ADMIN_TOKEN': demo.admin_token,
              'HAVATAR_RELAY_MEDIAMTX_API_URL': f'http://127.0.0.1:{demo.mediamtx.api}',
              'HAVATAR_RELAY_MEDIAMTX_PLAYBACK_URL': f'http://127.0.0.1:{demo.mediamtx.playback}'})
     relay.wait_for_http(f'http://127.0.0.1:{demo.relay}/health', STARTUP_TIMEOUT_S, any_status)

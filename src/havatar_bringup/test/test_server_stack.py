@@ -46,7 +46,7 @@ EXPECTED: dict[str, tuple[object, object, object]] = {
     'caddy GET /v3/paths/list (MediaMTX API)': (404, 404, 404),
     'caddy PATCH /v3/config/global/patch (MediaMTX API)': (404, 404, 404),
     'caddy GET /list?path=<robot> (MediaMTX recordings)': (404, 404, 404),
-    'mediamtx-playback GET /list?path=<robot>': (401, 401, 404),
+    'mediamtx-playback GET /list?path=<robot>': (401, 401, 400),
     'mediamtx-api GET /v3/paths/list': (401, 401, 200),
     'mediamtx-api PATCH /v3/config/global/patch': (401, 401, 200),
 }

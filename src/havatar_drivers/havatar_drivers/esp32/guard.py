@@ -1,0 +1,169 @@
+"""STOP to the motors the moment the motor node dies (executable ``motor_guard``).
+
+v1 firmware has no watchdog and keeps its last PWM. Under ``ros2 launch`` nothing else
+would stop the motors before the respawned motor node is up (2-3.5 s), so a guard process
+runs beside it:
+
+- the motor node holds an exclusive ``flock`` on a lock file for its whole life
+  (``MotorLock``) and writes into it the serial port it opened; closing cleanly (it sent
+  STOP itself) it empties the file first;
+- the guard (``guard``) blocks on the same lock. The kernel releases a lock when its holder
+  dies, however it dies (SIGKILL included), so the guard wakes at once; a port still named
+  in the file means the holder did not close cleanly: the guard writes STOP to it
+  (``write_stop``) and empties the file. While no motor node holds the lock the guard
+  checks it every ``LOCK_POLL_S`` (which also catches a holder that died between checks).
+
+Nothing on this path imports rclpy or pyserial: the guard starts in a fraction of a
+second and its STOP costs one ``open`` and one ``write``.
+"""
+from __future__ import annotations
+
+import argparse
+import errno
+import fcntl
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Callable, NoReturn, Optional
+
+from havatar_common.lifetime import die_with_parent, inherited_parent_pid
+
+from .protocol import STOP_LINE
+
+LOCK_POLL_S = 0.05      # how often the lock is checked while no motor node holds it
+ACQUIRE_TIMEOUT_S = 5.0  # a motor node waits this long for the lock (the guard holds it for
+                         # a moment; another motor node on the same lock holds it for good)
+READY_LINE = 'motor_guard: guarding'
+
+
+def open_lock(path: str | Path) -> int:
+    """The lock file's descriptor (created, with its directory, private to the user)."""
+    path = Path(path)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+
+def try_lock(fd: int) -> bool:
+    """Take the exclusive lock without waiting; False if another process holds it."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def read_port(fd: int) -> str:
+    return os.pread(fd, 4096, 0).decode('utf-8', 'replace').strip()
+
+
+def set_port(fd: int, port: str) -> None:
+    os.ftruncate(fd, 0)
+    if port:
+        os.pwrite(fd, f'{port}\n'.encode(), 0)
+
+
+def write_stop(port: str) -> Optional[str]:
+    """Write STOP to the motor controller's serial port; None on success, else the error.
+
+    The port is opened without touching its settings (the motor node set them; a hung
+    node still holds it open, which Linux allows) and never blocks: a full output buffer
+    is an error, not a wait.
+    """
+    try:
+        fd = os.open(port, os.O_WRONLY | os.O_NOCTTY | os.O_NONBLOCK)
+    except OSError as exc:
+        return f'cannot open {port}: {exc.strerror}'
+    try:
+        written = os.write(fd, STOP_LINE)
+        return None if written == len(STOP_LINE) else f'short write to {port}'
+    except OSError as exc:
+        return f'cannot write to {port}: {errno.errorcode.get(exc.errno or 0, exc.strerror)}'
+    finally:
+        os.close(fd)
+
+
+class MotorLock:
+    """The motor node's side: held for the process's life, names the port it drives."""
+
+    def __init__(self, path: str | Path, timeout: float = ACQUIRE_TIMEOUT_S) -> None:
+        self.path = str(path)
+        self.fd = open_lock(path)
+        deadline = time.monotonic() + timeout
+        while not try_lock(self.fd):
+            if time.monotonic() > deadline:
+                os.close(self.fd)
+                raise RuntimeError(f'{self.path} is locked by another process for {timeout:.0f} s '
+                                   '(a second motor node on the same lock?)')
+            time.sleep(0.01)
+        set_port(self.fd, '')
+
+    def set_port(self, port: str) -> None:
+        """The port now driven: the guard writes STOP to it if this process dies."""
+        set_port(self.fd, port)
+
+    def close(self) -> None:
+        """A clean end (STOP already sent): the guard has nothing to do."""
+        if self.fd < 0:
+            return
+        set_port(self.fd, '')
+        os.close(self.fd)  # releases the lock
+        self.fd = -1
+
+
+def guard_once(fd: int) -> tuple[bool, Optional[tuple[str, Optional[str]]]]:
+    """Take the lock, waiting for its holder to end if there is one; write STOP if a port
+    is left in it; release it. Returns whether it waited, and ``(port, error)`` when STOP
+    was due.
+    """
+    waited = not try_lock(fd)
+    if waited:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # until the holder ends: the kernel wakes us at once
+    try:
+        port = read_port(fd)
+        if not port:
+            return waited, None
+        error = write_stop(port)
+        set_port(fd, '')
+        return waited, (port, error)
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def guard(path: str | Path, report: Callable[[str, Optional[str]], None],
+          poll: float = LOCK_POLL_S) -> NoReturn:
+    """Forever: write STOP whenever a motor node holding ``path`` ends uncleanly."""
+    fd = open_lock(path)
+    while True:
+        waited, result = guard_once(fd)
+        if result is not None:
+            report(*result)
+        if not waited:  # no motor node yet (or between two): look again soon
+            time.sleep(poll)
+
+
+def _terminate(signum: int, frame: object) -> NoReturn:
+    raise SystemExit(0)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog='motor_guard', description=__doc__.split('\n\n')[0])
+    parser.add_argument('--lock', required=True, help="the motor node's lock_file")
+    options = parser.parse_args(argv)
+    die_with_parent(signal.SIGTERM, inherited_parent_pid())  # dies with ros2 launch / run_robot
+    signal.signal(signal.SIGTERM, _terminate)
+
+    def report(port: str, error: Optional[str]) -> None:
+        print(f'motor_guard: the motor node ended without stopping the motors; '
+              f'{error or f"wrote STOP to {port}"}', file=sys.stderr if error else sys.stdout, flush=True)
+
+    print(f'{READY_LINE} {options.lock}', flush=True)
+    try:
+        guard(options.lock, report)
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""motor_guard: STOP written the moment the lock holder (the motor node) dies, and only then."""
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+import tty
+from pathlib import Path
+
+import pytest
+
+from havatar_drivers.esp32.guard import MotorLock, READY_LINE, guard_once, open_lock, read_port
+from havatar_testing import ros_executable
+
+HOLDER = """
+import sys, time
+from havatar_drivers.esp32.guard import MotorLock
+lock = MotorLock(sys.argv[1])
+lock.set_port(sys.argv[2])
+print('holding', flush=True)
+if sys.argv[3] == 'clean':
+    lock.close()
+    print('closed', flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.fixture
+def pty_port():
+    """A pseudo-terminal standing in for the ESP32's port: (master fd, slave path)."""
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    try:
+        yield master, os.ttyname(slave)
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+def read_line(master: int, timeout: float) -> bytes:
+    """One line written to the port, or b'' if none came within ``timeout``."""
+    data = b''
+    deadline = time.monotonic() + timeout
+    while not data.endswith(b'\n'):
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([master], [], [], left)[0]:
+            return b''
+        data += os.read(master, 100)
+    return data
+
+
+def start_holder(lock: Path, port: str, how: str) -> subprocess.Popen[str]:
+    holder = subprocess.Popen([sys.executable, '-c', HOLDER, str(lock), port, how],
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None
+    assert holder.stdout.readline() == 'holding\n'
+    if how == 'clean':
+        assert holder.stdout.readline() == 'closed\n'
+    return holder
+
+
+@pytest.fixture
+def motor_guard(processes, tmp_path):
+    lock = tmp_path / 'run' / 'motor_node.lock'
+    guard = processes.start('motor_guard', [ros_executable('havatar_drivers', 'motor_guard'),
+                                            '--lock', lock])
+    guard.wait_for_output(READY_LINE, timeout=15)
+    return guard, lock
+
+
+def test_a_killed_holder_gets_stop_written_at_once_a_clean_one_does_not(motor_guard, pty_port):
+    guard, lock = motor_guard
+    master, port = pty_port
+    clean = start_holder(lock, port, 'clean')
+    try:
+        assert read_line(master, 1.0) == b'', 'a holder that closed cleanly had stopped the motors'
+    finally:
+        clean.kill()
+        clean.wait()
+    assert read_line(master, 0.5) == b''
+
+    for _ in range(3):  # one after another, as the motor node is respawned
+        holder = start_holder(lock, port, 'kill')
+        time.sleep(0.2)  # the guard is blocked on the lock now
+        killed = time.monotonic()
+        holder.kill()
+        assert read_line(master, 5.0) == b'STOP\n'
+        print(f'STOP {1000 * (time.monotonic() - killed):.1f} ms after SIGKILL')
+        holder.wait()
+        assert read_line(master, 0.3) == b'', 'one STOP per death'
+    guard.wait_for_output(f'wrote STOP to {port}', timeout=5)
+    assert guard.running()
+
+
+def test_a_holder_dead_before_the_guard_looked_still_gets_stop(pty_port, tmp_path):
+    """Content left in a free lock: its holder died without closing (even before the guard
+    started, as after a crash of the whole robot).
+    """
+    master, port = pty_port
+    lock = tmp_path / 'motor_node.lock'
+    holder = start_holder(lock, port, 'kill')
+    holder.kill()
+    holder.wait()
+    fd = open_lock(lock)
+    try:
+        assert guard_once(fd) == (False, (port, None))
+        assert read_line(master, 2.0) == b'STOP\n'
+        assert read_port(fd) == '' and guard_once(fd) == (False, None)
+    finally:
+        os.close(fd)
+
+
+def test_the_guard_reports_a_port_it_cannot_write(tmp_path):
+    lock = tmp_path / 'motor_node.lock'
+    holder = start_holder(lock, '/nonexistent/ttyUSB0', 'kill')
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    fd = open_lock(lock)
+    try:
+        waited, (port, error) = guard_once(fd)
+        assert port == '/nonexistent/ttyUSB0' and error.startswith('cannot open /nonexistent/ttyUSB0')
+    finally:
+        os.close(fd)
+
+
+def test_a_second_motor_lock_on_the_same_file_fails_after_its_timeout(tmp_path):
+    first = MotorLock(tmp_path / 'motor_node.lock')
+    try:
+        with pytest.raises(RuntimeError, match='locked by another process'):
+            MotorLock(tmp_path / 'motor_node.lock', timeout=0.2)
+    finally:
+        first.close()
+    MotorLock(tmp_path / 'motor_node.lock', timeout=0.2).close()  # free again

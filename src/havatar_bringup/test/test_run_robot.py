@@ -120,9 +120,9 @@ def test_watchdog_restarts_killed_and_stopped_nodes_stops_the_motors_and_reports
         stopped = wait_for_sim_line(record, 'STOP', after=signalled)
         assert stopped - signalled < bound, f'{sig.name}: STOP after {stopped - signalled:.3f} s'
         respawned(root, 'motor_node', motor)
-        again = wait_for_sim_line(record, 'STOP', after=stopped)  # the respawned node's own
+        again = wait_for_sim_line(record, 'STOP', after=stopped)  # motor_guard's, the watchdog's or the node's
         print(f'{sig.name} of the motor node: STOP at the simulator after {stopped - signalled:.3f} s '
-              f'(watchdog), {again - signalled:.3f} s (respawned node)')
+              f'(motor_guard or the watchdog), the next after {again - signalled:.3f} s')
         wait_for_sim_line(record, FORWARD_PWM, after=stopped)  # back and driving again
         since = stopped
         diagnostics.clear()

@@ -1,6 +1,7 @@
 """v1 firmware keeps its last PWM: under ``ros2 launch`` (no run_robot watchdog) the motors
 still get STOP within 2 s of a SIGKILL of the motor node, from motor_guard at once and from
-the respawned node the moment it opens the port.
+the respawned node the moment it opens the port; and within 0.5 s of a SIGSTOP (a hung node,
+which launch leaves alone), from motor_guard.
 
 ``ros2 launch`` is not installable here, so the test runs what robot.launch.py runs: the
 graph's ESP32 simulator, motor_guard and motor_node with the executables and arguments
@@ -22,6 +23,7 @@ from havatar_testing import wait_until
 
 FORWARD_PWM = 'PWM 128 128'   # 0.25 m/s with the default kinematics
 V1_NO_WATCHDOG_BOUND_S = 2.0  # the issue's bound: as soon as v2 firmware stops by itself
+STOPPED_NODE_BOUND_S = 0.5    # a hung (SIGSTOPped) motor node, as run_robot's watchdog reaches
 KILLS = 3
 
 
@@ -32,7 +34,7 @@ def sim_line_after(record: Path, wanted: str, after: float, timeout: float = 30.
     return wait_until(find, timeout, f'{wanted!r} at the simulator')  # type: ignore[return-value]
 
 
-def test_stop_reaches_v1_firmware_at_once_after_a_sigkill_of_the_motor_node(processes, ros_node, tmp_path):
+def test_stop_reaches_v1_firmware_at_once_after_a_sigkill_or_sigstop_of_the_motor_node(processes, ros_node, tmp_path):
     sim_dir = tmp_path / 'sim'
     sim_dir.mkdir()
     record = sim_dir / 'record.jsonl'
@@ -71,10 +73,19 @@ def test_stop_reaches_v1_firmware_at_once_after_a_sigkill_of_the_motor_node(proc
         since = stopped
     assert guard.running()
     assert guard.output().count('wrote STOP to') == KILLS
-    sim_line_after(record, FORWARD_PWM, after=since)  # the last one drives again
+
+    # hung: launch neither kills nor respawns it, and it keeps its lock; the guard sees it
+    # stopped in /proc. Resumed, it drives again: it took the guard's STOP ack as a stop.
+    sim_line_after(record, FORWARD_PWM, after=since)
+    signalled = time.time()
+    motor.signal(signal.SIGSTOP)
+    stopped = sim_line_after(record, 'STOP', after=signalled)
+    assert stopped - signalled < STOPPED_NODE_BOUND_S, f'SIGSTOP: STOP after {stopped - signalled:.3f} s'
+    motor.signal(signal.SIGCONT)
+    sim_line_after(record, FORWARD_PWM, after=stopped)
 
     def spread(values: list[float]) -> str:
         return f'min {min(values):.3f} / median {statistics.median(values):.3f} / max {max(values):.3f} s'
     print(f'SIGKILL of the motor node, {KILLS} kills: STOP at the simulator after {spread(guard_stops)} '
           f'(motor_guard); the respawned node (respawn_delay {motor_entry.respawn_delay} s) '
-          f'after {spread(node_stops)}')
+          f'after {spread(node_stops)}; SIGSTOP: after {stopped - signalled:.3f} s')

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from havatar_drivers.esp32.guard import MotorLock, READY_LINE, guard_once, open_lock, read_port
-from havatar_testing import ros_executable
+from havatar_drivers.esp32.guard import (MotorLock, READY_LINE, guard_once, open_lock, process_stopped,
+                                         read_holder, read_port)
+from havatar_testing import ros_executable, wait_until
 
 HOLDER = """
 import sys, time
@@ -95,6 +96,28 @@ def test_a_killed_holder_gets_stop_written_at_once_a_clean_one_does_not(motor_gu
     assert guard.running()
 
 
+def test_a_stopped_holder_gets_stop_once_per_stop(motor_guard, pty_port):
+    """A hung motor node keeps its lock: the guard sees it stopped in /proc."""
+    guard, lock = motor_guard
+    master, port = pty_port
+    holder = start_holder(lock, port, 'kill')
+    try:
+        for _ in range(2):  # stopped, resumed, stopped again
+            stopped = time.monotonic()
+            holder.send_signal(signal.SIGSTOP)
+            assert read_line(master, 5.0) == b'STOP\n'
+            print(f'STOP {1000 * (time.monotonic() - stopped):.1f} ms after SIGSTOP')
+            assert read_line(master, 0.3) == b'', 'one STOP while it stays stopped'
+            holder.send_signal(signal.SIGCONT)
+            wait_until(lambda: not process_stopped(holder.pid), 5, 'the holder running again')
+            assert read_line(master, 0.2) == b''
+    finally:
+        holder.kill()
+        holder.wait()
+    assert read_line(master, 5.0) == b'STOP\n', 'and when it dies'
+    guard.wait_for_output('the motor node is stopped', timeout=5)
+
+
 def test_a_holder_dead_before_the_guard_looked_still_gets_stop(pty_port, tmp_path):
     """Content left in a free lock: its holder died without closing (even before the guard
     started, as after a crash of the whole robot).
@@ -106,6 +129,7 @@ def test_a_holder_dead_before_the_guard_looked_still_gets_stop(pty_port, tmp_pat
     holder.wait()
     fd = open_lock(lock)
     try:
+        assert read_holder(fd) == (port, holder.pid)
         assert guard_once(fd) == (False, (port, None))
         assert read_line(master, 2.0) == b'STOP\n'
         assert read_port(fd) == '' and guard_once(fd) == (False, None)

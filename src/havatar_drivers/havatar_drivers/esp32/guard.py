@@ -1,4 +1,4 @@
-"""STOP to the motors the moment the motor node dies (executable ``motor_guard``).
+"""STOP to the motors the moment the motor node dies or is stopped (executable ``motor_guard``).
 
 v1 firmware has no watchdog and keeps its last PWM. Under ``ros2 launch`` nothing else
 would stop the motors before the respawned motor node is up (2-3.5 s), so a guard process
@@ -12,6 +12,9 @@ runs beside it:
   in the file means the holder did not close cleanly: the guard writes STOP to it
   (``write_stop``) and empties the file. While no motor node holds the lock the guard
   checks it every ``LOCK_POLL_S`` (which also catches a holder that died between checks).
+- a hung holder keeps its lock: a thread of the guard reads the holder's pid from the file
+  every ``STOPPED_POLL_S`` and writes STOP once when the process is stopped (SIGSTOP, state
+  T in ``/proc``), again if it is stopped again after running (``StoppedWatch``).
 
 Nothing on this path imports rclpy or pyserial: the guard starts in a fraction of a
 second and its STOP costs one ``open`` and one ``write``.
@@ -24,6 +27,7 @@ import fcntl
 import os
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Callable, NoReturn, Optional
@@ -33,6 +37,7 @@ from havatar_common.lifetime import die_with_parent, inherited_parent_pid
 from .protocol import STOP_LINE
 
 LOCK_POLL_S = 0.05      # how often the lock is checked while no motor node holds it
+STOPPED_POLL_S = 0.05   # how often the holder is checked for being stopped
 ACQUIRE_TIMEOUT_S = 5.0  # a motor node waits this long for the lock (the guard holds it for
                          # a moment; another motor node on the same lock holds it for good)
 READY_LINE = 'motor_guard: guarding'
@@ -54,14 +59,33 @@ def try_lock(fd: int) -> bool:
     return True
 
 
+def read_holder(fd: int) -> tuple[str, Optional[int]]:
+    """The port and pid the holder wrote (``'', None`` when none)."""
+    lines = os.pread(fd, 4096, 0).decode('utf-8', 'replace').splitlines()
+    port = lines[0].strip() if lines else ''
+    pid = lines[1].strip() if len(lines) > 1 else ''
+    return port, int(pid) if pid.isdigit() else None
+
+
 def read_port(fd: int) -> str:
-    return os.pread(fd, 4096, 0).decode('utf-8', 'replace').strip()
+    return read_holder(fd)[0]
 
 
 def set_port(fd: int, port: str) -> None:
+    """Name ``port`` (and this process) in the lock file; '' empties it."""
     os.ftruncate(fd, 0)
     if port:
-        os.pwrite(fd, f'{port}\n'.encode(), 0)
+        os.pwrite(fd, f'{port}\n{os.getpid()}\n'.encode(), 0)
+
+
+def process_stopped(pid: int) -> bool:
+    """Whether the process is stopped (SIGSTOP, SIGTSTP) or traced: state T or t in /proc."""
+    try:
+        with open(f'/proc/{pid}/stat', 'rb') as stat:
+            fields = stat.read().rsplit(b')', 1)[-1].split()
+    except OSError:
+        return False
+    return bool(fields) and fields[0] in (b'T', b't')
 
 
 def write_stop(port: str) -> Optional[str]:
@@ -131,14 +155,40 @@ def guard_once(fd: int) -> tuple[bool, Optional[tuple[str, Optional[str]]]]:
         fcntl.flock(fd, fcntl.LOCK_UN)
 
 
-def guard(path: str | Path, report: Callable[[str, Optional[str]], None],
-          poll: float = LOCK_POLL_S) -> NoReturn:
-    """Forever: write STOP whenever a motor node holding ``path`` ends uncleanly."""
+Report = Callable[[str, str, Optional[str]], None]  # (what happened, port, error or None)
+
+
+class StoppedWatch:
+    """Writes STOP once each time the lock's holder is seen stopped (checked by ``check``)."""
+
+    def __init__(self, fd: int, report: Report) -> None:
+        self.fd = fd
+        self.report = report
+        self.stopped_pid: Optional[int] = None  # the holder we stopped the motors for
+
+    def check(self) -> None:
+        port, pid = read_holder(self.fd)
+        if not port or pid is None or not process_stopped(pid):
+            self.stopped_pid = None
+            return
+        if pid != self.stopped_pid:
+            self.stopped_pid = pid
+            self.report('the motor node is stopped (hung)', port, write_stop(port))
+
+    def run(self, poll: float = STOPPED_POLL_S) -> NoReturn:
+        while True:
+            self.check()
+            time.sleep(poll)
+
+
+def guard(path: str | Path, report: Report, poll: float = LOCK_POLL_S) -> NoReturn:
+    """Forever: write STOP whenever a motor node holding ``path`` ends uncleanly or is stopped."""
     fd = open_lock(path)
+    threading.Thread(target=StoppedWatch(fd, report).run, name='stopped-watch', daemon=True).start()
     while True:
         waited, result = guard_once(fd)
         if result is not None:
-            report(*result)
+            report('the motor node ended without stopping the motors', *result)
         if not waited:  # no motor node yet (or between two): look again soon
             time.sleep(poll)
 
@@ -154,9 +204,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     die_with_parent(signal.SIGTERM, inherited_parent_pid())  # dies with ros2 launch / run_robot
     signal.signal(signal.SIGTERM, _terminate)
 
-    def report(port: str, error: Optional[str]) -> None:
-        print(f'motor_guard: the motor node ended without stopping the motors; '
-              f'{error or f"wrote STOP to {port}"}', file=sys.stderr if error else sys.stdout, flush=True)
+    def report(what: str, port: str, error: Optional[str]) -> None:
+        print(f'motor_guard: {what}; {error or f"wrote STOP to {port}"}',
+              file=sys.stderr if error else sys.stdout, flush=True)
 
     print(f'{READY_LINE} {options.lock}', flush=True)
     try:

@@ -21,7 +21,7 @@ from typing import Any, Callable, Optional, Protocol
 import serial
 
 from ..drive_controller import DriveController
-from .protocol import (STATUS_LINE, STOP_LINE, Boot, Dialect, Emergency, FirmwareError, Reply,
+from .protocol import (STATUS_LINE, STOP_LINE, Ack, Boot, Dialect, Emergency, FirmwareError, Reply,
                        Unparsed, dialect_of, parse_reply)
 from .scheduler import CommandScheduler
 
@@ -257,6 +257,10 @@ class SerialLink:
             self.scheduler.firmware_stopped()  # a (re)booted firmware holds the motors still
         elif isinstance(reply, Emergency):
             self.stats.emergencies += 1
+            self.scheduler.firmware_stopped()
+        elif isinstance(reply, Ack) and reply.command == 'STOP':
+            # also one motor_guard sent while this process was stopped: the next target
+            # that moves is sent again, not taken as already running
             self.scheduler.firmware_stopped()
         elif isinstance(reply, FirmwareError):
             self.stats.firmware_errors += 1

@@ -158,3 +158,18 @@ def test_a_second_motor_lock_on_the_same_file_fails_after_its_timeout(tmp_path):
     finally:
         first.close()
     MotorLock(tmp_path / 'motor_node.lock', timeout=0.2).close()  # free again
+
+
+@pytest.mark.parametrize('sig', [signal.SIGINT, signal.SIGTERM], ids=['SIGINT', 'SIGTERM'])
+def test_the_guard_ends_on_sigint_and_sigterm_also_started_with_sigint_ignored(tmp_path, sig):
+    """As a shell starts a program in the background (SIGINT ignored); launch sends SIGINT first."""
+    guard = subprocess.Popen([ros_executable('havatar_drivers', 'motor_guard'), '--lock', tmp_path / 'lock'],
+                             stdout=subprocess.PIPE, text=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        assert guard.stdout is not None and guard.stdout.readline().startswith(READY_LINE)
+        guard.send_signal(sig)
+        assert guard.wait(timeout=10) == 0
+    finally:
+        guard.kill()
+        guard.wait()

@@ -197,23 +197,21 @@ def _terminate(signum: int, frame: object) -> NoReturn:
     raise SystemExit(0)
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: Optional[list[str]] = None) -> NoReturn:
     parser = argparse.ArgumentParser(prog='motor_guard', description=__doc__.split('\n\n')[0])
     parser.add_argument('--lock', required=True, help="the motor node's lock_file")
     options = parser.parse_args(argv)
     die_with_parent(signal.SIGTERM, inherited_parent_pid())  # dies with ros2 launch / run_robot
-    signal.signal(signal.SIGTERM, _terminate)
+    for sig in (signal.SIGINT, signal.SIGTERM):  # SIGINT too where a shell ignored it for us
+        signal.signal(sig, _terminate)
 
     def report(what: str, port: str, error: Optional[str]) -> None:
         print(f'motor_guard: {what}; {error or f"wrote STOP to {port}"}',
               file=sys.stderr if error else sys.stdout, flush=True)
 
     print(f'{READY_LINE} {options.lock}', flush=True)
-    try:
-        guard(options.lock, report)
-    except KeyboardInterrupt:
-        return 0
+    guard(options.lock, report)
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    main()

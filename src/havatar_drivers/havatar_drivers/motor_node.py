@@ -89,7 +89,7 @@ class MotorNode(Node):
         self.controller = DriveController(config, p['cmd_timeout'])
         self._events: queue.SimpleQueue[tuple[str, Any, float]] = queue.SimpleQueue()
         # held from before the port is opened until after STOP was sent on shutdown
-        self.lock = MotorLock(p['lock_file']) if p['lock_file'] else None
+        self.lock = self._take_lock(p['lock_file']) if p['lock_file'] else None
         self.link = SerialLink(
             p['serial_port'], self.controller, baud=p['baud'], dialect=dialect,
             reconnect_period=p['reconnect_period'], detect_timeout=p['detect_timeout'],
@@ -112,6 +112,14 @@ class MotorNode(Node):
         self.get_logger().info(
             f"driving the ESP32 on {p['serial_port'] or 'the first port found'} "
             f"(dialect {p['dialect']}, cmd_timeout {p['cmd_timeout']} s)")
+
+    def _take_lock(self, path: str) -> Optional[MotorLock]:
+        try:
+            return MotorLock(path)
+        except OSError as exc:  # drive anyway: unguarded beats not moving at all
+            self.get_logger().error(f'cannot use lock_file {path}: {exc}; motor_guard cannot stop '
+                                    'the motors if this node dies')
+            return None
 
     def _on_twist(self, msg: Twist) -> None:
         if not (math.isfinite(msg.linear.x) and math.isfinite(msg.angular.z)):

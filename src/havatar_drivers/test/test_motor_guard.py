@@ -173,3 +173,35 @@ def test_the_guard_ends_on_sigint_and_sigterm_also_started_with_sigint_ignored(t
     finally:
         guard.kill()
         guard.wait()
+
+
+def test_the_lock_file_is_refused_behind_a_symlink_or_in_a_directory_anyone_may_write(tmp_path):
+    private = tmp_path / 'private'
+    private.mkdir(mode=0o700)
+    victim = tmp_path / 'victim'
+    victim.write_text('precious')
+    (private / 'motor_node.lock').symlink_to(victim)
+    with pytest.raises(OSError):
+        MotorLock(private / 'motor_node.lock')
+    assert victim.read_text() == 'precious'
+    shared = tmp_path / 'shared'
+    shared.mkdir()
+    shared.chmod(0o777)
+    with pytest.raises(PermissionError, match='not be writable by others'):
+        open_lock(shared / 'motor_node.lock')
+
+
+def test_a_motor_node_whose_lock_file_is_refused_still_drives(start_sim, start_motor_node, ros_node, tmp_path):
+    from geometry_msgs.msg import Twist
+    shared = tmp_path / 'shared'
+    shared.mkdir()
+    shared.chmod(0o777)
+    sim = start_sim('v1')
+    node = start_motor_node(sim.port, lock_file=shared / 'motor_node.lock')
+    forward = Twist()
+    forward.linear.x = 0.25
+    cmd_vel = ros_node.node.create_publisher(Twist, 'cmd_vel', 10)
+    ros_node.node.create_timer(0.05, lambda: cmd_vel.publish(forward))
+    sim.wait_for_line(lambda line: line == 'PWM 128 128', timeout=20)
+    assert 'cannot use lock_file' in node.output() and node.running()
+    assert not (shared / 'motor_node.lock').exists()

@@ -44,10 +44,17 @@ READY_LINE = 'motor_guard: guarding'
 
 
 def open_lock(path: str | Path) -> int:
-    """The lock file's descriptor (created, with its directory, private to the user)."""
+    """The lock file's descriptor (created, with its directory, private to the user).
+
+    The file is truncated and written: it must not be a symlink, nor in a directory that
+    another user owns or anyone may write to (a shared temp dir planted with a link).
+    """
     path = Path(path)
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    info = path.parent.stat()
+    if info.st_uid != os.getuid() or info.st_mode & 0o002:
+        raise PermissionError(f'{path.parent} must belong to this user and not be writable by others')
+    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
 
 
 def try_lock(fd: int) -> bool:

@@ -25,6 +25,7 @@ setup(
             'speaker_node = havatar_drivers.speaker_node:main',
             'motor_node = havatar_drivers.motor_node:main',
             'esp32_sim = havatar_drivers.esp32.simulator:main',
+            'motor_guard = havatar_drivers.esp32.guard:main',
         ],
     },
 )

@@ -206,8 +206,8 @@ def start_robot(demo: Demo, processes: ProcessManager) -> None:
         if executable is None:
             raise RuntimeError(f'{entry.package} {entry.executable} is not installed (colcon build)')
         started = processes.start(entry.name, command_line(entry, executable))
-        if not entry.ros:
-            started.wait_for_output('port:', timeout=STARTUP_TIMEOUT_S)
+        if entry.ready_output:
+            started.wait_for_output(entry.ready_output, timeout=STARTUP_TIMEOUT_S)
     relay_node = next(p for p in processes.processes if p.name == 'relay_node')
     relay_node.wait_for_http(f'http://127.0.0.1:{demo.ui}/', STARTUP_TIMEOUT_S, any_status)
 

@@ -6,13 +6,16 @@ produces exactly the arguments ``ros2 launch`` passes. A test checks that both a
 """
 from __future__ import annotations
 
+import os
+import tempfile
 from dataclasses import Field, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
 PACKAGE = 'havatar_bringup'
-# v1 firmware keeps its last PWM while the motor node is down; the respawned node sends
-# STOP first (the watchdog of run_robot writes one at once), so it comes back soon
+# v1 firmware keeps its last PWM while the motor node is down: motor_guard writes STOP the
+# moment it dies (so does run_robot's watchdog), and the respawned node writes STOP the
+# moment it opens the port, so it comes back soon
 MOTOR_RESPAWN_DELAY_S = 0.2
 
 
@@ -35,7 +38,9 @@ def parameter_arguments(parameters: Mapping[str, Any]) -> list[str]:
 
 @dataclass(frozen=True)
 class NodeEntry:
-    """One process of the graph. ``ros=False`` marks a plain program (the ESP32 simulator)."""
+    """One process of the graph. ``ros=False`` marks a plain program (the ESP32 simulator,
+    motor_guard); a launcher waits for ``ready_output`` in its output before the next entry.
+    """
 
     package: str
     executable: str
@@ -47,6 +52,7 @@ class NodeEntry:
     arguments: tuple[str, ...] = ()
     ros: bool = True
     respawn_delay: float = 2.0  # seconds after it exited
+    ready_output: str = ''
 
 
 def _argument(default: Any, description: str) -> Any:
@@ -114,6 +120,22 @@ def dds_profile() -> str:
     return str(share_dir() / 'config' / 'fastdds_shm.xml')
 
 
+def motor_lock_file(args: GraphArgs) -> str:
+    """The motor node's lock file, which motor_guard watches: private to the user.
+
+    Under systemd ``$RUNTIME_DIRECTORY`` (``RuntimeDirectory=havatar``), else the user's
+    ``$XDG_RUNTIME_DIR/havatar``, else a directory of the user's own in the temp dir; the
+    simulated robot's is in ``sim_dir``.
+    """
+    if args.sim:
+        return str(Path(args.sim_dir) / 'motor_node.lock')
+    base = os.environ.get('RUNTIME_DIRECTORY') or (
+        str(Path(os.environ['XDG_RUNTIME_DIR']) / 'havatar') if os.environ.get('XDG_RUNTIME_DIR')
+        else str(Path(tempfile.gettempdir()) / f'havatar-{os.getuid()}'))
+    instance = args.namespace.strip('/').replace('/', '.')
+    return str(Path(base) / f'{instance + "." if instance else ""}motor_node.lock')
+
+
 def robot_graph(args: GraphArgs) -> list[NodeEntry]:
     """The robot's nodes for ``args``."""
     params = args.params_file or default_params_file()
@@ -130,10 +152,13 @@ def robot_graph(args: GraphArgs) -> list[NodeEntry]:
     if args.sim:
         entries.append(NodeEntry('havatar_drivers', 'esp32_sim', 'esp32_sim', ros=False, arguments=(
             '--dialect', 'v1', '--link', sim_port, '--record', str(Path(args.sim_dir) / 'record.jsonl'),
-            '--control', str(Path(args.sim_dir) / 'control.sock'))))
+            '--control', str(Path(args.sim_dir) / 'control.sock')), ready_output='port:'))
+    lock = motor_lock_file(args)
     entries += [
+        NodeEntry('havatar_drivers', 'motor_guard', 'motor_guard', ros=False, arguments=('--lock', lock),
+                  respawn=True, respawn_delay=MOTOR_RESPAWN_DELAY_S, ready_output='motor_guard: guarding'),
         node('havatar_drivers', 'motor_node',
-             {'serial_port': sim_port if args.sim else args.serial_port}, respawn=True,
+             {'serial_port': sim_port if args.sim else args.serial_port, 'lock_file': lock}, respawn=True,
              respawn_delay=MOTOR_RESPAWN_DELAY_S),
         node('havatar_drivers', 'camera_node',
              {'source': 'test_pattern'} if args.sim else {'source': 'v4l2', 'device': args.camera_device},
@@ -141,9 +166,10 @@ def robot_graph(args: GraphArgs) -> list[NodeEntry]:
         node('havatar_drivers', 'microphone_node', {'source': 'tone'} if args.sim else {}, respawn=True),
         node('havatar_drivers', 'speaker_node', {'sink': 'null'} if args.sim else {}, respawn=True),
         node('havatar_streaming', 'streaming_node',
-             {'mode': 'server' if args.server_mode else 'local', 'stream_key': args.robot_id}),
+             {'mode': 'server' if args.server_mode else 'local', 'stream_key': args.robot_id}, respawn=True),
         node('havatar_relay', 'relay_node',
-             {'robot_id': args.robot_id, **({'relay_url': args.relay_url} if args.relay_url else {})}),
+             {'robot_id': args.robot_id, **({'relay_url': args.relay_url} if args.relay_url else {})},
+             respawn=True),
     ]
     return entries
 

@@ -6,12 +6,12 @@ arguments ``robot.launch.py`` takes, written the same way::
 
     run_robot [sim:=true] [serial_port:=...] [relay_url:=...] ...   (--show-args lists them)
 
-Like the launch file it respawns the hardware nodes (``respawn`` in the graph) 2 s after
-they exit, the motor node after 0.2 s (``respawn_delay``); any other node exiting stops everything with exit
-code 1 (systemd's ``Restart=on-failure`` starts the robot again). Its watchdog
-(``havatar_bringup.watchdog``) also SIGKILLs a hung node (stopped, or no ``/diagnostics``
-heartbeat for 5 s), writes STOP to the motor port itself while the motor node is down
-(v1 firmware keeps its last PWM), and reports restarts on ``/diagnostics`` (status
+Like the launch file it respawns every node (``respawn`` in the graph) 2 s after it exits,
+the motor node and motor_guard after 0.2 s (``respawn_delay``); an entry without ``respawn``
+exiting would stop everything with exit code 1 (systemd's ``Restart=always`` starts the robot
+again). Its watchdog (``havatar_bringup.watchdog``) also SIGKILLs a hung node (stopped, or no
+``/diagnostics`` heartbeat for 5 s), writes STOP to the motor port itself while the motor
+node is down (v1 firmware keeps its last PWM; motor_guard does too), and reports restarts on ``/diagnostics`` (status
 ``run_robot: watchdog``, which the web UI shows). Under systemd (``$NOTIFY_SOCKET``) it sends
 ``READY=1`` once every node runs and the local web UI answers. SIGINT, SIGTERM or SIGHUP
 stops every node (SIGINT first, as ``ros2 launch`` does) and exits 0. Each node's output
@@ -106,8 +106,8 @@ class Robot:
         for entry in robot_graph(self.args):
             self.processes.interrupt()
             process = self.start(entry)
-            if not entry.ros:  # the ESP32 simulator: its port exists once it says so
-                process.wait_for_output('port:', timeout=STARTUP_TIMEOUT_S)
+            if entry.ready_output:  # the ESP32 simulator's port, motor_guard watching
+                process.wait_for_output(entry.ready_output, timeout=STARTUP_TIMEOUT_S)
         _, relay_node = self.running['relay_node']
         relay_node.wait_for_http(web_ui_url(self.args), STARTUP_TIMEOUT_S)
         for name, (entry, process) in self.running.items():

@@ -1,4 +1,4 @@
-"""The robot's watchdog (pure core, plus two small OS helpers): which node is down, and why.
+"""The robot's watchdog (pure core; its OS helpers are motor_guard's): which node is down, and why.
 
 A node is *down* when its process has exited, is stopped (SIGSTOP, seen in ``/proc``
 within one poll) or has stopped publishing its heartbeat, its ``/diagnostics`` status
@@ -13,14 +13,16 @@ last reported (``stop_motors``), at once, before the node is respawned.
 """
 from __future__ import annotations
 
-import errno
-import os
 import time
 from dataclasses import dataclass, field
 from typing import Optional
 
+# the OS helpers motor_guard uses too: STOP written to a port without blocking, /proc state
+from havatar_drivers.esp32.guard import process_stopped, write_stop as stop_motors
+
+__all__ = ['HANG_TIMEOUT_S', 'Restart', 'Watchdog', 'process_stopped', 'stamp', 'stop_motors']
+
 HANG_TIMEOUT_S = 5.0      # no heartbeat for this long: hung (nodes publish every 1 s)
-STOP_LINE = b'STOP\n'     # as havatar_drivers.esp32.protocol.STOP_LINE (both dialects)
 
 
 @dataclass
@@ -79,33 +81,3 @@ class Watchdog:
 
 def stamp(wall_time: float) -> str:
     return time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(wall_time))
-
-
-def process_stopped(pid: int) -> bool:
-    """Whether the process is stopped (SIGSTOP, SIGTSTP) or traced: state T or t in /proc."""
-    try:
-        with open(f'/proc/{pid}/stat', 'rb') as stat:
-            fields = stat.read().rsplit(b')', 1)[-1].split()
-    except OSError:
-        return False
-    return bool(fields) and fields[0] in (b'T', b't')
-
-
-def stop_motors(port: str) -> Optional[str]:
-    """Write STOP to the motor controller's serial port; None on success, else the error.
-
-    The port is opened without touching its settings (the motor node set them; a hung
-    node still holds it open, which Linux allows) and never blocks: a full output buffer
-    is an error, not a wait.
-    """
-    try:
-        fd = os.open(port, os.O_WRONLY | os.O_NOCTTY | os.O_NONBLOCK)
-    except OSError as exc:
-        return f'cannot open {port}: {exc.strerror}'
-    try:
-        written = os.write(fd, STOP_LINE)
-        return None if written == len(STOP_LINE) else f'short write to {port}'
-    except OSError as exc:
-        return f'cannot write to {port}: {errno.errorcode.get(exc.errno or 0, exc.strerror)}'
-    finally:
-        os.close(fd)

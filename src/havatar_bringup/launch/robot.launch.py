@@ -18,9 +18,10 @@ def _nodes(context, *args, **kwargs):
     values = {name: LaunchConfiguration(name).perform(context) for name, _, _ in ARGUMENTS}
     actions = []
     for entry in robot_graph(GraphArgs.from_strings(values)):
-        if not entry.ros:  # the ESP32 simulator: a plain program
+        if not entry.ros:  # the ESP32 simulator, motor_guard: plain programs
             actions.append(ExecuteProcess(cmd=command_line(entry, find_executable(entry) or entry.executable),
-                                          name=entry.name, output='screen'))
+                                          name=entry.name, output='screen', respawn=entry.respawn,
+                                          respawn_delay=entry.respawn_delay))
             continue
         actions.append(Node(
             package=entry.package, executable=entry.executable, name=entry.name,

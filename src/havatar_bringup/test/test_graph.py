@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from havatar_bringup.graph import ARGUMENTS, GraphArgs, command_line, parameter_arguments, robot_graph
+from havatar_bringup.graph import ARGUMENTS, GraphArgs, command_line, motor_lock_file, parameter_arguments, \
+    robot_graph
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 NODE_MODULES = {'motor_node': 'havatar_drivers.motor_node', 'camera_node': 'havatar_drivers.camera_node',
@@ -95,7 +96,10 @@ def test_launch_file_and_demo_run_the_same_graph(fake_launch, arguments):
         assert action.kwargs['respawn'] == entry.respawn
         assert action.kwargs['respawn_delay'] == entry.respawn_delay
     processes = [a for a in actions if 'cmd' in a.kwargs]
-    assert len(processes) == (1 if arguments['sim'] == 'true' else 0)
+    plain = [e for e in graph if not e.ros]
+    assert [a.kwargs['cmd'][1:] for a in processes] == [list(e.arguments) for e in plain]
+    assert [a.kwargs['respawn'] for a in processes] == [e.respawn for e in plain]
+    assert [e.executable for e in plain] == (['esp32_sim'] if arguments['sim'] == 'true' else []) + ['motor_guard']
 
 
 def test_hardware_nodes_respawn_and_sim_uses_simulated_sources():
@@ -109,8 +113,24 @@ def test_hardware_nodes_respawn_and_sim_uses_simulated_sources():
     assert all(real[n].respawn for n in ('motor_node', 'camera_node', 'microphone_node', 'speaker_node'))
 
 
+def test_motor_guard_watches_the_lock_file_the_motor_node_holds(monkeypatch, tmp_path):
+    for args in (GraphArgs(sim=True, sim_dir=str(tmp_path)), GraphArgs(namespace='tank')):
+        graph = {e.executable: e for e in robot_graph(args)}
+        guard, motor = graph['motor_guard'], graph['motor_node']
+        assert guard.respawn and not guard.ros and guard.ready_output
+        assert [e.executable for e in robot_graph(args)].index('motor_guard') < \
+            [e.executable for e in robot_graph(args)].index('motor_node'), 'watching before it runs'
+        assert guard.arguments == ('--lock', motor.parameters[1]['lock_file'])
+    assert motor_lock_file(GraphArgs(sim=True, sim_dir=str(tmp_path))) == str(tmp_path / 'motor_node.lock')
+    monkeypatch.setenv('RUNTIME_DIRECTORY', '/run/user/1000/havatar')  # systemd's RuntimeDirectory=
+    assert motor_lock_file(GraphArgs(namespace='/tank/')) == '/run/user/1000/havatar/tank.motor_node.lock'
+    monkeypatch.delenv('RUNTIME_DIRECTORY')
+    monkeypatch.setenv('XDG_RUNTIME_DIR', '/run/user/1000')
+    assert motor_lock_file(GraphArgs()) == '/run/user/1000/havatar/motor_node.lock'
+
+
 def test_command_line_matches_ros2_launch_conventions():
-    entry = robot_graph(GraphArgs(namespace='tank', sim=True))[1]
+    entry = next(e for e in robot_graph(GraphArgs(namespace='tank', sim=True)) if e.executable == 'motor_node')
     argv = command_line(entry, '/x/motor_node')
     assert argv[:6] == ['/x/motor_node', '--ros-args', '-r', '__node:=motor_node', '-r', '__ns:=/tank']
     assert argv[6] == '--params-file' and argv[7].endswith('robot.yaml')

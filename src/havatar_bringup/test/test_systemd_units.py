@@ -23,6 +23,7 @@ def install(home: Path, *args: str, bin_dir: Path | None = None) -> subprocess.C
     path = f'{bin_dir}:{os.environ["PATH"]}' if bin_dir else os.environ['PATH']
     env = {**os.environ, 'HOME': str(home), 'PATH': path, 'USER': 'havatar'}
     env.pop('XDG_CONFIG_HOME', None)
+    env.pop('SUDO_USER', None)  # --system takes the robot's user from it
     return subprocess.run(['bash', INSTALL, *args], capture_output=True, text=True, timeout=60, env=env)
 
 
@@ -119,3 +120,73 @@ def test_the_robot_units_command_passes_the_launch_arguments(tmp_path, stub_bin)
                            env={**os.environ, 'HOME': str(home), 'HAVATAR_ROBOT_ARGS': '--show-args'})
     assert shown.returncode == 0, shown.stderr
     assert "'serial_port':" in shown.stdout and "'relay_url':" in shown.stdout
+
+
+def planned_files(dry_run_output: str) -> dict[str, str]:
+    """The files a --dry-run says it would write, with their contents."""
+    files: dict[str, list[str]] = {}
+    current = None
+    for line in dry_run_output.splitlines():
+        if line.startswith('would write ') and line.endswith('):'):
+            current = line.split()[2]
+            files[current] = []
+        elif current is not None and (line.startswith('    ') or not line):
+            files[current].append(line[4:])
+        else:
+            current = None
+    return {path: '\n'.join(lines) + '\n' for path, lines in files.items()}
+
+
+def test_the_system_unit_is_confined_to_the_robots_devices_and_passes_verify(tmp_path, stub_bin):
+    """--system: the unit in /etc/systemd/system with the user's home for %h and the drop-in
+    of DeviceAllow= for the serial port, cameras and sound, as the robot's user.
+    """
+    analyze = shutil.which('systemd-analyze')
+    assert analyze, 'systemd-analyze is missing: scripts/setup.sh installs the Debian package systemd'
+    home = tmp_path / 'home'
+    home.mkdir()
+    done = install(home, '--robot', '--system', '--dry-run', bin_dir=stub_bin)
+    assert done.returncode == 0, done.stderr
+    assert list(home.iterdir()) == [] and not (tmp_path / 'calls').exists(), 'a dry run changes nothing'
+    files = planned_files(done.stdout)
+    unit_path, dropin_path = '/etc/systemd/system/havatar-robot.service', \
+        '/etc/systemd/system/havatar-robot.service.d/devices.conf'
+    assert set(files) == {unit_path, dropin_path, f'{home}/.config/havatar/robot.env'}
+    unit, dropin = files[unit_path], files[dropin_path]
+    assert '%h' not in unit and '@WORKSPACE@' not in unit
+    assert f'EnvironmentFile=-{home}/.config/havatar/robot.env' in unit
+    assert 'User=havatar' in dropin.splitlines()
+    for line in ('would run: systemctl daemon-reload', 'would run: systemctl enable havatar-robot.service',
+                 f'would run: chown havatar: {home}/.config/havatar {home}/.config/havatar/robot.env'):
+        assert line in done.stdout
+    assert not [line for line in done.stdout.splitlines()
+                if line.startswith('would run: ') and ('--user' in line or 'enable-linger' in line)]
+
+    units = tmp_path / 'system'
+    (units / 'havatar-robot.service.d').mkdir(parents=True)
+    (units / 'havatar-robot.service').write_text(unit)
+    (units / 'havatar-robot.service.d' / 'devices.conf').write_text(dropin)
+    verified = subprocess.run([analyze, 'verify', units / 'havatar-robot.service'], capture_output=True,
+                              text=True, timeout=60, cwd=units)
+    assert verified.returncode == 0 and not (verified.stdout + verified.stderr).strip(), verified.stderr
+    # the drop-in is read with the unit, and its device list is the one in force
+    security = subprocess.run([analyze, 'security', '--offline=true', units / 'havatar-robot.service'],
+                              capture_output=True, text=True, timeout=60, cwd=units)
+    acl = next(line for line in security.stdout.splitlines() if 'DeviceAllow=' in line)
+    assert sorted(acl.split('special devices:')[1].split()[:5]) == [
+        'char-alsa:rw', 'char-ttyACM:rw', 'char-ttyAMA:rw', 'char-ttyUSB:rw', 'char-video4linux:rw'], acl
+    assert any(line.startswith('✓ User=') for line in security.stdout.splitlines()), 'a non-root user'
+
+
+@pytest.mark.parametrize('args,error', [
+    (('--server', '--system'), '--system is for the robot'),
+    (('--robot', '--system'), 'run it with sudo'),  # not root, not a dry run
+])
+def test_the_system_unit_is_refused_where_it_cannot_be_installed(tmp_path, stub_bin, args, error):
+    home = tmp_path / 'home'
+    home.mkdir()
+    (stub_bin / 'id').write_text('#!/bin/sh\n[ "$1" = -u ] && { echo 1000; exit 0; }\nexec /usr/bin/id "$@"\n')
+    (stub_bin / 'id').chmod(0o755)  # a user without root, also where the tests run as root
+    done = install(home, *args, bin_dir=stub_bin)
+    assert done.returncode != 0 and error in done.stderr, done.stdout + done.stderr
+    assert list(home.iterdir()) == [] and not (tmp_path / 'calls').exists()

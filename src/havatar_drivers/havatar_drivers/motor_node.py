@@ -25,6 +25,7 @@ from havatar_common.spin import spin_node
 from havatar_msgs.msg import WheelCommand
 
 from .drive_controller import DriveController
+from .esp32.guard import MotorLock
 from .esp32.link import LinkStats, SerialLink
 from .esp32.protocol import PWM_LIMIT, Ack, Dialect, Reply, Telemetry, parse_dialect
 from .kinematics import DriveConfig
@@ -56,6 +57,8 @@ PARAMETERS: ParameterTable = [
     ('battery_cells', 2, 'Li-ion cells in series, for the battery percentage (v1)', (1, 12)),
     ('frame_id', 'base_link', 'frame_id of published headers', None),
     ('diagnostics_period', 1.0, 'Seconds between /diagnostics messages', (0.1, 60.0)),
+    ('lock_file', '', "Lock file held while running, naming the open port, for motor_guard "
+     "to write STOP the moment this node dies (v1 firmware keeps its last PWM); '' = none", None),
 ]
 
 
@@ -85,11 +88,14 @@ class MotorNode(Node):
             trim_left=p['trim_left'], trim_right=p['trim_right'], min_pwm=p['min_pwm'])
         self.controller = DriveController(config, p['cmd_timeout'])
         self._events: queue.SimpleQueue[tuple[str, Any, float]] = queue.SimpleQueue()
+        # held from before the port is opened until after STOP was sent on shutdown
+        self.lock = self._take_lock(p['lock_file']) if p['lock_file'] else None
         self.link = SerialLink(
             p['serial_port'], self.controller, baud=p['baud'], dialect=dialect,
             reconnect_period=p['reconnect_period'], detect_timeout=p['detect_timeout'],
             on_reply=lambda reply: self._events.put(('reply', reply, time.time())),
             on_sent=lambda line, _t: self._events.put(('sent', line, time.time())),
+            on_open=self.lock.set_port if self.lock else lambda path: None,
             logger=self.get_logger())
 
         self.wheel_pub = self.create_publisher(WheelCommand, 'wheel_commands', 10)
@@ -106,6 +112,14 @@ class MotorNode(Node):
         self.get_logger().info(
             f"driving the ESP32 on {p['serial_port'] or 'the first port found'} "
             f"(dialect {p['dialect']}, cmd_timeout {p['cmd_timeout']} s)")
+
+    def _take_lock(self, path: str) -> Optional[MotorLock]:
+        try:
+            return MotorLock(path)
+        except OSError as exc:  # drive anyway: unguarded beats not moving at all
+            self.get_logger().error(f'cannot use lock_file {path}: {exc}; motor_guard cannot stop '
+                                    'the motors if this node dies')
+            return None
 
     def _on_twist(self, msg: Twist) -> None:
         if not (math.isfinite(msg.linear.x) and math.isfinite(msg.angular.z)):
@@ -181,6 +195,8 @@ class MotorNode(Node):
     def shutdown(self) -> None:
         """Stop the motors and close the port."""
         self.link.close()
+        if self.lock is not None:
+            self.lock.close()
 
 
 def main(args: Optional[list[str]] = None) -> None:

@@ -4,11 +4,15 @@ Local mode (always on): the robot serves the web UI, the relay protocol at ``/ws
 the original robot's HTTP API on ``http_port``. Server mode (``relay_url`` set): it is
 also a WebSocket client of the cloud relay. Either way, commands become ``cmd_vel``
 (``geometry_msgs/Twist``) — stale ones are dropped — text becomes ``say``, mode changes go
-to the streaming node's ``stream/set_mode``, and robot status goes back to the users.
+to the streaming node's ``stream/set_mode``, and robot status goes back to the users. Its
+``/diagnostics`` status ``relay_node: relay`` is also its heartbeat: sent only while both
+the ROS executor and the web server's event loop run, so run_robot's watchdog restarts a
+relay node whose server hangs.
 """
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from typing import Any, Optional
 
@@ -18,6 +22,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import BatteryState
 from std_msgs.msg import String
 
+from havatar_common.diagnostics import OK, WARN, diagnostic_array
 from havatar_common.parameters import ParameterTable, declare_parameters
 from havatar_common.qos import LATCHED
 from havatar_common.secrets import (ACCESS_TOKEN_ENV, ACCESS_TOKEN_FILE_HELP, access_token_file,
@@ -63,7 +68,11 @@ PARAMETERS: ParameterTable = [
     ('whep_base_url', '', "Base URL of MediaMTX's WebRTC server as browsers reach it "
      "(https://media.example.org/); '' = no WebRTC video", None),
     ('status_period', 2.0, 'Seconds between status messages to the users', (0.2, 60.0)),
+    ('diagnostics_period', 1.0, 'Seconds between /diagnostics messages (the heartbeat, sent '
+     "while the web server's event loop answers)", (0.1, 60.0)),
 ]
+
+LOOP_LATE_PERIODS = 3  # the event loop has not answered for this many periods: no heartbeat
 
 
 class RelayNode(Node):
@@ -88,6 +97,8 @@ class RelayNode(Node):
         self.create_subscription(BatteryState, 'battery', self._on_battery, LATCHED)
         self.create_subscription(StreamStatus, 'stream/status', self._on_stream, LATCHED)
         self.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 10)
+        self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self._loop_beat = time.monotonic()  # when the server's event loop last ran a heartbeat
         streaming = RosStreamingControl(self, prm['streaming_node'])
         gate = CommandGate(prm['max_linear'], prm['max_angular'], prm['max_command_age'] * 1000,
                            prm['motor_control_hold'], prm['driver_lease'])
@@ -103,6 +114,7 @@ class RelayNode(Node):
         self.server = LocalServer(self.core, api, prm['http_host'], prm['http_port'], self.token)
         self.server.start(self._on_loop)
         self.create_timer(prm['status_period'], lambda: self.server.call(self.router.send_status()))
+        self.create_timer(prm['diagnostics_period'], self._publish_diagnostics)
         robot_token = secret(prm['robot_token'], 'HAVATAR_ROBOT_TOKEN')
         if prm['relay_url']:
             if not robot_token:
@@ -136,6 +148,24 @@ class RelayNode(Node):
         await self.core.from_robot(self.robot_id, message, to_session=message.id)
         if self.cloud is not None:
             await self.cloud.send(message)
+
+    async def _loop_alive(self) -> None:
+        self._loop_beat = time.monotonic()
+
+    def _publish_diagnostics(self) -> None:
+        """The heartbeat: published while the web server's event loop answers too."""
+        self.server.call(self._loop_alive())
+        late = time.monotonic() - self._loop_beat
+        if late > LOOP_LATE_PERIODS * self.params['diagnostics_period']:
+            self.get_logger().error(f"the web server's event loop has not answered for {late:.1f} s; "
+                                    'no heartbeat', throttle_duration_sec=5.0)
+            return
+        cloud = ('off' if self.cloud is None else 'connected' if self._relay_connected() else 'disconnected')
+        level = WARN if cloud == 'disconnected' else OK
+        message = f"serving on port {self.params['http_port']}" + (f'; cloud relay {cloud}' if self.cloud else '')
+        self.diag_pub.publish(diagnostic_array(self, 'relay', self.robot_id, level, message, {
+            'http': f"{self.params['http_host']}:{self.params['http_port']}", 'cloud_relay': cloud,
+            'dropped_stale_commands': self.router.gate.dropped_stale}))
 
     def _relay_connected(self) -> bool:
         return bool(self.cloud and self.cloud.connected)

@@ -3,7 +3,10 @@
 It finds and opens the port (by path, by ``/dev/serial/by-id`` name, or by scanning),
 detects the firmware dialect, writes what the ``CommandScheduler`` decides for the
 ``DriveController``'s current wheel speeds, reads and parses replies, and reconnects when
-the port returns. Any serial error stops the drive; closing sends STOP.
+the port returns. Any serial error stops the drive; closing sends STOP. The first port a
+process opens gets STOP at once, before the firmware is identified: a motor node that was
+just (re)started does not know what its predecessor left running (v1 firmware keeps its
+last PWM).
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ from typing import Any, Callable, Optional, Protocol
 import serial
 
 from ..drive_controller import DriveController
-from .protocol import (STATUS_LINE, STOP_LINE, Boot, Dialect, Emergency, FirmwareError, Reply,
+from .protocol import (STATUS_LINE, STOP_LINE, Ack, Boot, Dialect, Emergency, FirmwareError, Reply,
                        Unparsed, dialect_of, parse_reply)
 from .scheduler import CommandScheduler
 
@@ -80,7 +83,8 @@ class LinkStats:
 class SerialLink:
     """Drives the firmware from a ``DriveController`` on a thread of its own.
 
-    ``on_reply(reply)`` and ``on_sent(line, monotonic_time)`` are called from that thread.
+    ``on_reply(reply)``, ``on_sent(line, monotonic_time)`` and ``on_open(path)`` (a port was
+    opened) are called from that thread.
     """
 
     def __init__(self, port: str, controller: DriveController, *, baud: int = DEFAULT_BAUD,
@@ -88,6 +92,7 @@ class SerialLink:
                  detect_timeout: float = 4.0,
                  on_reply: Callable[[Reply], None] = lambda r: None,
                  on_sent: Callable[[bytes, float], None] = lambda line, t: None,
+                 on_open: Callable[[str], None] = lambda path: None,
                  logger: Optional[Logger] = None) -> None:
         self.port_spec = port
         self.controller = controller
@@ -97,6 +102,7 @@ class SerialLink:
         self.detect_timeout = detect_timeout
         self.on_reply = on_reply
         self.on_sent = on_sent
+        self.on_open = on_open
         self.log: Logger = logger or logging.getLogger(__name__)
         self.stats = LinkStats(dialect=dialect)
         self.scheduler = CommandScheduler(dialect)
@@ -169,8 +175,26 @@ class SerialLink:
                 self.stats.dialect = None
                 self.scheduler.set_dialect(None)
             self.log.info(f'opened {path}')
+            self.on_open(path)
+            if self.stats.connects == 1:
+                self._stop_at_once(path)
             return True
         return False
+
+    def _stop_at_once(self, path: str) -> None:
+        """STOP before anything slow: a (re)started node does not know the motors' state.
+
+        A booting v2 reads it late or never, which is harmless; the scheduler still sends
+        its own first STOP once the firmware is identified.
+        """
+        assert self._serial is not None
+        try:
+            self._serial.write(STOP_LINE)
+        except (serial.SerialException, OSError) as exc:
+            self.log.warning(f'could not send STOP on opening {path}: {exc}')
+            return  # the next read or write finds the error and reconnects
+        self.stats.lines_sent += 1
+        self.on_sent(STOP_LINE, time.monotonic())
 
     def _disconnect(self, state: str) -> None:
         if self._serial is not None:
@@ -233,6 +257,10 @@ class SerialLink:
             self.scheduler.firmware_stopped()  # a (re)booted firmware holds the motors still
         elif isinstance(reply, Emergency):
             self.stats.emergencies += 1
+            self.scheduler.firmware_stopped()
+        elif isinstance(reply, Ack) and reply.command == 'STOP':
+            # also one motor_guard sent while this process was stopped: the next target
+            # that moves is sent again, not taken as already running
             self.scheduler.firmware_stopped()
         elif isinstance(reply, FirmwareError):
             self.stats.firmware_errors += 1

@@ -31,6 +31,7 @@ from .cloud_client import Backoff, CloudClient
 from .command_gate import STOPPED, CommandGate
 from .command_router import CommandRouter
 from .local_server import LocalServer
+from .mic_forwarder import MicForwarder
 from .accounts import Accounts
 from .relay_core import RelayCore
 from .robot_api import RobotHttpApi, SettingsStore
@@ -100,7 +101,8 @@ class RelayNode(Node):
         self.core = RelayCore(MemoryBroker(), Accounts(users={'local': (self.token, [self.robot_id])}),
                               instance='robot')
         self.cloud: Optional[CloudClient] = None
-        self.server = LocalServer(self.core, api, prm['http_host'], prm['http_port'], self.token)
+        self.mic = MicForwarder(self, lambda callback, *args: self.server.call_soon(callback, *args))
+        self.server = LocalServer(self.core, api, prm['http_host'], prm['http_port'], self.token, self.mic.hub)
         self.server.start(self._on_loop)
         self.create_timer(prm['status_period'], lambda: self.server.call(self.router.send_status()))
         robot_token = secret(prm['robot_token'], 'HAVATAR_ROBOT_TOKEN')

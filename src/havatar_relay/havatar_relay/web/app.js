@@ -2,6 +2,8 @@
 // talk (push-to-talk over WHIP, type-to-speak), mode and settings. No build step.
 // Protocol constants come from protocol.json, generated from havatar_relay/protocol.py.
 
+import * as sound from './audio.js';
+
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.hash.slice(1) || location.search.slice(1));
 const auth = {
@@ -111,6 +113,7 @@ async function startWhep(url) {
   pc.addTransceiver('video', { direction: 'recvonly' });
   pc.addTransceiver('audio', { direction: 'recvonly' });
   pc.ontrack = (e) => { const v = $('webrtc'); v.srcObject = e.streams[0] || new MediaStream([e.track]); v.hidden = false; $('mjpeg').hidden = true; };
+  pc.addEventListener('track', (e) => { if (e.track.kind === 'audio') sound.attachStream(e.streams[0] || new MediaStream([e.track])); });
   pc.onconnectionstatechange = () => { if (['failed', 'closed'].includes(pc.connectionState)) { webrtcFailed = true; videoKind = null; chooseVideo(); } };
   await negotiate(pc, url);
 }
@@ -252,6 +255,7 @@ async function startTalk() {
   $('ptt').setAttribute('aria-pressed', 'true');
   try {
     const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+    sound.meter(stream, $('talk-meter'));  // stops by itself when the tracks stop
     talk = new RTCPeerConnection();
     stream.getTracks().forEach((t) => talk.addTrack(t, stream));
     await negotiate(talk, status.whip_url);
@@ -274,6 +278,7 @@ $('mode-toggle').onclick = () => {
 async function loadSettings() {
   const r = await fetch('/server/config', { headers: { Authorization: `Bearer ${auth.token}` } });
   if (!r.ok) { document.querySelector('.settings').hidden = true; return; }
+  sound.listenToRobot(auth.token);  // the robot serves this page: its microphone over /audio/ws
   const c = await r.json();
   const f = $('settings');
   f.enabled.checked = c.enabled; f.server_url.value = c.server_url; f.stream_key.value = c.stream_key;
@@ -312,6 +317,7 @@ function showLogin() {
   sessionStorage.setItem('havatar.token', auth.token);
   if (location.hash) history.replaceState(null, '', location.pathname);  // keep the token out of history
   $('robot-name').textContent = auth.robot;
+  sound.initSound();
   connect();
   loadSettings().catch(() => { document.querySelector('.settings').hidden = true; });
 })();

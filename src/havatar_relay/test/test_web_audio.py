@@ -79,7 +79,7 @@ def test_sound_waits_for_enable_then_mutes_and_remembers(robot_microphone, chrom
     assert box['width'] >= 80 and box['height'] >= 80, box  # a target as large as the dwell buttons
     page.mouse.move(box['x'] + box['width'] / 2, box['y'] + box['height'] / 2)
     page.wait_for_function("document.getElementById('sound-mute').getAttribute('aria-pressed') === 'true'")
-    page.wait_for_function("window.havatarAudio.peakHz().db < -100", timeout=5000)  # silent
+    page.wait_for_function('window.havatarAudio.peakHz().db < -100', timeout=5000)  # silent
     page.mouse.move(5, 5)
     page.click('#sound-down')  # volume down also unmutes
     page.wait_for_function(PEAK_JS, arg=660.0, timeout=5000)

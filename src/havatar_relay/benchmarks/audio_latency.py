@@ -196,11 +196,80 @@ def listen(page, seconds: float) -> tuple[list[float], float]:
     return page.evaluate('window.benchOnsets'), extra
 
 
+HEADER = f'  {"path":52} {"n":>4} {"p50":>8} {"p95":>8} {"ear p50":>8}'
+UI_STATE = "document.getElementById('sound-state').textContent === 'sound: %s'"
+
+
+def local_mode(browser, base: str, relay_pid: int, mic: MicLog, options: argparse.Namespace) -> None:
+    relay = psutil.Process(relay_pid)
+    idle_relay = cpu_percent([relay], options.cpu_seconds)
+    page = browser.new_page()
+    page.goto(f'{base}/#robot=robot1&token={LOCAL_TOKEN}')
+    page.wait_for_function(UI_STATE % 'robot (local)', timeout=30000)
+    stop, ws_onsets = threading.Event(), []
+    ws_url = base.replace('http', 'ws') + f'/audio/ws?token={LOCAL_TOKEN}'
+    baseline = threading.Thread(target=ws_baseline, args=(ws_url, stop, ws_onsets), daemon=True)
+    baseline.start()
+    heard, extra = listen(page, options.bursts * options.period + 2)
+    stop.set()
+    baseline.join(5)
+    captured = mic.onsets()
+    buffer = page.evaluate('window.havatarAudio.stats()')
+    listening_relay = cpu_percent([relay], options.cpu_seconds)
+    browser_on = cpu_percent(chromium_processes(), options.cpu_seconds)
+    page.evaluate('window.havatarAudio.context.suspend()')
+    browser_off = cpu_percent(chromium_processes(), options.cpu_seconds)
+    page.close()
+    print(f'1. local mode: capture -> heard in Chromium (ms), {options.period:g} s between bursts')
+    print(HEADER)
+    print(row('Python client of /audio/ws (transport baseline)', match(captured, ws_onsets)))
+    print(row('page: /audio/ws -> AudioWorklet jitter buffer', match(captured, heard), extra))
+    print(f'  jitter buffer: {buffer["depthMs"]:.0f} ms deep now, {buffer["underruns"]} underruns, '
+          f'{buffer["skipped"]} skipped / {buffer["repeated"]} repeated blocks; output latency '
+          f'reported {extra:.1f} ms')
+    print(f'  CPU (% of one core): relay_node idle {idle_relay:.1f}, one listener {listening_relay:.1f}; '
+          f'Chromium sound on {browser_on:.1f}, suspended {browser_off:.1f}')
+
+
+def server_mode(browser, base: str, pm: ProcessManager, server: MediaMtxServer, ros: RosTestNode, mic: MicLog,
+                options: argparse.Namespace) -> None:
+    pm.start('camera_node', [ros_executable('havatar_drivers', 'camera_node'), '--ros-args', *parameter_arguments(
+        {'source': 'test_pattern', 'width': 320, 'height': 240, 'fps': 15.0})])
+    pm.start('streaming_node', [
+        ros_executable('havatar_streaming', 'streaming_node'), '--ros-args', *parameter_arguments({
+            'mjpeg_port': free_port(), 'mjpeg_host': '127.0.0.1', 'width': 320, 'height': 240,
+            'fps': 15.0, 'server_url': f'rtsp://127.0.0.1:{server.ports.rtsp}', 'mode': 'server',
+            'api_url': f'http://127.0.0.1:{server.ports.api}', 'stream_key': ROBOT.path,
+            'stream_user': ROBOT.user})],
+        env={'HAVATAR_STREAM_PASSWORD': ROBOT.password, 'HAVATAR_ACCESS_TOKEN': 'bench-mjpeg-token'})
+    status = ros.subscribe(StreamStatus, 'stream/status', LATCHED)
+    status.wait_for(lambda m: m.active_mode == 'server', timeout=40, what='server mode active')
+    page = browser.new_page()
+    page.goto(f'{base}/#robot=robot1&token={LOCAL_TOKEN}')
+    page.wait_for_function(UI_STATE % 'WebRTC', timeout=40000)
+    stop, rtc_onsets = threading.Event(), []
+    baseline = threading.Thread(target=whep_baseline, args=(server.whep_url('robot1'), stop, rtc_onsets),
+                                daemon=True)
+    baseline.start()
+    heard, extra = listen(page, options.bursts * options.period + 2)
+    stop.set()
+    baseline.join(12)
+    captured = mic.onsets()
+    browser_on = cpu_percent(chromium_processes(), options.cpu_seconds)
+    page.close()
+    print('\n2. server mode: capture -> streaming_node (Opus) -> MediaMTX -> WHEP -> heard (ms)')
+    print(HEADER)
+    print(row('aiortc WHEP client (no browser, baseline)', match(captured, rtc_onsets)))
+    print(row('page: WebRTC track -> WebAudio', match(captured, heard), extra))
+    print(f'  CPU (% of one core): Chromium with WebRTC video+audio {browser_on:.1f}')
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--bursts', type=int, default=40)
     parser.add_argument('--period', type=float, default=0.5, help='seconds between bursts')
     parser.add_argument('--cpu-seconds', type=float, default=10.0)
+    parser.add_argument('--skip-local', action='store_true')
     parser.add_argument('--skip-server', action='store_true')
     options = parser.parse_args()
     from playwright.sync_api import sync_playwright
@@ -212,8 +281,6 @@ def main() -> int:
     wav.write_bytes(burst_wav(options.period))
     pm = ProcessManager(work, dict(os.environ))
     ros = RosTestNode(lease.domain_id, 'audio_bench')
-    seconds = options.bursts * options.period + 2
-    header = f'  {"path":52} {"n":>4} {"p50":>8} {"p95":>8} {"ear p50":>8}'
     try:
         start_microphone(pm, source='file', file=wav)
         mic = MicLog(ros)
@@ -221,70 +288,15 @@ def main() -> int:
         if not options.skip_server:
             server.start()  # now: its ports were free when chosen
         base, relay = start_relay_node(pm, whep_base_url=f'http://127.0.0.1:{server.ports.webrtc}')
-        relay_proc = psutil.Process(relay.pid)
-        idle_relay = cpu_percent([relay_proc], options.cpu_seconds)
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS + [AUTOPLAY])
-            page = browser.new_page()
-            page.goto(f'{base}/#robot=robot1&token={LOCAL_TOKEN}')
-            page.wait_for_function("document.getElementById('sound-state').textContent === 'sound: robot (local)'",
-                                   timeout=30000)
-            stop, ws_onsets = threading.Event(), []
-            ws_url = base.replace('http', 'ws') + f'/audio/ws?token={LOCAL_TOKEN}'
-            baseline = threading.Thread(target=ws_baseline, args=(ws_url, stop, ws_onsets), daemon=True)
-            baseline.start()
-            heard, extra = listen(page, seconds)
-            stop.set()
-            baseline.join(5)
-            captured = mic.onsets()
-            buffer = page.evaluate('window.havatarAudio.stats()')
-            listening_relay = cpu_percent([relay_proc], options.cpu_seconds)
-            browser_on = cpu_percent(chromium_processes(), options.cpu_seconds)
-            page.evaluate('window.havatarAudio.context.suspend()')
-            browser_off = cpu_percent(chromium_processes(), options.cpu_seconds)
-            print(f'1. local mode: capture -> heard in Chromium (ms), {options.period:g} s between bursts')
-            print(header)
-            print(row('Python client of /audio/ws (transport baseline)', match(captured, ws_onsets)))
-            print(row('page: /audio/ws -> AudioWorklet jitter buffer', match(captured, heard), extra))
-            print(f'  jitter buffer: {buffer["depthMs"]:.0f} ms deep now, {buffer["underruns"]} underruns, '
-                  f'{buffer["skipped"]} skipped / {buffer["repeated"]} repeated blocks; output latency '
-                  f'reported {extra:.1f} ms')
-            print(f'  CPU (% of one core): relay_node idle {idle_relay:.1f}, one listener {listening_relay:.1f}; '
-                  f'Chromium sound on {browser_on:.1f}, suspended {browser_off:.1f}')
-            page.close()
-
-            if not options.skip_server:
-                pm.start('camera_node', [ros_executable('havatar_drivers', 'camera_node'), '--ros-args',
-                                         *parameter_arguments({'source': 'test_pattern', 'width': 320,
-                                                               'height': 240, 'fps': 15.0})])
-                pm.start('streaming_node', [
-                    ros_executable('havatar_streaming', 'streaming_node'), '--ros-args', *parameter_arguments({
-                        'mjpeg_port': free_port(), 'mjpeg_host': '127.0.0.1', 'width': 320, 'height': 240,
-                        'fps': 15.0, 'server_url': f'rtsp://127.0.0.1:{server.ports.rtsp}', 'mode': 'server',
-                        'api_url': f'http://127.0.0.1:{server.ports.api}', 'stream_key': ROBOT.path,
-                        'stream_user': ROBOT.user})],
-                    env={'HAVATAR_STREAM_PASSWORD': ROBOT.password, 'HAVATAR_ACCESS_TOKEN': 'bench-mjpeg-token'})
-                status = ros.subscribe(StreamStatus, 'stream/status', LATCHED)
-                status.wait_for(lambda m: m.active_mode == 'server', timeout=40, what='server mode active')
-                page = browser.new_page()
-                page.goto(f'{base}/#robot=robot1&token={LOCAL_TOKEN}')
-                page.wait_for_function("document.getElementById('sound-state').textContent === 'sound: WebRTC'",
-                                       timeout=40000)
-                stop, rtc_onsets = threading.Event(), []
-                baseline = threading.Thread(target=whep_baseline,
-                                            args=(server.whep_url('robot1'), stop, rtc_onsets), daemon=True)
-                baseline.start()
-                heard, extra = listen(page, seconds)
-                stop.set()
-                baseline.join(12)
-                captured = mic.onsets()
-                browser_on = cpu_percent(chromium_processes(), options.cpu_seconds)
-                print('\n2. server mode: capture -> MediaMTX (Opus) -> WHEP -> heard (ms)')
-                print(header)
-                print(row('aiortc WHEP client (no browser, baseline)', match(captured, rtc_onsets)))
-                print(row('page: WebRTC track -> WebAudio', match(captured, heard), extra))
-                print(f'  CPU (% of one core): Chromium with WebRTC video+audio {browser_on:.1f}')
-            browser.close()
+            try:
+                if not options.skip_local:
+                    local_mode(browser, base, relay.pid, mic, options)
+                if not options.skip_server:
+                    server_mode(browser, base, pm, server, ros, mic, options)
+            finally:
+                browser.close()
     finally:
         ros.close()
         pm.stop_all()

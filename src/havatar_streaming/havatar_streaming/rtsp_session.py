@@ -31,6 +31,7 @@ from .rtsp_auth_hop import RtspAuthHop, default_port
 
 AUDIO_CHUNK_S = 0.02
 AUDIO_CHUNK_BYTES = int(PCM_RATE * AUDIO_CHUNK_S) * PCM_CHANNELS * PCM_SAMPLE_BYTES
+AUDIO_QUEUE_MAX = 2  # chunks (40 ms): beyond this the oldest are dropped, so no standing delay builds up
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,7 @@ class RtspSession:
         self._video: Optional[bytes] = None
         self._video_event = threading.Event()
         self._audio: deque[bytes] = deque(maxlen=25)  # at most 0.5 s of microphone audio
+        self.audio_dropped = 0
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.frames_written = 0
@@ -196,6 +198,9 @@ class RtspSession:
         next_time = time.monotonic()
         try:
             while not self._stop.is_set():
+                while len(self._audio) > AUDIO_QUEUE_MAX:  # ffmpeg started late or stalled: catch up
+                    self._audio.popleft()
+                    self.audio_dropped += 1
                 while len(pending) < AUDIO_CHUNK_BYTES:
                     pending += self._audio.popleft() if self._audio else bytes(AUDIO_CHUNK_BYTES)
                 chunk, pending = pending[:AUDIO_CHUNK_BYTES], pending[AUDIO_CHUNK_BYTES:]

@@ -31,14 +31,15 @@ export function parseFrame(buffer) {
  * A ring of samples between the network and the audio clock.
  *
  * Playback starts once `targetMs` is queued. The sender's clock and the sound card's never
- * agree exactly, so the depth is steered to the target: while the smoothed depth is above
- * target + `slackMs` one sample per render block is skipped, while below target - `slackMs`
- * one is repeated (about 0.8 % either way at 128-sample blocks, inaudible on speech). A burst
+ * agree exactly, so the depth is steered to the target: while the smoothed depth is more
+ * than `slackMs` above the target, samples are skipped, while below it samples are repeated:
+ * one per render block per `slackMs` off, at most 4 (3 % at 128-sample blocks; a skew of a
+ * few tenths of a percent costs one sample every few blocks, inaudible on speech). A burst
  * beyond `maxMs` drops the oldest samples back to the target; an empty buffer plays silence
  * and waits for the target again (an underrun). The ring never grows.
  */
 export class JitterBuffer {
-  constructor({ rate = 48000, targetMs = 40, maxMs = 200, slackMs = 8 } = {}) {
+  constructor({ rate = 48000, targetMs = 30, maxMs = 200, slackMs = 5 } = {}) {
     this.rate = rate;
     this.target = Math.round(targetMs * rate / 1000);
     this.max = Math.round(maxMs * rate / 1000);
@@ -81,9 +82,12 @@ export class JitterBuffer {
       this.smoothed = this.depth;
     }
     this.smoothed += (this.depth - this.smoothed) * 0.02;
+    // steer: skip (or repeat) up to 4 samples a block, more the further off the target
+    const off = this.smoothed - this.target;
+    const k = Math.abs(off) <= this.slack ? 0 : Math.max(-4, Math.min(4, Math.round(off / this.slack)));
     let take = n;
-    if (this.smoothed > this.target + this.slack && this.depth > n + 1) { take = n + 1; this.stats.skipped++; }
-    else if (this.smoothed < this.target - this.slack && n > 1) { take = n - 1; this.stats.repeated++; }
+    if (k > 0 && this.depth > n + k) { take = n + k; this.stats.skipped += k; }
+    else if (k < 0) { take = n + k; this.stats.repeated -= k; }
     const available = Math.min(take, this.depth);
     for (let i = 0; i < n; i++) {  // `take` input samples spread over `n` outputs
       const j = Math.min(Math.floor(i * take / n), available - 1);

@@ -1,7 +1,8 @@
 """ROS 2 robot relay node (executable ``relay_node``): browsers drive the robot through it.
 
-Local mode (always on): the robot serves the web UI, the relay protocol at ``/ws`` and
-the original robot's HTTP API on ``http_port``. Server mode (``relay_url`` set): it is
+Local mode (always on): the robot serves the web UI, the relay protocol at ``/ws``, the
+original robot's HTTP API and its microphone (``/audio/ws``, subscribed to ``audio/mic``
+only while a browser listens) on ``http_port``. Server mode (``relay_url`` set): it is
 also a WebSocket client of the cloud relay. Either way, commands become ``cmd_vel``
 (``geometry_msgs/Twist``) — stale ones are dropped — text becomes ``say``, mode changes go
 to the streaming node's ``stream/set_mode``, and robot status goes back to the users.

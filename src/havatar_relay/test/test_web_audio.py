@@ -111,3 +111,19 @@ def test_server_mode_plays_the_webrtc_audio_track(sources, streaming_node, media
     peak = page.wait_for_function(PEAK_JS, arg=440.0, timeout=20000).json_value()
     assert abs(peak['hz'] - 440) < 25
     assert not errors, errors
+
+
+def test_the_persons_own_microphone_shows_on_its_meter(processes, chromium):
+    """audio.js's meter(stream, canvas), as push-to-talk uses it, on Chromium's fake microphone."""
+    base, _ = start_relay_node(processes)
+    page, errors = open_ui(chromium(autoplay=True), base)
+    page.wait_for_function('window.havatarAudio !== undefined')
+    page.evaluate("""async () => {
+      const sound = await import('/web/audio.js');
+      window.talkStream = await navigator.mediaDevices.getUserMedia({ audio: true });
+      sound.meter(window.talkStream, document.getElementById('talk-meter'));
+    }""")
+    page.wait_for_function("parseFloat(document.getElementById('talk-meter').dataset.level) > 0.2", timeout=10000)
+    page.evaluate('window.talkStream.getTracks().forEach((t) => t.stop())')  # talking ends
+    page.wait_for_function("document.getElementById('talk-meter').dataset.level === '0'", timeout=5000)
+    assert not errors, errors

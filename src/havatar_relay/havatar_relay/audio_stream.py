@@ -64,19 +64,13 @@ class AudioHub:
         self._queues.add(queue)
         if len(self._queues) == 1:
             self.on_listening(True)
-        reader = asyncio.ensure_future(self._until_closed(ws))
+        sender = asyncio.ensure_future(self._send(ws, queue))
         try:
-            while not reader.done():
-                getter = asyncio.ensure_future(queue.get())
-                await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
-                if not getter.done():
-                    getter.cancel()
+            async for message in ws:  # listeners send nothing we use; this ends at close
+                if message.type == WSMsgType.ERROR:
                     break
-                await ws.send_bytes(getter.result())
-        except ConnectionError:
-            pass  # the browser went away mid-send
         finally:
-            reader.cancel()
+            sender.cancel()
             self._queues.discard(queue)
             if not self._queues:
                 self.on_listening(False)
@@ -84,7 +78,9 @@ class AudioHub:
         return ws
 
     @staticmethod
-    async def _until_closed(ws: web.WebSocketResponse) -> None:
-        async for message in ws:  # listeners send nothing we use; this ends at close
-            if message.type == WSMsgType.ERROR:
-                break
+    async def _send(ws: web.WebSocketResponse, queue: asyncio.Queue[bytes]) -> None:
+        try:
+            while True:
+                await ws.send_bytes(await queue.get())
+        except ConnectionError:
+            pass  # the browser went away mid-send; the reader sees the close

@@ -56,3 +56,11 @@ def test_frame_format_is_the_same_on_both_sides():
     assert (r['parsed']['sequence'], r['parsed']['rate'], r['parsed']['channels'], r['parsed']['stampMs']) == (
         7, 48000, 2, 1234.5)
     assert r['parsed']['samples'] == [0.25, -1.0]  # stereo averaged to mono, S16 scaled to -1..1
+
+
+def test_a_jittery_link_raises_the_target_within_bounds():
+    calm = simulate(seconds=600, skew=0.001, jitterMs=15)
+    jittery = simulate(seconds=600, skew=0.001, jitterMs=60)
+    assert calm['targetMs'] == 30 and calm['underruns'] == 0, calm
+    assert 30 < jittery['targetMs'] <= 100 and jittery['maxDepthMs'] <= 200.1, jittery
+    assert jittery['underruns'] < 60, jittery  # fewer than one per 10 s once the target has grown

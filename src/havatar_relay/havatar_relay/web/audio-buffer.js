@@ -36,12 +36,17 @@ export function parseFrame(buffer) {
  * one per render block per `slackMs` off, at most 4 (3 % at 128-sample blocks; a skew of a
  * few tenths of a percent costs one sample every few blocks, inaudible on speech). A burst
  * beyond `maxMs` drops the oldest samples back to the target; an empty buffer plays silence
- * and waits for the target again (an underrun). The ring never grows.
+ * and waits for the target again (an underrun); each underrun raises the target by 10 ms (a
+ * loaded machine or a jittery Wi-Fi), 10 s without one lowers it by 5 ms back towards
+ * `targetMs`. The ring never grows.
  */
 export class JitterBuffer {
   constructor({ rate = 48000, targetMs = 30, maxMs = 200, slackMs = 5 } = {}) {
     this.rate = rate;
     this.target = Math.round(targetMs * rate / 1000);
+    this.minTarget = this.target;  // an underrun raises the target 10 ms (up to maxMs / 2);
+    this.maxTarget = Math.round(maxMs * rate / 2000);  // 10 s without one lowers it 5 ms again
+    this.sinceUnderrun = 0;
     this.max = Math.round(maxMs * rate / 1000);
     this.slack = Math.round(slackMs * rate / 1000);
     this.ring = new Float32Array(this.max + 1);
@@ -97,6 +102,11 @@ export class JitterBuffer {
       for (let i = Math.floor(available * n / take); i < n; i++) out[i] = 0;
       this.playing = false;
       this.stats.underruns++;
+      this.target = Math.min(this.maxTarget, this.target + Math.round(this.rate / 100));
+      this.sinceUnderrun = 0;
+    } else if ((this.sinceUnderrun += n) > 10 * this.rate && this.target > this.minTarget) {
+      this.target = Math.max(this.minTarget, this.target - Math.round(this.rate / 200));
+      this.sinceUnderrun = 0;
     }
     this.read = (this.read + available) % this.ring.length;
     this.stats.played += n;

@@ -225,7 +225,7 @@ def local_mode(browser, base: str, relay_pid: int, mic: MicLog, options: argpars
     print(row('Python client of /audio/ws (transport baseline)', match(captured, ws_onsets)))
     print(row('page: /audio/ws -> AudioWorklet jitter buffer', match(captured, heard), extra))
     print(f'  jitter buffer: {buffer["depthMs"]:.0f} ms deep now, {buffer["underruns"]} underruns, '
-          f'{buffer["skipped"]} skipped / {buffer["repeated"]} repeated blocks; output latency '
+          f'{buffer["skipped"]} samples skipped / {buffer["repeated"]} repeated; output latency '
           f'reported {extra:.1f} ms')
     print(f'  CPU (% of one core): relay_node idle {idle_relay:.1f}, one listener {listening_relay:.1f}; '
           f'Chromium sound on {browser_on:.1f}, suspended {browser_off:.1f}')

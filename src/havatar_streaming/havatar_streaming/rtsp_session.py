@@ -34,6 +34,19 @@ AUDIO_CHUNK_BYTES = int(PCM_RATE * AUDIO_CHUNK_S) * PCM_CHANNELS * PCM_SAMPLE_BY
 AUDIO_QUEUE_MAX = 2  # chunks (40 ms): beyond this the oldest are dropped, so no standing delay builds up
 
 
+def trim_backlog(queue: deque[bytes], keep: int = AUDIO_QUEUE_MAX) -> int:
+    """Drop the oldest chunks beyond ``keep``; return how many.
+
+    The writer drains one chunk per 20 ms, as fast as they come: a backlog (ffmpeg opening
+    its FIFO late, a stall) would otherwise delay every later chunk for good.
+    """
+    dropped = 0
+    while len(queue) > keep:
+        queue.popleft()
+        dropped += 1
+    return dropped
+
+
 @dataclass(frozen=True)
 class PublishSettings:
     server_url: str           # rtsp://host:port or rtsps://host:port
@@ -198,9 +211,7 @@ class RtspSession:
         next_time = time.monotonic()
         try:
             while not self._stop.is_set():
-                while len(self._audio) > AUDIO_QUEUE_MAX:  # ffmpeg started late or stalled: catch up
-                    self._audio.popleft()
-                    self.audio_dropped += 1
+                self.audio_dropped += trim_backlog(self._audio)
                 while len(pending) < AUDIO_CHUNK_BYTES:
                     pending += self._audio.popleft() if self._audio else bytes(AUDIO_CHUNK_BYTES)
                 chunk, pending = pending[:AUDIO_CHUNK_BYTES], pending[AUDIO_CHUNK_BYTES:]

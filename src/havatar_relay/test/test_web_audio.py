@@ -8,6 +8,7 @@ import pytest
 from rclpy.qos import QoSDurabilityPolicy, QoSProfile
 
 from havatar_msgs.msg import StreamStatus
+from havatar_testing import WORKSPACE
 from havatar_testing.audio import AUTOPLAY, CHROMIUM, CHROMIUM_ARGS, PEAK_JS, start_relay_node
 from havatar_testing.mediamtx import MediaMtxUser
 from havatar_testing.relay import LOCAL_TOKEN
@@ -65,6 +66,11 @@ def test_sound_waits_for_enable_then_mutes_and_remembers(robot_microphone, chrom
     base, relay = robot_microphone(tone_hz=660.0)
     page, errors = open_ui(chromium(autoplay=False), base)
     page.wait_for_selector('#sound-enable', state='visible')
+    shot = WORKSPACE / 'build' / 'test-artifacts' / 'ui-sound-off.png'
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(shot))
+    box = page.locator('#sound-enable').bounding_box()
+    assert box['width'] >= 200 and box['height'] >= 80 and box['y'] + box['height'] <= 900, box  # large, in view
     assert page.is_hidden('#sound-controls')
     assert page.evaluate('window.havatarAudio.context.state') == 'suspended'
     assert 'a browser listens' not in relay.output(), 'no audio is fetched before sound is on'
@@ -72,6 +78,7 @@ def test_sound_waits_for_enable_then_mutes_and_remembers(robot_microphone, chrom
     page.click('#sound-enable')  # the user gesture the browser waits for
     page.wait_for_function(PEAK_JS, arg=660.0, timeout=20000)
     assert page.is_hidden('#sound-enable') and page.is_visible('#sound-controls')
+    page.screenshot(path=str(shot.with_name('ui-sound-on.png')))
 
     # mute by eye-gaze dwell: resting the pointer on the button clicks it once
     page.fill('#dwell-ms', '300')

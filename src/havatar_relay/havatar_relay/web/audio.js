@@ -44,7 +44,7 @@ function ensureContext() {
 function applyVolume() {
   if (gain) gain.gain.setTargetAtTime(prefs.muted ? 0 : prefs.volume, ctx.currentTime, 0.02);
   $('sound-mute').setAttribute('aria-pressed', String(prefs.muted));
-  $('sound-mute').textContent = prefs.muted ? '🔇 Unmute' : '🔊 Mute';
+  $('sound-mute').textContent = prefs.muted ? 'Unmute' : 'Mute';
   $('sound-volume').value = String(prefs.volume);
 }
 

@@ -10,6 +10,7 @@
 - ``sources``, ``streaming_node``: simulated camera/microphone and the streaming node.
 - ``redis_url``, ``relay_server``, ``relay_robot``: Redis, relay servers, the robot's relay node.
 - ``cloud_robot``: the robot behind relay instances sharing Redis, for the fault suite.
+- ``robot_microphone``: a tone microphone node and a relay node serving /audio/ws.
 - ``toxiproxy``: a Toxiproxy server of the test, for network faults between real processes.
 - ``chromium``: headless Chromium for web UI tests (``browser.PageWatch`` collects what
   would show red in its console).
@@ -24,6 +25,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
+from .audio import robot_microphone  # noqa: F401  (fixture)
 from .faults import cloud_robot  # noqa: F401  (fixture)
 from havatar_bringup.processes import ProcessManager, free_port
 from .isolation import DomainLease, clean_dds_shared_memory, ros_environment

@@ -1,5 +1,6 @@
 """The robot's own web server (local mode): the web UI, the relay protocol at ``/ws``, and
-the original Flask robot's HTTP API (documented in ``doc/ROBOT_HTTP_API.md``).
+the original Flask robot's HTTP API (documented in ``doc/ROBOT_HTTP_API.md``), and the
+robot's microphone at ``/audio/ws`` (``audio_stream``).
 
 aiohttp on a thread with its own event loop (``BackgroundServer``). Every request except
 ``/`` and the static files needs the robot's access token (``Authorization: Bearer`` or
@@ -20,6 +21,7 @@ from aiohttp import web
 from havatar_common.aio_server import BackgroundServer
 from havatar_common.auth import request_token, token_matches
 
+from .audio_stream import AudioHub
 from .relay_core import RelayCore
 
 WEB_DIR = Path(__file__).resolve().parent / 'web'
@@ -37,8 +39,10 @@ class RobotApi(Protocol):
 
 
 class LocalServer:
-    def __init__(self, core: RelayCore, api: RobotApi, host: str, port: int, token: str) -> None:
+    def __init__(self, core: RelayCore, api: RobotApi, host: str, port: int, token: str,
+                 audio: AudioHub | None = None) -> None:
         self.core = core
+        self.audio = audio
         self.api = api
         self.token = token
         self._server = BackgroundServer('local-server', host, port)
@@ -53,6 +57,10 @@ class LocalServer:
     def call(self, coro: Awaitable[Any]) -> concurrent.futures.Future[Any]:
         """Run a coroutine on the server's loop from another thread (fire and forget)."""
         return self._server.call(coro)
+
+    def call_soon(self, callback: Callable[..., Any], *args: Any) -> None:
+        """Run ``callback(*args)`` on the server's loop from another thread (fire and forget)."""
+        self._server.loop.call_soon_threadsafe(callback, *args)
 
     def stop(self) -> None:
         self._server.stop(before=self.core.close)
@@ -72,12 +80,14 @@ class LocalServer:
         app.router.add_post('/server/config', self._post_config)
         app.router.add_post('/server/test', self._test_connection)
         app.router.add_get('/system_status', self._system_status)
+        if self.audio is not None:
+            app.router.add_get('/audio/ws', self.audio.handle)  # the robot's microphone, PCM
         return app
 
     @web.middleware
     async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
         self._requests += 1
-        if request.path.startswith(('/server/', '/system_status')):
+        if request.path.startswith(('/server/', '/system_status', '/audio/')):
             token = request_token(request.headers, request.query)
             if not token_matches(token, self.token):
                 await self.core.throttle.refuse(self.core.client_address(request), token)

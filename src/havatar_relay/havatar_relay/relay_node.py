@@ -1,7 +1,8 @@
 """ROS 2 robot relay node (executable ``relay_node``): browsers drive the robot through it.
 
-Local mode (always on): the robot serves the web UI, the relay protocol at ``/ws`` and
-the original robot's HTTP API on ``http_port``. Server mode (``relay_url`` set): it is
+Local mode (always on): the robot serves the web UI, the relay protocol at ``/ws``, the
+original robot's HTTP API and its microphone (``/audio/ws``, subscribed to ``audio/mic``
+only while a browser listens) on ``http_port``. Server mode (``relay_url`` set): it is
 also a WebSocket client of the cloud relay. Either way, commands become ``cmd_vel``
 (``geometry_msgs/Twist``) — stale ones are dropped — text becomes ``say``, mode changes go
 to the streaming node's ``stream/set_mode``, and robot status goes back to the users. Its
@@ -36,6 +37,7 @@ from .cloud_client import Backoff, CloudClient
 from .command_gate import STOPPED, CommandGate
 from .command_router import CommandRouter
 from .local_server import LocalServer
+from .mic_forwarder import MicForwarder
 from .accounts import Accounts
 from .relay_core import RelayCore
 from .robot_api import RobotHttpApi, SettingsStore
@@ -111,7 +113,8 @@ class RelayNode(Node):
         self.core = RelayCore(MemoryBroker(), Accounts(users={'local': (self.token, [self.robot_id])}),
                               instance='robot')
         self.cloud: Optional[CloudClient] = None
-        self.server = LocalServer(self.core, api, prm['http_host'], prm['http_port'], self.token)
+        self.mic = MicForwarder(self, lambda callback, *args: self.server.call_soon(callback, *args))
+        self.server = LocalServer(self.core, api, prm['http_host'], prm['http_port'], self.token, self.mic.hub)
         self.server.start(self._on_loop)
         self.create_timer(prm['status_period'], lambda: self.server.call(self.router.send_status()))
         self.create_timer(prm['diagnostics_period'], self._publish_diagnostics)

@@ -31,6 +31,20 @@ from .rtsp_auth_hop import RtspAuthHop, default_port
 
 AUDIO_CHUNK_S = 0.02
 AUDIO_CHUNK_BYTES = int(PCM_RATE * AUDIO_CHUNK_S) * PCM_CHANNELS * PCM_SAMPLE_BYTES
+AUDIO_QUEUE_MAX = 2  # chunks (40 ms): beyond this the oldest are dropped, so no standing delay builds up
+
+
+def trim_backlog(queue: deque[bytes], keep: int = AUDIO_QUEUE_MAX) -> int:
+    """Drop the oldest chunks beyond ``keep``; return how many.
+
+    The writer drains one chunk per 20 ms, as fast as they come: a backlog (ffmpeg opening
+    its FIFO late, a stall) would otherwise delay every later chunk for good.
+    """
+    dropped = 0
+    while len(queue) > keep:
+        queue.popleft()
+        dropped += 1
+    return dropped
 
 
 @dataclass(frozen=True)
@@ -94,6 +108,7 @@ class RtspSession:
         self._video: Optional[bytes] = None
         self._video_event = threading.Event()
         self._audio: deque[bytes] = deque(maxlen=25)  # at most 0.5 s of microphone audio
+        self.audio_dropped = 0
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.frames_written = 0
@@ -196,6 +211,7 @@ class RtspSession:
         next_time = time.monotonic()
         try:
             while not self._stop.is_set():
+                self.audio_dropped += trim_backlog(self._audio)
                 while len(pending) < AUDIO_CHUNK_BYTES:
                     pending += self._audio.popleft() if self._audio else bytes(AUDIO_CHUNK_BYTES)
                 chunk, pending = pending[:AUDIO_CHUNK_BYTES], pending[AUDIO_CHUNK_BYTES:]

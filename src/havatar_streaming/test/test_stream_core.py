@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import json
+from collections import deque
 
 import pytest
 import yaml
 
 from havatar_streaming.convert_server_config import main as convert_main
 from havatar_streaming.mode import Action, ModeMachine
-from havatar_streaming.rtsp_session import PublishSettings, ffmpeg_argv
+from havatar_streaming.rtsp_session import AUDIO_QUEUE_MAX, PublishSettings, ffmpeg_argv, trim_backlog
 from havatar_streaming.server_settings import ServerModeConfig, read_settings_file
 from havatar_streaming.server_url import map_server_url
 
@@ -178,3 +179,8 @@ def test_settings_without_a_server_or_password_leave_the_nodes_own():
     assert full.applied_parameters() == {'mode': 'server', 'server_url': 'rtsp://example.org:8554',
                                          'stream_key': 'robot1', 'fallback_to_local': False,
                                          'stream_password': 'pw'}
+def test_a_microphone_backlog_is_dropped_not_kept_as_delay():
+    queue = deque(bytes([i]) for i in range(10))  # 200 ms queued while ffmpeg was starting
+    assert trim_backlog(queue) == 10 - AUDIO_QUEUE_MAX
+    assert list(queue) == [bytes([i]) for i in range(10 - AUDIO_QUEUE_MAX, 10)]  # the newest stay
+    assert trim_backlog(queue) == 0

@@ -1,6 +1,7 @@
 // Havatar web UI: video (WHEP or MJPEG), driving (keys, dwell buttons, joystick, gamepad),
 // talk (push-to-talk over WHIP, type-to-speak), mode and settings. No build step.
 // Protocol constants come from protocol.json, generated from havatar_relay/protocol.py.
+import * as sound from './audio.js';
 import { initSettings } from './settings.js';
 import { Viewer, loadSite } from './viewer.js';
 
@@ -217,6 +218,7 @@ async function startTalk() {
   $('ptt').setAttribute('aria-pressed', 'true');
   try {
     const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+    sound.meter(stream, $('talk-meter'));  // stops by itself when the tracks stop
     talk = new RTCPeerConnection();
     stream.getTracks().forEach((t) => talk.addTrack(t, stream));
     await negotiate(talk, status.whip_url);
@@ -258,7 +260,9 @@ function showLogin() {
   if (location.hash) history.replaceState(null, '', location.pathname);  // keep the token out of history
   $('robot-name').textContent = auth.robot;
   site = await loadSite();
-  viewer = new Viewer(auth, site);
+  viewer = new Viewer(auth, site, sound.attachStream);
+  sound.initSound();
+  if (site.site === 'robot') sound.listenToRobot(auth.token);  // its microphone over /audio/ws
   connect();
   initSettings(auth.token, site).catch(() => { document.querySelector('.settings').hidden = true; });
 })();

@@ -55,9 +55,11 @@ function loadScript(src) {
 }
 
 export class Viewer {
-  constructor(auth, site) {
+  /** ``onAudio(stream)`` gets the robot's sound from WebRTC (audio.js plays it). */
+  constructor(auth, site, onAudio = () => {}) {
     this.auth = auth;
     this.site = site;
+    this.onAudio = onAudio;
     this.cloud = site.site === 'cloud';
     this.urls = this.cloud ? mediaUrls(site, auth.robot) : null;
     this.status = null;
@@ -171,6 +173,7 @@ export class Viewer {
       const stream = e.streams[0] || new MediaStream([e.track]);
       if (v.srcObject !== stream) v.srcObject = stream;
       v.hidden = false;
+      if (e.track.kind === 'audio') this.onAudio(stream);
     };
     pc.onconnectionstatechange = () => {
       if (pc === this.pc && ['failed', 'closed'].includes(pc.connectionState)) this.failed(`WebRTC ${pc.connectionState}`);

@@ -1,5 +1,6 @@
-"""The robot's own web server (local mode): the web UI, the relay protocol at ``/ws``, and
-the original Flask robot's HTTP API (documented in ``doc/ROBOT_HTTP_API.md``).
+"""The robot's own web server (local mode): the web UI, the relay protocol at ``/ws``, the
+driver's microphone at ``/talk/ws`` (``talk_server``), and the original Flask robot's HTTP API
+(documented in ``doc/ROBOT_HTTP_API.md``).
 
 aiohttp on a thread with its own event loop (``BackgroundServer``). Every request except
 ``/`` and the static files needs the robot's access token (``Authorization: Bearer`` or
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import concurrent.futures
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Protocol
+from typing import Any, Awaitable, Callable, Optional, Protocol
 
 from aiohttp import web
 
@@ -20,6 +21,7 @@ from havatar_common.aio_server import BackgroundServer
 from havatar_common.auth import request_token, token_matches
 
 from .relay_core import RelayCore
+from .talk_server import TalkEndpoint
 
 WEB_DIR = Path(__file__).resolve().parent / 'web'
 
@@ -35,10 +37,12 @@ class RobotApi(Protocol):
 
 
 class LocalServer:
-    def __init__(self, core: RelayCore, api: RobotApi, host: str, port: int, token: str) -> None:
+    def __init__(self, core: RelayCore, api: RobotApi, host: str, port: int, token: str,
+                 talk: Optional[TalkEndpoint] = None) -> None:
         self.core = core
         self.api = api
         self.token = token
+        self.talk = talk
         self._server = BackgroundServer('local-server', host, port)
 
     def start(self, on_loop: Callable[[], Awaitable[None]]) -> None:
@@ -60,6 +64,8 @@ class LocalServer:
         app.router.add_get('/', self._index)
         app.router.add_static('/web/', WEB_DIR)
         app.router.add_get('/ws', self.core.handle)  # hello carries the token
+        if self.talk is not None:
+            app.router.add_get('/talk/ws', self.talk.handle)  # so does this one's
         app.router.add_get('/server/status', self._server_status)
         app.router.add_post('/server/start', self._server_start)
         app.router.add_post('/server/stop', self._server_stop)

@@ -1,13 +1,15 @@
 """ROS 2 robot relay node (executable ``relay_node``): browsers drive the robot through it.
 
-Local mode (always on): the robot serves the web UI, the relay protocol at ``/ws`` and
-the original robot's HTTP API on ``http_port``. Server mode (``relay_url`` set): it is
+Local mode (always on): the robot serves the web UI, the relay protocol at ``/ws``, the
+driver's microphone at ``/talk/ws`` (played on ``audio/speaker``) and the original robot's
+HTTP API on ``http_port``. Server mode (``relay_url`` set): it is
 also a WebSocket client of the cloud relay. Either way, commands become ``cmd_vel``
 (``geometry_msgs/Twist``) — stale ones are dropped — text becomes ``say``, mode changes go
 to the streaming node's ``stream/set_mode``, and robot status goes back to the users.
 """
 from __future__ import annotations
 
+import array
 import threading
 from pathlib import Path
 from typing import Any, Optional
@@ -15,15 +17,17 @@ from typing import Any, Optional
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Twist
 from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import BatteryState
 from std_msgs.msg import String
 
+from havatar_common.audio import PCM_CHANNELS, PCM_RATE, PCM_SAMPLE_BYTES
 from havatar_common.parameters import ParameterTable, declare_parameters
 from havatar_common.qos import LATCHED
 from havatar_common.secrets import (ACCESS_TOKEN_ENV, ACCESS_TOKEN_FILE_HELP, access_token_file,
                                     config_dir, resolve_token, secret)
 from havatar_common.spin import spin_node
-from havatar_msgs.msg import StreamStatus
+from havatar_msgs.msg import AudioChunk, AudioFormat, StreamStatus
 
 from . import protocol as p
 from .brokers import MemoryBroker
@@ -35,6 +39,7 @@ from .accounts import Accounts
 from .relay_core import RelayCore
 from .robot_api import RobotHttpApi, SettingsStore
 from .streaming_control import RosStreamingControl
+from .talk_server import TalkEndpoint
 
 
 PARAMETERS: ParameterTable = [
@@ -65,6 +70,10 @@ PARAMETERS: ParameterTable = [
     ('status_period', 2.0, 'Seconds between status messages to the users', (0.2, 60.0)),
 ]
 
+TALK_FORMAT = AudioFormat(channels=PCM_CHANNELS, sample_rate=PCM_RATE,
+                          sample_format=AudioFormat.SAMPLE_FORMAT_S16LE, coding_format=AudioFormat.CODING_PCM,
+                          bitrate=PCM_RATE * PCM_CHANNELS * PCM_SAMPLE_BYTES * 8)
+
 
 class RelayNode(Node):
     """Wires topics, services and the cloud link to the command router, the relay core and
@@ -85,6 +94,8 @@ class RelayNode(Node):
 
         self.cmd_pub = self.create_publisher(Twist, 'cmd_vel', 10)
         self.say_pub = self.create_publisher(String, 'say', 10)
+        self.speaker_pub = self.create_publisher(AudioChunk, 'audio/speaker', qos_profile_sensor_data)
+        self._talk_sequence = 0
         self.create_subscription(BatteryState, 'battery', self._on_battery, LATCHED)
         self.create_subscription(StreamStatus, 'stream/status', self._on_stream, LATCHED)
         self.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 10)
@@ -100,7 +111,8 @@ class RelayNode(Node):
         self.core = RelayCore(MemoryBroker(), Accounts(users={'local': (self.token, [self.robot_id])}),
                               instance='robot')
         self.cloud: Optional[CloudClient] = None
-        self.server = LocalServer(self.core, api, prm['http_host'], prm['http_port'], self.token)
+        talk = TalkEndpoint(self.core, self.robot_id, self.token, self._play)
+        self.server = LocalServer(self.core, api, prm['http_host'], prm['http_port'], self.token, talk)
         self.server.start(self._on_loop)
         self.create_timer(prm['status_period'], lambda: self.server.call(self.router.send_status()))
         robot_token = secret(prm['robot_token'], 'HAVATAR_ROBOT_TOKEN')
@@ -136,6 +148,15 @@ class RelayNode(Node):
         await self.core.from_robot(self.robot_id, message, to_session=message.id)
         if self.cloud is not None:
             await self.cloud.send(message)
+
+    def _play(self, pcm: bytes) -> None:
+        """A frame of the driver's microphone (``/talk/ws``, checked) to the speaker node."""
+        msg = AudioChunk(format=TALK_FORMAT, data=array.array('B', pcm))
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.header.frame_id = 'talk'
+        msg.sequence = self._talk_sequence % 2**32  # one count over every talk: never restarts
+        self._talk_sequence += 1
+        self.speaker_pub.publish(msg)
 
     def _relay_connected(self) -> bool:
         return bool(self.cloud and self.cloud.connected)

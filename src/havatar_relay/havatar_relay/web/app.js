@@ -1,6 +1,7 @@
 // Havatar web UI: video (WHEP or MJPEG), driving (keys, dwell buttons, joystick, gamepad),
 // talk (push-to-talk over WHIP, type-to-speak), mode and settings. No build step.
 // Protocol constants come from protocol.json, generated from havatar_relay/protocol.py.
+import { initTalk } from './talk.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.hash.slice(1) || location.search.slice(1));
@@ -11,6 +12,7 @@ const auth = {
 let P = null;          // protocol.json
 let ws = null;
 let status = null;
+let sessionId = null;  // this page's /ws session (the welcome's), for /talk/ws
 let seq = 0;
 let driving = false;   // a non-zero command was sent since the last stop
 const sources = { key: null, dwell: null, joystick: null, gamepad: null };
@@ -41,6 +43,7 @@ function connect(delay = 500) {
 function handle(m) {
   switch (m.type) {
     case 'welcome':
+      sessionId = m.session_id;
       setPill('connection', m.robot_online ? 'connected' : 'robot offline', m.robot_online);
       send({ type: 'get_status' });
       break;
@@ -246,24 +249,8 @@ $('say-form').onsubmit = (e) => {
   $('say-text').value = '';
 };
 
-let talk = null;
-async function startTalk() {
-  if (!status || !status.whip_url || talk) return;
-  $('ptt').setAttribute('aria-pressed', 'true');
-  try {
-    const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
-    talk = new RTCPeerConnection();
-    stream.getTracks().forEach((t) => talk.addTrack(t, stream));
-    await negotiate(talk, status.whip_url);
-  } catch (e) { stopTalk(); $('ptt').textContent = `talk failed: ${e.message}`; }
-}
-function stopTalk() {
-  $('ptt').setAttribute('aria-pressed', 'false');
-  if (talk) { talk.getSenders().forEach((s) => s.track && s.track.stop()); talk.close(); talk = null; }
-}
-$('ptt').addEventListener('pointerdown', startTalk);
-$('ptt').addEventListener('pointerup', stopTalk);
-$('ptt').addEventListener('pointerleave', stopTalk);
+initTalk({ button: $('ptt'), status: () => status, token: () => auth.token, sessionId: () => sessionId,
+  negotiate, dwellMs: () => parseInt($('dwell-ms').value, 10) || 0 });
 
 $('mode-toggle').onclick = () => {
   const next = status && status.stream.requested === 'server' ? 'local' : 'server';

@@ -75,6 +75,16 @@ def test_a_steady_depth_within_twice_the_target_is_left_alone():
     assert jb.catch_up_drops == 0 and jb.depth == 6
 
 
+def test_after_an_underrun_another_senders_count_is_taken():
+    jb = JitterBuffer(target=1)
+    for i in range(500, 503):  # local mode's talk (the relay node counts)
+        jb.push(i, b'local')
+        assert jb.pop(SILENCE) == b'local'
+    assert jb.pop(SILENCE) is None  # it ended
+    jb.push(0, b'server')  # server mode's talkback (the streaming node counts from 0)
+    assert jb.pop(SILENCE) == b'server' and jb.late_drops == 0
+
+
 def test_sender_restart_resets_the_sequence():
     jb = JitterBuffer(target=1)
     jb.push(5000, b'a')

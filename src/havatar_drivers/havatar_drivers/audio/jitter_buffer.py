@@ -38,7 +38,10 @@ class JitterBuffer:
         return len(self._chunks)
 
     def push(self, sequence: int, data: bytes) -> None:
-        if self._next is not None and sequence < self._next:
+        """Queue a chunk; late only while playing: after an underrun another sender (the
+        other mode's talk, its own count) starts afresh.
+        """
+        if self.playing and self._next is not None and sequence < self._next:
             if self._next - sequence > 1000:  # the sender restarted its count
                 self.reset()
             else:

@@ -37,7 +37,7 @@ class RobotApi(Protocol):
 
 
 class LocalServer:
-    def __init__(self, core: RelayCore, api: RobotApi, host: str, port: int, token: str,
+    def __init__(self, core: RelayCore, api: RobotApi, host: str, port: int, token: str, *,
                  talk: Optional[TalkEndpoint] = None) -> None:
         self.core = core
         self.api = api

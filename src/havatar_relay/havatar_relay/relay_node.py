@@ -112,7 +112,7 @@ class RelayNode(Node):
                               instance='robot')
         self.cloud: Optional[CloudClient] = None
         talk = TalkEndpoint(self.core, self.robot_id, self.token, self._play)
-        self.server = LocalServer(self.core, api, prm['http_host'], prm['http_port'], self.token, talk)
+        self.server = LocalServer(self.core, api, prm['http_host'], prm['http_port'], self.token, talk=talk)
         self.server.start(self._on_loop)
         self.create_timer(prm['status_period'], lambda: self.server.call(self.router.send_status()))
         robot_token = secret(prm['robot_token'], 'HAVATAR_ROBOT_TOKEN')

@@ -2,7 +2,8 @@
 // Local mode: the robot's own /talk/ws, 16-bit PCM frames from an AudioWorklet at the rate the
 // robot names in its talk_ready (havatar_relay/talk.py, doc/TALK_WS.md). Only the driver talks.
 // Hold the button (pointer, Enter or Space) to talk while held, or dwell on it (eye gaze) to
-// toggle talking on and off. The own microphone's level goes out as `havatar:talk-level` events.
+// toggle talking on and off. The own microphone's level goes out as `havatar:talk-level` events,
+// and its stream to `opts.onStream(stream)` if given (a level meter), in both modes.
 
 const MAX_BUFFERED = 32 * 1024;  // bytes waiting in the WebSocket: beyond it frames are dropped
 
@@ -67,6 +68,7 @@ async function talkLocal(opts, onEnd) {
   ws.onclose = () => stop('closed');
   try {
     stream = await microphone();
+    if (opts.onStream) opts.onStream(stream);
     if (ended) { stream.getTracks().forEach((t) => t.stop()); return stop; }
     source = ctx.createMediaStreamSource(stream);
     node = new AudioWorkletNode(ctx, 'havatar-talk-capture', {
@@ -84,6 +86,7 @@ async function talkLocal(opts, onEnd) {
 // A server-mode talk over WHIP (MediaMTX).
 async function talkWhip(opts, onEnd) {
   const stream = await microphone();
+  if (opts.onStream) opts.onStream(stream);
   const peer = new RTCPeerConnection();
   const stop = () => { stream.getTracks().forEach((t) => t.stop()); peer.close(); level(0); onEnd('stopped'); };
   stream.getTracks().forEach((t) => peer.addTrack(t, stream));

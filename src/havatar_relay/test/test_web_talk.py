@@ -1,6 +1,8 @@
 """The person talks to the robot: in headless Chromium, the fake microphone's tone reaches the
 speaker node (file sink) through the robot's own server in local mode, by holding the talk
-button and by dwelling on it (a dwell toggles talking on and off).
+button and by dwelling on it (a dwell toggles talking on and off); and in server mode the
+cloud page's talk button publishes it with WHIP to MediaMTX (authorized by the relay), from
+where the streaming node puts it on ``audio/speaker``.
 """
 from __future__ import annotations
 
@@ -9,10 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from rclpy.qos import qos_profile_sensor_data
+import yaml
+from rclpy.qos import QoSDurabilityPolicy, QoSProfile, qos_profile_sensor_data
 
-from havatar_bringup.processes import wait_until
-from havatar_msgs.msg import AudioChunk
+from havatar_bringup.mediamtx import MediaMtxPorts, local_config, relay_auth
+from havatar_bringup.processes import find_program, wait_until
+from havatar_msgs.msg import AudioChunk, StreamStatus
 from havatar_testing import ros_executable
 from havatar_testing.relay import LOCAL_TOKEN as TOKEN
 
@@ -138,3 +142,48 @@ def test_the_browsers_microphone_reaches_the_speaker_in_local_mode(relay_robot, 
                            timeout=5000)
     assert page.text_content('#ptt') == 'Hold to talk'
     assert not errors, errors
+
+
+class RelayAuthorizedMediaMtx:
+    """MediaMTX as shipped: the relay server's hook decides who publishes, watches, talks."""
+
+    def __init__(self, processes, tmp_path: Path, relay_base: str) -> None:
+        self.ports = MediaMtxPorts()
+        config = tmp_path / 'mediamtx.yml'
+        config.write_text(yaml.safe_dump(local_config(self.ports, relay_auth(f'{relay_base}/mediamtx/auth'))))
+        self.process = processes.start('mediamtx', [find_program('mediamtx'), config])
+        self.process.wait_for_port(self.ports.webrtc, timeout=15)
+
+
+def test_the_cloud_page_talks_over_whip_in_server_mode(relay_server, relay_robot, processes, sources,
+                                                       streaming_node, ros_node, browser, tmp_path):
+    relay = relay_server()
+    mediamtx = RelayAuthorizedMediaMtx(processes, tmp_path, relay)
+    sources()
+    streaming_node(mediamtx, password='robot1-token', mode='server', api_url='none', audio=False)
+    status = ros_node.subscribe(StreamStatus, 'stream/status',
+                                QoSProfile(depth=5, durability=QoSDurabilityPolicy.TRANSIENT_LOCAL))
+    status.wait_for(lambda m: m.active_mode == 'server', timeout=30, what='server mode active')
+    relay_robot(relay_url=relay.replace('http', 'ws') + '/ws',
+                whep_base_url=f'http://127.0.0.1:{mediamtx.ports.webrtc}/')
+    chunks = ros_node.subscribe(AudioChunk, 'audio/speaker', qos_profile_sensor_data)
+
+    page = browser.new_page(viewport={'width': 1280, 'height': 900})
+    errors: list[str] = []
+    page.on('pageerror', lambda exc: errors.append(str(exc)))
+    page.on('response', lambda r: errors.append(f'{r.status} {r.url}') if r.status >= 400 and 'talk' in r.url else None)
+    page.goto(f'{relay}/#robot=robot1&token=alice-token')  # a relay user allowed to talk to robot1
+    page.wait_for_function("document.getElementById('mode').textContent.startsWith('mode: server')", timeout=30000)
+    page.locator('body').click(position={'x': 5, 'y': 5})
+    ptt = page.locator('#ptt').bounding_box()
+    page.mouse.move(ptt['x'] + ptt['width'] / 2, ptt['y'] + ptt['height'] / 2)
+    page.mouse.down()
+    wait_until(lambda: sum(m.header.frame_id == 'talkback' for m in chunks.messages) >= 75, 30,
+               '1.5 s of WHIP talkback on audio/speaker')
+    page.mouse.up()
+    page.wait_for_function("document.getElementById('ptt').getAttribute('aria-pressed') === 'false'")
+    talkback = [m for m in chunks.messages if m.header.frame_id == 'talkback']
+    frequency, level = dominant_frequency(b''.join(bytes(m.data) for m in talkback[10:70]), RATE)
+    print(f'server-mode talkback: {len(talkback)} chunks, peak {frequency:.1f} Hz, RMS {level:.0f}')
+    assert abs(frequency - TONE_HZ) < 5 and level > 300, (frequency, level)  # Opus, the browser's gain
+    assert page.text_content('#ptt') == 'Hold to talk' and not errors, errors

@@ -2,14 +2,15 @@
 
 Who may talk: the user session that drives (the same rule as ``say``; if nobody drives,
 talking takes control). The talker names its live ``/ws`` session in the hello; losing
-control, or that session closing, ends the talk. Wire rules and limits: ``talk.py``.
+control, or that session closing, ends the talk. One talk at a time: a newer one (the driver
+pressed again in another tab) replaces the older. Wire rules and limits: ``talk.py``.
 """
 from __future__ import annotations
 
 import asyncio
 import json
 import time
-from typing import Callable
+from typing import Callable, Optional
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
@@ -33,12 +34,16 @@ class TalkEndpoint:
         self.talking = 0       # open talks now
         self.frames = 0        # frames played, all talks
         self.refused = 0       # frames refused, all talks
+        self._current: Optional[web.WebSocketResponse] = None
 
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(heartbeat=None, max_msg_size=self.fmt.max_frame_bytes * 2)
         await ws.prepare(request)
         try:
             session_id = await self._hello(ws, self.core.client_address(request))
+            older, self._current = self._current, ws
+            if older is not None and not older.closed:
+                await _refuse(older, TalkError('forbidden', 'replaced by a newer talk (one at a time)'))
             await ws.send_str(json.dumps(self.fmt.ready()))
             self.talking += 1
             try:

@@ -198,6 +198,22 @@ def test_only_the_driver_may_talk_and_losing_control_ends_the_talk():
     run(scenario())
 
 
+def test_one_talk_at_a_time_the_newer_replaces_the_older():
+    async def scenario() -> None:
+        async with robot() as (base, talk, played), aiohttp.ClientSession() as http:
+            user = await Client.connect(base, 'user', TOKEN, 'robot1')
+            older, _ = await talk_ws(http, base, user.welcome['session_id'])
+            newer, ready = await talk_ws(http, base, user.welcome['session_id'])
+            assert ready['type'] == 'talk_ready'
+            assert [r['code'] for r in await replies(older)] == ['forbidden'] and older.close_code == 1008
+            await newer.send_bytes(FRAME)
+            await asyncio.wait_for(played.arrived.wait(), 5)
+            assert talk.talking == 1
+            await newer.close()
+            await user.close()
+    run(scenario())
+
+
 def test_the_talk_ends_when_its_ws_session_closes():
     async def scenario() -> None:
         async with robot() as (base, talk, played), aiohttp.ClientSession() as http:

@@ -59,7 +59,8 @@ async function talkLocal(opts, onEnd) {
       const m = JSON.parse(e.data);
       if (m.type === 'talk_ready') resolve(m); else reject(new Error(m.message || m.code));
     };
-    ws.onerror = () => reject(new Error('the robot refused the talk connection'));
+    ws.onerror = () => reject(new Error(  // e.g. the cloud page while the robot is in local mode
+      'no talk connection here: from the cloud page, talking needs the robot in server mode'));
     ws.onclose = () => reject(new Error('the talk connection closed'));
   }).catch((e) => { ws.onclose = null; ws.close(); throw e; });
   ws.onmessage = (e) => {  // refusals while talking: say why; a closing one ends the talk

@@ -59,8 +59,8 @@ async function talkLocal(opts, onEnd) {
       const m = JSON.parse(e.data);
       if (m.type === 'talk_ready') resolve(m); else reject(new Error(m.message || m.code));
     };
-    ws.onerror = () => reject(new Error(  // e.g. the cloud page while the robot is in local mode
-      'no talk connection here: from the cloud page, talking needs the robot in server mode'));
+    ws.onerror = () => reject(new Error(  // the robot is gone, or this is the cloud page in local mode
+      'cannot open the talk connection (from the cloud page, talking needs server mode)'));
     ws.onclose = () => reject(new Error('the talk connection closed'));
   }).catch((e) => { ws.onclose = null; ws.close(); throw e; });
   ws.onmessage = (e) => {  // refusals while talking: say why; a closing one ends the talk

@@ -99,7 +99,8 @@ async function talkWhip(opts, onEnd) {
 export function initTalk(opts) {
   const button = opts.button;
   const label = button.textContent;
-  button.title = 'Hold to talk, or dwell on it to switch talking on and off';
+  button.title = window.isSecureContext ? 'Hold to talk, or dwell on it to switch talking on and off'
+    : `Talking needs a secure page: the browser keeps the microphone from ${location.origin}`;
   let stopTalk = null;   // set while talking
   let starting = false;
   let released = false;  // ended while still starting

@@ -89,7 +89,15 @@ async function talkWhip(opts, onEnd) {
   const stream = await microphone();
   if (opts.onStream) opts.onStream(stream);
   const peer = new RTCPeerConnection();
-  const stop = () => { stream.getTracks().forEach((t) => t.stop()); peer.close(); level(0); onEnd('stopped'); };
+  let ended = false;
+  const stop = () => {
+    if (ended) return;
+    ended = true;
+    stream.getTracks().forEach((t) => t.stop());
+    peer.close();
+    level(0);
+    onEnd('stopped');
+  };
   stream.getTracks().forEach((t) => peer.addTrack(t, stream));
   peer.onconnectionstatechange = () => { if (peer.connectionState === 'failed') stop(); };
   try { await opts.negotiate(peer, opts.status().whip_url); } catch (e) { stop(); throw e; }
@@ -118,14 +126,17 @@ export function initTalk(opts) {
     released = false;
     setPressed(true);
     show(byHold ? 'Talking…' : 'Talking… (dwell again to stop)');
+    let over = false;  // the talk ended by itself (refused, connection lost)
     const ended = () => {
+      over = true;
       stopTalk = null;
       setPressed(false);
       if (button.textContent.startsWith('Talking')) show(label);
     };
     try {
-      stopTalk = await (useWhip() ? talkWhip : talkLocal)({ ...opts, show }, ended);
+      const stop = await (useWhip() ? talkWhip : talkLocal)({ ...opts, show }, ended);
       starting = false;
+      if (!over) stopTalk = stop;
       if (released) end();
     } catch (e) {
       starting = false;

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import random
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
@@ -251,6 +253,37 @@ def test_garbage_gets_clear_errors_a_flood_is_cut_and_the_robot_goes_on():
             await ws2.close()
             await user.close()
     run(scenario())
+
+
+def test_random_garbage_never_breaks_the_endpoint(caplog):
+    rng = random.Random(13)
+
+    async def scenario() -> None:
+        async with robot() as (base, talk, played), aiohttp.ClientSession() as http:
+            user = await Client.connect(base, 'user', TOKEN, 'robot1')
+            for attempt in range(20):
+                ws, ready = await talk_ws(http, base, user.welcome['session_id'])
+                assert ready['type'] == 'talk_ready', (attempt, ready)
+                for _ in range(rng.randint(1, 80)):
+                    kind = rng.random()
+                    if kind < 0.4:
+                        await ws.send_bytes(rng.randbytes(rng.choice([1, 3, 959, 1920, 5000, 9600, 9602])))
+                    elif kind < 0.8:
+                        await ws.send_str(rng.choice(['', '{', 'null', '{"type": "talk"}', '[]', '"x"',
+                                                      '{"type": "stop", "x": ' + '9' * 400 + '}']))
+                    elif kind < 0.95:
+                        await ws.send_bytes(bytes(1920))
+                    else:
+                        await ws.send_bytes(bytes(FMT.max_frame_bytes * 2 + 2))  # over the WebSocket limit
+                        break
+                await ws.close()
+            ws, ready = await talk_ws(http, base, user.welcome['session_id'])  # and it still serves
+            assert ready['type'] == 'talk_ready' and talk.talking <= 1
+            await ws.close()
+            await user.close()
+    with caplog.at_level(logging.ERROR):
+        run(scenario())
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], 'no handler raised'
 
 
 def test_a_silent_or_binary_hello_is_refused():

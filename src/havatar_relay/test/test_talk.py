@@ -223,7 +223,8 @@ def test_the_talk_ends_when_its_ws_session_closes():
             ws, ready = await talk_ws(http, base, user.welcome['session_id'])
             assert ready['type'] == 'talk_ready'
             await user.close()
-            await asyncio.sleep(0.1)  # the relay notices the closed session
+            while user.welcome['session_id'] in talk.core.users.get('robot1', {}):  # the relay notices
+                await asyncio.sleep(0.01)
             await ws.send_bytes(FRAME)
             assert [r['code'] for r in await replies(ws)] == ['not_driver']
             assert not played.frames

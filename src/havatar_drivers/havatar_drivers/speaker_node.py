@@ -1,7 +1,8 @@
 """ROS 2 speaker node (executable ``speaker_node``): plays audio chunks and speaks text.
 
 Plays ``audio/speaker`` (``havatar_msgs/AudioChunk``, PCM; e.g. the talkback from the web
-UI) through a jitter buffer, and speaks the text of ``say`` (``std_msgs/String``) with
+UI) through a jitter buffer (which drops a chunk now and then to win back the delay a burst
+of arrivals added), and speaks the text of ``say`` (``std_msgs/String``) with
 espeak-ng, mixed over it. The sink is an ALSA device, a WAV file, or nothing.
 """
 from __future__ import annotations
@@ -160,7 +161,7 @@ class SpeakerNode(Node):
         with self._lock:
             j = self.jitter
             values = {'sink': self.params['sink'], 'buffer_chunks': j.depth, 'playing': j.playing,
-                      'underruns': j.underruns, 'late_drops': j.late_drops,
+                      'underruns': j.underruns, 'late_drops': j.late_drops, 'catch_up_drops': j.catch_up_drops,
                       'overflow_drops': j.overflow_drops, 'concealed': j.concealed,
                       'played_chunks': self.played_chunks, 'texts_spoken': self.spoken,
                       'tts_errors': self.tts_errors, 'unsupported_chunks': self.dropped_format}

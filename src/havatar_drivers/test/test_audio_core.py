@@ -49,6 +49,42 @@ def test_depth_is_bounded():
     assert jb.depth == 5 and jb.overflow_drops == 15
 
 
+def test_a_burst_of_arrivals_does_not_keep_its_delay():
+    jb = JitterBuffer(target=3, limit=25, catch_up_after=10)
+    sequence = 0
+    for _ in range(12):  # a sender that stalled and caught up: 12 chunks at once
+        jb.push(sequence, b'x')
+        sequence += 1
+    depths = []
+    for _ in range(200):  # then one chunk per chunk played
+        jb.push(sequence, b'x')
+        sequence += 1
+        assert jb.pop(SILENCE) == b'x'
+        depths.append(jb.depth)
+    assert depths[0] == 12 and depths[-1] == 2 * jb.target, depths
+    assert jb.catch_up_drops == 12 - 2 * jb.target and jb.underruns == 0 and jb.concealed == 0
+
+
+def test_a_steady_depth_within_twice_the_target_is_left_alone():
+    jb = JitterBuffer(target=3, catch_up_after=10)
+    for i in range(6):
+        jb.push(i, b'x')
+    for i in range(6, 500):
+        jb.push(i, b'x')
+        jb.pop(SILENCE)
+    assert jb.catch_up_drops == 0 and jb.depth == 6
+
+
+def test_after_an_underrun_another_senders_count_is_taken():
+    jb = JitterBuffer(target=1)
+    for i in range(500, 503):  # local mode's talk (the relay node counts)
+        jb.push(i, b'local')
+        assert jb.pop(SILENCE) == b'local'
+    assert jb.pop(SILENCE) is None  # it ended
+    jb.push(0, b'server')  # server mode's talkback (the streaming node counts from 0)
+    assert jb.pop(SILENCE) == b'server' and jb.late_drops == 0
+
+
 def test_sender_restart_resets_the_sequence():
     jb = JitterBuffer(target=1)
     jb.push(5000, b'a')

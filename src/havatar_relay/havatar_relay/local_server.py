@@ -1,6 +1,7 @@
-"""The robot's own web server (local mode): the web UI, the relay protocol at ``/ws``, and
-the original Flask robot's HTTP API (documented in ``doc/ROBOT_HTTP_API.md``), and the
-robot's microphone at ``/audio/ws`` (``audio_stream``).
+"""The robot's own web server (local mode): the web UI, the relay protocol at ``/ws``, the
+robot's microphone at ``/audio/ws`` (``audio_stream``), the driver's microphone at ``/talk/ws``
+(``talk_server``), and the original Flask robot's HTTP API (documented in
+``doc/ROBOT_HTTP_API.md``).
 
 aiohttp on a thread with its own event loop (``BackgroundServer``). Every request except
 ``/`` and the static files needs the robot's access token (``Authorization: Bearer`` or
@@ -14,7 +15,7 @@ from __future__ import annotations
 import concurrent.futures
 import time
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Protocol
+from typing import Any, Awaitable, Callable, Optional, Protocol
 
 from aiohttp import web
 
@@ -23,6 +24,7 @@ from havatar_common.auth import request_token, token_matches
 
 from .audio_stream import AudioHub
 from .relay_core import RelayCore
+from .talk_server import TalkEndpoint
 
 WEB_DIR = Path(__file__).resolve().parent / 'web'
 
@@ -40,11 +42,12 @@ class RobotApi(Protocol):
 
 class LocalServer:
     def __init__(self, core: RelayCore, api: RobotApi, host: str, port: int, token: str,
-                 audio: AudioHub | None = None) -> None:
+                 audio: AudioHub | None = None, *, talk: TalkEndpoint | None = None) -> None:
         self.core = core
         self.audio = audio
         self.api = api
         self.token = token
+        self.talk = talk
         self._server = BackgroundServer('local-server', host, port)
         self._started = time.monotonic()
         self._requests = 0  # the original /system_status app_state.total_requests
@@ -73,6 +76,8 @@ class LocalServer:
         app.router.add_get('/web/site.json', self._site)  # before the static files it sits among
         app.router.add_static('/web/', WEB_DIR)
         app.router.add_get('/ws', self.core.handle)  # hello carries the token
+        if self.talk is not None:
+            app.router.add_get('/talk/ws', self.talk.handle)  # so does this one's
         app.router.add_get('/server/status', self._server_status)
         app.router.add_post('/server/start', self._server_start)
         app.router.add_post('/server/stop', self._server_stop)

@@ -254,6 +254,22 @@ class RelayCore:
             return received
         return max(0.0, min(received, session.clock.to_local(sent)))
 
+    async def talk_refusal(self, robot_id: str, session_id: str, take: bool) -> str:
+        """Why user session ``session_id`` may not talk through the robot now ('' = it may).
+
+        The driver talks, as only the driver may ``say``; with ``take``, a session talking
+        while nobody drives takes control, as a ``say`` would.
+        """
+        session = self.users.get(robot_id, {}).get(session_id)
+        if session is None or session.closed:
+            return 'no live /ws session with this session_id on this robot'
+        driver = await self.broker.driver(robot_id)
+        if driver is None and take:
+            driver = await self._take_control(session, force=False)
+        if driver != session.id:
+            return 'only the driver may talk; take control first'
+        return ''
+
     async def _take_control(self, session: Session, force: bool) -> Optional[str]:
         driver = await self.broker.take_control(session.robot_id, session.id, force)
         if driver == session.id:

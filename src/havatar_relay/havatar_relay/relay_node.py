@@ -1,8 +1,9 @@
 """ROS 2 robot relay node (executable ``relay_node``): browsers drive the robot through it.
 
 Local mode (always on): the robot serves the web UI, the relay protocol at ``/ws``, the
-original robot's HTTP API and its microphone (``/audio/ws``, subscribed to ``audio/mic``
-only while a browser listens) on ``http_port``. Server mode (``relay_url`` set): it is
+original robot's HTTP API, its microphone (``/audio/ws``, subscribed to ``audio/mic`` only
+while a browser listens) and the driver's microphone at ``/talk/ws`` (played on
+``audio/speaker``) on ``http_port``. Server mode (``relay_url`` set): it is
 also a WebSocket client of the cloud relay. Either way, commands become ``cmd_vel``
 (``geometry_msgs/Twist``) — stale ones are dropped — text becomes ``say``, mode changes go
 to the streaming node's ``stream/set_mode``, and robot status goes back to the users. Its
@@ -12,6 +13,7 @@ relay node whose server hangs.
 """
 from __future__ import annotations
 
+import array
 import threading
 import time
 from pathlib import Path
@@ -20,16 +22,18 @@ from typing import Any, Optional
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Twist
 from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import BatteryState
 from std_msgs.msg import String
 
+from havatar_common.audio import PCM_CHANNELS, PCM_RATE, PCM_SAMPLE_BYTES
 from havatar_common.diagnostics import OK, WARN, diagnostic_array
 from havatar_common.parameters import ParameterTable, declare_parameters
 from havatar_common.qos import LATCHED
 from havatar_common.secrets import (ACCESS_TOKEN_ENV, ACCESS_TOKEN_FILE_HELP, access_token_file,
                                     config_dir, resolve_token, secret)
 from havatar_common.spin import spin_node
-from havatar_msgs.msg import StreamStatus
+from havatar_msgs.msg import AudioChunk, AudioFormat, StreamStatus
 
 from . import protocol as p
 from .brokers import MemoryBroker
@@ -42,6 +46,7 @@ from .accounts import Accounts
 from .relay_core import RelayCore
 from .robot_api import RobotHttpApi, SettingsStore
 from .streaming_control import RosStreamingControl
+from .talk_server import TalkEndpoint
 
 
 PARAMETERS: ParameterTable = [
@@ -75,6 +80,9 @@ PARAMETERS: ParameterTable = [
 ]
 
 LOOP_LATE_PERIODS = 3  # the event loop has not answered for this many periods: no heartbeat
+TALK_FORMAT = AudioFormat(channels=PCM_CHANNELS, sample_rate=PCM_RATE,
+                          sample_format=AudioFormat.SAMPLE_FORMAT_S16LE, coding_format=AudioFormat.CODING_PCM,
+                          bitrate=PCM_RATE * PCM_CHANNELS * PCM_SAMPLE_BYTES * 8)
 
 
 class RelayNode(Node):
@@ -96,6 +104,8 @@ class RelayNode(Node):
 
         self.cmd_pub = self.create_publisher(Twist, 'cmd_vel', 10)
         self.say_pub = self.create_publisher(String, 'say', 10)
+        self.speaker_pub = self.create_publisher(AudioChunk, 'audio/speaker', qos_profile_sensor_data)
+        self._talk_sequence = 0
         self.create_subscription(BatteryState, 'battery', self._on_battery, LATCHED)
         self.create_subscription(StreamStatus, 'stream/status', self._on_stream, LATCHED)
         self.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 10)
@@ -114,7 +124,9 @@ class RelayNode(Node):
                               instance='robot')
         self.cloud: Optional[CloudClient] = None
         self.mic = MicForwarder(self, lambda callback, *args: self.server.call_soon(callback, *args))
-        self.server = LocalServer(self.core, api, prm['http_host'], prm['http_port'], self.token, self.mic.hub)
+        talk = TalkEndpoint(self.core, self.robot_id, self.token, self._play)
+        self.server = LocalServer(self.core, api, prm['http_host'], prm['http_port'], self.token, self.mic.hub,
+                                  talk=talk)
         self.server.start(self._on_loop)
         self.create_timer(prm['status_period'], lambda: self.server.call(self.router.send_status()))
         self.create_timer(prm['diagnostics_period'], self._publish_diagnostics)
@@ -169,6 +181,14 @@ class RelayNode(Node):
         self.diag_pub.publish(diagnostic_array(self, 'relay', self.robot_id, level, message, {
             'http': f"{self.params['http_host']}:{self.params['http_port']}", 'cloud_relay': cloud,
             'dropped_stale_commands': self.router.gate.dropped_stale}))
+    def _play(self, pcm: bytes) -> None:
+        """A frame of the driver's microphone (``/talk/ws``, checked) to the speaker node."""
+        msg = AudioChunk(format=TALK_FORMAT, data=array.array('B', pcm))
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.header.frame_id = 'talk'
+        msg.sequence = self._talk_sequence % 2**32  # one count over every talk: never restarts
+        self._talk_sequence += 1
+        self.speaker_pub.publish(msg)
 
     def _relay_connected(self) -> bool:
         return bool(self.cloud and self.cloud.connected)

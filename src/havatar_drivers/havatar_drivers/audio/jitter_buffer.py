@@ -11,11 +11,20 @@ class JitterBuffer:
     arriving after its turn is dropped, a missing chunk is replaced by silence when later
     ones are already here, and an empty buffer pauses playback until it refills
     (an underrun). The depth is bounded by ``limit``: the oldest chunks are dropped first.
+
+    The delay does not stay high after a burst of arrivals either (a sender that stalled and
+    caught up, a network hiccup): playback goes on at the sender's pace, so without help the
+    buffer would keep the burst's depth, and its delay, until the next underrun. A depth over
+    twice the target for ``catch_up_after`` chunks in a row drops the oldest chunk, one at a
+    time, until the depth is back.
     """
 
-    def __init__(self, target: int = 3, limit: int = 25) -> None:
+    def __init__(self, target: int = 3, limit: int = 25, catch_up_after: int = 10) -> None:
         self.target = target
         self.limit = limit
+        self.catch_up_after = catch_up_after
+        self.catch_up_drops = 0
+        self._deep = 0  # pops in a row with the depth over twice the target
         self._chunks: dict[int, bytes] = {}
         self._next: Optional[int] = None
         self.playing = False
@@ -29,7 +38,10 @@ class JitterBuffer:
         return len(self._chunks)
 
     def push(self, sequence: int, data: bytes) -> None:
-        if self._next is not None and sequence < self._next:
+        """Queue a chunk; late only while playing: after an underrun another sender (the
+        other mode's talk, its own count) starts afresh.
+        """
+        if self.playing and self._next is not None and sequence < self._next:
             if self._next - sequence > 1000:  # the sender restarted its count
                 self.reset()
             else:
@@ -54,6 +66,12 @@ class JitterBuffer:
             self.underruns += 1
             return None
         assert self._next is not None
+        self._deep = self._deep + 1 if len(self._chunks) - 1 > 2 * self.target else 0  # left after this
+        if self._deep >= self.catch_up_after:
+            self._deep = 0
+            self.catch_up_drops += 1
+            self._chunks.pop(self._next, None)
+            self._next += 1
         data = self._chunks.pop(self._next, None)
         self._next += 1
         if data is None:

@@ -2,6 +2,7 @@
 // talk (push-to-talk over WHIP, type-to-speak), mode and settings. No build step.
 // Protocol constants come from protocol.json, generated from havatar_relay/protocol.py.
 import * as sound from './audio.js';
+import { initTalk } from './talk.js';
 import { initSettings } from './settings.js';
 import { Viewer, loadSite } from './viewer.js';
 
@@ -14,6 +15,7 @@ const auth = {
 let P = null;          // protocol.json
 let ws = null;
 let status = null;
+let sessionId = null;  // this page's /ws session (the welcome's), for /talk/ws
 let seq = 0;
 let driving = false;   // a non-zero command was sent since the last stop
 const sources = { key: null, dwell: null, joystick: null, gamepad: null };
@@ -48,6 +50,7 @@ function connect(delay = 500) {
 function handle(m) {
   switch (m.type) {
     case 'welcome':
+      sessionId = m.session_id;
       setPill('connection', m.robot_online ? 'connected' : 'robot offline', m.robot_online);
       setPill('driver', m.driver ? 'someone else drives' : 'nobody drives');
       if (!m.robot_online) { setPill('mode', 'mode: n/a', false); setPill('battery', 'battery: n/a'); }
@@ -212,25 +215,9 @@ $('say-form').onsubmit = (e) => {
   $('say-text').value = '';
 };
 
-let talk = null;
-async function startTalk() {
-  if (!status || !status.whip_url || talk) return;
-  $('ptt').setAttribute('aria-pressed', 'true');
-  try {
-    const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
-    sound.meter(stream, $('talk-meter'));  // stops by itself when the tracks stop
-    talk = new RTCPeerConnection();
-    stream.getTracks().forEach((t) => talk.addTrack(t, stream));
-    await negotiate(talk, status.whip_url);
-  } catch (e) { stopTalk(); $('ptt').textContent = `talk failed: ${e.message}`; }
-}
-function stopTalk() {
-  $('ptt').setAttribute('aria-pressed', 'false');
-  if (talk) { talk.getSenders().forEach((s) => s.track && s.track.stop()); talk.close(); talk = null; }
-}
-$('ptt').addEventListener('pointerdown', startTalk);
-$('ptt').addEventListener('pointerup', stopTalk);
-$('ptt').addEventListener('pointerleave', stopTalk);
+initTalk({ button: $('ptt'), status: () => status, token: () => auth.token, sessionId: () => sessionId,
+  negotiate, site: () => site, onStream: (stream) => sound.meter(stream, $('talk-meter')),
+  dwellMs: () => parseInt($('dwell-ms').value, 10) || 0 });
 
 $('mode-toggle').onclick = () => {
   const next = status && status.stream.requested === 'server' ? 'local' : 'server';

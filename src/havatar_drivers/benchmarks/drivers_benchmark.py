@@ -6,6 +6,8 @@
    (its record), for both firmware dialects, against a baseline measured in the same run:
    the same line written straight to the simulator's port (the serial path alone). The
    goal: p99 within 1 ms of the baseline's p99 (the "p99 - base" column).
+   Section ``link`` splits off the serial link: in this process, ``DriveController.command``
+   to the line readable at a bare pseudo-terminal, against writing the line to it directly.
 2. CPU of each node (psutil, over ``--seconds``): camera_node at 640x480@30 with a raw
    and a JPEG subscriber, microphone_node (48 kHz tone), speaker_node (playing it to a
    null sink), motor_node while driving at 20 Hz.
@@ -14,11 +16,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import select
 import statistics
 import sys
 import tempfile
 import threading
 import time
+import tty
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +35,11 @@ from geometry_msgs.msg import Twist  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 
+from havatar_drivers.drive_controller import DriveController  # noqa: E402
+from havatar_drivers.esp32.link import SerialLink  # noqa: E402
+from havatar_drivers.esp32.protocol import Dialect  # noqa: E402
 from havatar_drivers.esp32.simulator import read_record  # noqa: E402
+from havatar_drivers.kinematics import DriveConfig  # noqa: E402
 from havatar_testing import ProcessManager, RosTestNode, ros_executable, wait_until  # noqa: E402
 from havatar_testing.isolation import DomainLease, ros_environment, shm_profile_environment  # noqa: E402
 
@@ -101,9 +109,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--count', type=int, default=100, help='commands per latency run')
     parser.add_argument('--seconds', type=float, default=10.0, help='CPU measuring window')
-    parser.add_argument('--sections', default='latency,cpu',
-                        help='comma-separated: latency (cmd_vel to serial), cpu (every node), '
-                        'motor-cpu (motor_node alone)')
+    parser.add_argument('--sections', default='latency,link,motor-cpu,cpu',
+                        help='comma-separated: latency (cmd_vel to serial), link (the serial link '
+                        'alone, in-process), cpu (every node), motor-cpu (motor_node alone)')
     options = parser.parse_args()
     sections = set(options.sections.split(','))
     lease = DomainLease()
@@ -115,6 +123,8 @@ def main() -> int:
     try:
         if 'latency' in sections:
             latency(pm, node, work, options.count)
+        if 'link' in sections:
+            link_latency(options.count)
         if 'motor-cpu' in sections:
             motor_cpu(pm, node, work, options.seconds)
         if 'cpu' in sections:
@@ -149,6 +159,43 @@ def latency(pm: ProcessManager, node: RosTestNode, work: Path, count: int) -> No
               f'{b99:7.2f} {1.0:9.2f} {1.0:9.2f} {0.0:10.2f}')
         print(f'{dialect:8} {"cmd_vel via motor_node":24} {len(ours):4} {o50:7.2f} '
               f'{o99:7.2f} {o50 / b50:9.2f} {o99 / b99:9.2f} {o99 - b99:10.2f}')
+
+
+def link_latency(count: int) -> None:
+    """In-process: a command to its line at a pty, against a direct write (no DDS, no simulator)."""
+    print('\nDriveController.command -> line at a pseudo-terminal, in-process (ms)')
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    controller = DriveController(DriveConfig(max_linear_accel=0.0, max_angular_accel=0.0), 5.0)
+    link = SerialLink(os.ttyname(slave), controller, dialect=Dialect.V1)
+    link.start()
+
+    def arrival(start: float) -> float:
+        select.select([master], [], [], 5.0)
+        elapsed = time.perf_counter() - start
+        os.read(master, 1024)
+        return elapsed
+    try:
+        arrival(time.perf_counter())  # the first STOP
+        time.sleep(0.1)
+        base, ours = [], []
+        for i in range(count):
+            start = time.perf_counter()
+            os.write(slave, b'PWM 1 1\n')  # the far end reads our own write: the tty path alone
+            base.append(arrival(start))
+            start = time.perf_counter()
+            controller.command(0.05 + 0.004 * (i % 100), 0.0, time.monotonic())  # a new PWM each time
+            ours.append(arrival(start))
+            time.sleep(0.06)  # v1 takes a line every 50 ms
+    finally:
+        link.close()
+        os.close(master)
+        os.close(slave)
+    b50, b99 = statistics.median(base) * 1e3, percentile(base, 99) * 1e3
+    o50, o99 = statistics.median(ours) * 1e3, percentile(ours, 99) * 1e3
+    print(f'{"v1":8} {"direct write (baseline)":24} {len(base):4} {b50:7.3f} {b99:7.3f}')
+    print(f'{"v1":8} {"command via SerialLink":24} {len(ours):4} {o50:7.3f} {o99:7.3f} '
+          f'ratio p50 {o50 / b50:.2f}, p99 - base {o99 - b99:.3f}')
 
 
 def drive_at(pub: Any, stop: threading.Event, period: float = 0.05) -> None:

@@ -57,8 +57,11 @@ class Waker:
         """Block until one of ``fds`` is readable, ``wake()`` was called, or ``timeout`` (s)
         passed; return the readable ``fds`` (not the pipe, which is drained here).
         """
-        watched = [self._read_fd, *fds]
-        readable, _, _ = select.select(watched, [], [], timeout)
+        poller = select.poll()  # not select(): no FD_SETSIZE limit in a process with many fds
+        for fd in (self._read_fd, *fds):
+            poller.register(fd, select.POLLIN)
+        # ms, rounded up; hang-ups and errors count as readable: the read then finds them
+        readable = [fd for fd, _ in poller.poll(None if timeout is None else timeout * 1000)]
         if self._read_fd in readable:
             with self._lock:
                 self._pending = False

@@ -5,7 +5,9 @@
 1. Latency from a ``cmd_vel`` publish to the PWM line arriving at the ESP32 simulator
    (its record), for both firmware dialects, against a baseline measured in the same run:
    the same line written straight to the simulator's port (the serial path alone). The
-   goal: p99 within 1 ms of the baseline's p99 (the "p99 - base" column).
+   goal: p99 within 1 ms of the baseline's p99 (the "p99 - base" column). A third row is
+   the floor of any rclpy node: ``bare_cmd_vel_writer.py`` writes the line in its cmd_vel
+   callback (the DDS hop and the rclpy executor, nothing else).
    Section ``link`` splits off the serial link: in this process, ``DriveController.command``
    to the line readable at a bare pseudo-terminal, against writing the line to it directly.
 2. CPU of each node (psutil, over ``--seconds``): camera_node at 640x480@30 with a raw
@@ -153,12 +155,23 @@ def latency(pm: ProcessManager, node: RosTestNode, work: Path, count: int) -> No
             time.sleep(3.5)  # the simulated v2 boots for 3.2 s
         ours = node_latency(node, record, count)
         motor.stop()
+        port, record = start_sim(pm, work / f'bare-{dialect}', dialect)
+        bare_node = pm.start(f'bare-{dialect}', [sys.executable, Path(__file__).with_name('bare_cmd_vel_writer.py'),
+                                                 port])
+        bare_node.wait_for_output('driving the ESP32', timeout=20)
+        if dialect == 'v2':
+            time.sleep(3.5)
+        bare = node_latency(node, record, count)
+        bare_node.stop()
         b50, o50 = statistics.median(base) * 1e3, statistics.median(ours) * 1e3
         b99, o99 = percentile(base, 99) * 1e3, percentile(ours, 99) * 1e3
         print(f'{dialect:8} {"direct write (baseline)":24} {len(base):4} {b50:7.2f} '
               f'{b99:7.2f} {1.0:9.2f} {1.0:9.2f} {0.0:10.2f}')
         print(f'{dialect:8} {"cmd_vel via motor_node":24} {len(ours):4} {o50:7.2f} '
               f'{o99:7.2f} {o50 / b50:9.2f} {o99 / b99:9.2f} {o99 - b99:10.2f}')
+        f50, f99 = statistics.median(bare) * 1e3, percentile(bare, 99) * 1e3
+        print(f'{dialect:8} {"bare rclpy node (floor)":24} {len(bare):4} {f50:7.2f} '
+              f'{f99:7.2f} {f50 / b50:9.2f} {f99 / b99:9.2f} {f99 - b99:10.2f}')
 
 
 def link_latency(count: int) -> None:

@@ -190,3 +190,19 @@ def test_a_vanished_port_is_a_serial_error_at_once(pty):
         assert not link.controller.active            # the drive stopped
     finally:
         link.close()
+
+
+def test_commands_do_not_hurry_reconnect_attempts(tmp_path):
+    controller = DriveController(DriveConfig(), cmd_timeout=0.5)
+    link = SerialLink(str(tmp_path / 'no-such-port'), controller, dialect=Dialect.V1, reconnect_period=0.5)
+    link.start()
+    try:
+        end = time.monotonic() + 1.0
+        while time.monotonic() < end:                # an operator driving while the cable is out
+            controller.command(0.1, 0.0, time.monotonic())
+            time.sleep(0.01)
+        assert 1 <= link.stats.connect_attempts <= 4  # every 0.5 s, not at every command
+    finally:
+        started = time.monotonic()
+        link.close()
+    assert time.monotonic() - started < 1.0          # close still ends the wait at once

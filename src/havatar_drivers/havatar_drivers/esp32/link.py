@@ -79,6 +79,7 @@ class LinkStats:
     emergencies: int = 0
     last_error: str = ''
     wakeups: int = 0  # times the link thread woke while connected
+    connect_attempts: int = 0
 
 
 class SerialLink:
@@ -139,8 +140,9 @@ class SerialLink:
     def _run(self) -> None:
         while not self._stop.is_set():
             if self._serial is None:
+                self.stats.connect_attempts += 1
                 if not self._connect():
-                    self._waker.wait([], self.reconnect_period)
+                    self._sleep_until(time.monotonic() + self.reconnect_period)
                 continue
             try:
                 deadline = self._service(time.monotonic())
@@ -153,6 +155,14 @@ class SerialLink:
                                'motors stopped, reconnecting')
                 self.controller.stop()
                 self._disconnect('disconnected')
+
+    def _sleep_until(self, deadline: float) -> None:
+        """Sleep until ``deadline`` or ``close``: commands meanwhile do not hurry a reconnect."""
+        while not self._stop.is_set():
+            timeout = deadline - time.monotonic()
+            if timeout <= 0:
+                return
+            self._waker.wait([], timeout)
 
     def _connect(self) -> bool:
         candidates = port_candidates(self.port_spec)

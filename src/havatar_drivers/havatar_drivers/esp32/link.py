@@ -3,9 +3,7 @@
 It finds and opens the port (by path, by ``/dev/serial/by-id`` name, or by scanning),
 detects the firmware dialect, writes what the ``CommandScheduler`` decides for the
 ``DriveController``'s current wheel speeds, reads and parses replies, and reconnects when
-the port returns. Any serial error stops the drive; closing sends STOP. The thread sleeps
-until the port has bytes, a new command arrives, or the earliest deadline (deadman, firmware
-ready, keep-alive, probe) falls due: no polling tick.
+the port returns. Any serial error stops the drive; closing sends STOP.
 """
 from __future__ import annotations
 
@@ -84,6 +82,9 @@ class LinkStats:
 
 class SerialLink:
     """Drives the firmware from a ``DriveController`` on a thread of its own.
+
+    The thread sleeps until the port has bytes, a new command arrives, or the earliest
+    deadline (deadman, firmware ready, keep-alive, probe, reconnect) falls due: no polling tick.
 
     ``on_reply(reply)`` and ``on_sent(line, monotonic_time)`` are called from that thread.
     """

@@ -83,9 +83,6 @@ class LinkStats:
 class SerialLink:
     """Drives the firmware from a ``DriveController`` on a thread of its own.
 
-    The thread sleeps until the port has bytes, a new command arrives, or the earliest
-    deadline (deadman, firmware ready, keep-alive, probe, reconnect) falls due: no polling tick.
-
     ``on_reply(reply)`` and ``on_sent(line, monotonic_time)`` are called from that thread.
     """
 
@@ -137,7 +134,8 @@ class SerialLink:
                 self.log.warning(f'could not send STOP while closing: {exc}')
             self._disconnect('closed')
 
-    # -- the thread
+    # -- the thread: it sleeps until the port has bytes, a new command arrives, or the earliest
+    # deadline (deadman, firmware ready, keep-alive, probe, reconnect) falls due; no polling tick
     def _run(self) -> None:
         while not self._stop.is_set():
             if self._serial is None:

@@ -3,7 +3,12 @@
 Publishes ``camera/image_raw`` (rgb8), ``camera/camera_info`` and, only while someone
 subscribes, JPEG on ``camera/image_raw/compressed`` (the name image_transport uses), all
 with the sensor-data QoS and the capture time in the header; ``/diagnostics`` reports the
-device state, the published rate and the JPEG encodes.
+device state, the published rate and the JPEG encodes and decodes.
+
+An MJPEG camera (``pixel_format`` 'mjpeg', or the ``mjpeg_stream`` stand-in) keeps its
+own JPEGs: they are published as they came (no decode and re-encode), and decoded to raw
+only while someone subscribes to ``camera/image_raw``, on the capture thread, one frame at
+a time (nothing held back).
 """
 from __future__ import annotations
 
@@ -22,14 +27,16 @@ from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-from .camera.sources import FfmpegSource, FrameSource, PatternSource, v4l2_input
+from .camera.sources import (FfmpegSource, FrameSource, MjpegSource, PatternSource, mjpeg_stream_input,
+                             v4l2_input)
 from havatar_common.diagnostics import ERROR, OK, WARN, diagnostic_array
 from havatar_common.parameters import ParameterTable, check_choice, declare_parameters
 from havatar_common.spin import spin_node
 
 PARAMETERS: ParameterTable = [
     ('source', 'v4l2', "'v4l2' (a camera) or 'test_pattern' (moving pattern carrying its "
-     "capture time, for machines without a camera)", None),
+     "capture time, for machines without a camera) or 'mjpeg_stream' (a multipart-JPEG "
+     'file or FIFO named by device, standing in for an MJPEG camera)', None),
     ('device', '/dev/video0', 'V4L2 device: a path, a /dev/v4l/by-id name, or part of the '
      "camera's name as the kernel reports it", None),
     ('width', 640, 'Image width (px)', (16, 7680)),
@@ -39,6 +46,8 @@ PARAMETERS: ParameterTable = [
      'the camera choose', None),
     ('frame_id', 'camera_optical_frame', 'frame_id of the image headers', None),
     ('jpeg_quality', 80, 'JPEG quality of the compressed topic', (1, 100)),
+    ('keep_jpeg', True, "Publish an MJPEG camera's own JPEGs and decode them only for raw "
+     'subscribers; false decodes every frame and encodes JPEG anew', None),
     ('horizontal_fov', 60.0, 'Horizontal field of view (deg) for the pinhole CameraInfo '
      'of an uncalibrated camera', (1.0, 179.0)),
     ('retry_period', 2.0, 'Seconds between attempts to reopen a lost camera', (0.1, 60.0)),
@@ -63,11 +72,17 @@ def encode_jpeg(rgb: np.ndarray, quality: int) -> bytes:
     return out.getvalue()
 
 
+def decode_jpeg(jpeg: bytes) -> np.ndarray:
+    """RGB pixels of a JPEG (libjpeg-turbo through Pillow, which releases the GIL meanwhile)."""
+    with PilImage.open(io.BytesIO(jpeg)) as image:
+        return np.asarray(image.convert('RGB'))
+
+
 class CameraNode(Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__('camera_node', **kwargs)
         p = declare_parameters(self, PARAMETERS)
-        check_choice('source', p['source'], ('v4l2', 'test_pattern'))
+        check_choice('source', p['source'], ('v4l2', 'test_pattern', 'mjpeg_stream'))
         self.params = p
         self.image_pub = self.create_publisher(Image, 'camera/image_raw', qos_profile_sensor_data)
         self.compressed_pub = self.create_publisher(
@@ -79,16 +94,25 @@ class CameraNode(Node):
         self._lock = threading.Lock()
         self.published = 0
         self.jpeg_encodes = 0
+        self.jpeg_decodes = 0
         self._rate_mark = (time.monotonic(), 0)
 
         size = (p['width'], p['height'], p['fps'])
         self.source: FrameSource
+        if p['source'] == 'mjpeg_stream':
+            input_args = mjpeg_stream_input(p['device'])
+        else:
+            input_args = v4l2_input(p['device'], *size, p['pixel_format'])
+        self.keeps_jpeg = p['keep_jpeg'] and (
+            p['source'] == 'mjpeg_stream' or p['source'] == 'v4l2' and p['pixel_format'] == 'mjpeg')
         if p['source'] == 'test_pattern':
             self.source = PatternSource(*size, on_frame=self._on_frame)
+        elif self.keeps_jpeg:
+            self.source = MjpegSource(*size, on_jpeg=self._on_jpeg, retry_period=p['retry_period'],
+                                      input_args=input_args)
         else:
-            self.source = FfmpegSource(
-                *size, on_frame=self._on_frame, retry_period=p['retry_period'],
-                input_args=v4l2_input(p['device'], *size, p['pixel_format']))
+            self.source = FfmpegSource(*size, on_frame=self._on_frame, retry_period=p['retry_period'],
+                                       input_args=input_args)
         self.create_timer(p['diagnostics_period'], self._publish_diagnostics)
         self.source.start()
         self.get_logger().info(f"publishing {p['width']}x{p['height']} at {p['fps']:g} Hz from "
@@ -115,10 +139,38 @@ class CameraNode(Node):
         with self._lock:
             self.published += 1
 
+    def _on_jpeg(self, jpeg: bytes, stamp_ns: int, frame_number: int) -> None:
+        """Runs on the source's thread: the camera's JPEG as it came; raw only if wanted."""
+        stamp = rclpy.time.Time(nanoseconds=stamp_ns).to_msg()
+        if self.compressed_pub.get_subscription_count() > 0:
+            msg = CompressedImage(format='jpeg')
+            msg.header.stamp = stamp
+            msg.header.frame_id = self.params['frame_id']
+            msg.data = array.array('B', jpeg)
+            self.compressed_pub.publish(msg)
+        if self.image_pub.get_subscription_count() > 0:
+            try:
+                rgb = decode_jpeg(jpeg)
+            except (OSError, ValueError) as exc:  # a corrupt frame: skip it
+                self.get_logger().warning(f'cannot decode a camera JPEG: {exc}', throttle_duration_sec=10.0)
+            else:
+                height, width = rgb.shape[:2]
+                image = Image(height=height, width=width, encoding='rgb8', is_bigendian=0, step=width * 3)
+                image.header.stamp = stamp
+                image.header.frame_id = self.params['frame_id']
+                image.data = array.array('B', rgb.tobytes())
+                self.image_pub.publish(image)
+                with self._lock:
+                    self.jpeg_decodes += 1
+        self.camera_info.header.stamp = stamp
+        self.info_pub.publish(self.camera_info)
+        with self._lock:
+            self.published += 1
+
     def _publish_diagnostics(self) -> None:
         now = time.monotonic()
         with self._lock:
-            published, encodes = self.published, self.jpeg_encodes
+            published, encodes, decodes = self.published, self.jpeg_encodes, self.jpeg_decodes
         then, count = self._rate_mark
         self._rate_mark = (now, published)
         rate = (published - count) / (now - then) if now > then else 0.0
@@ -126,6 +178,7 @@ class CameraNode(Node):
         level = ERROR if not state.ok else WARN if rate < 0.5 * self.params['fps'] else OK
         values = {'source': self.params['source'], 'device': self.params['device'],
                   'fps': f'{rate:.2f}', 'frames_published': published, 'jpeg_encodes': encodes,
+                  'jpeg_decodes': decodes, 'camera_jpeg': str(self.keeps_jpeg).lower(),
                   'opens': state.opens, 'state': state.message}
         self.diag_pub.publish(diagnostic_array(
             self, 'camera', state.device or str(self.params['device']), level,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import threading
+from typing import Callable, Optional
 
 from .kinematics import DriveConfig, limit_velocity, twist_to_wheels
 
@@ -40,6 +41,11 @@ class DriveController:
         self._last_command: float | None = None
         self._last_update: float | None = None
         self.deadman_stops = 0
+        self._listeners: list[Callable[[], None]] = []
+
+    def listen(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` after every new command (on the commanding thread)."""
+        self._listeners.append(callback)
 
     def command(self, linear: float, angular: float, now: float) -> None:
         if not (math.isfinite(linear) and math.isfinite(angular)):
@@ -47,6 +53,19 @@ class DriveController:
         with self._lock:
             self._target = limit_velocity(linear, angular, self.cfg)
             self._last_command = now
+        for callback in self._listeners:
+            callback()
+
+    def deadline(self) -> Optional[float]:
+        """When the deadman stops the drive unless a command comes first (None: stopped)."""
+        with self._lock:
+            return None if self._last_command is None else self._last_command + self.cmd_timeout
+
+    @property
+    def ramping(self) -> bool:
+        """True while the speed is still climbing towards the command (``update`` changes it)."""
+        with self._lock:
+            return self._current != self._target
 
     def stop(self) -> None:
         """Stop at once and forget the command (shutdown, serial error)."""

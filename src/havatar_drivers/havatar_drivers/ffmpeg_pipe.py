@@ -40,6 +40,15 @@ class FfmpegPipe:
                 return
             yield data
 
+    def chunks(self, size: int = 65536) -> Iterator[bytes]:
+        """Whatever ffmpeg wrote, as soon as it wrote it (up to ``size`` bytes at a time)."""
+        assert self._process is not None and self._process.stdout is not None
+        while True:
+            data = self._process.stdout.read1(size)
+            if not data:
+                return
+            yield data
+
     def terminate(self) -> None:
         """Ask ffmpeg to end (safe from any thread)."""
         with self._lock:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import queue
 import time
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
@@ -63,7 +63,13 @@ PARAMETERS: ParameterTable = [
 
 
 CELL_EMPTY_V, CELL_FULL_V = 3.3, 4.2  # a Li-ion cell's voltage range in use
-EVENTS_PERIOD_S = 0.02  # how often the link thread's replies and sent lines are published
+
+
+class InlineEvents:
+    """Takes the link thread's events like a queue but handles each at once on that thread."""
+
+    def __init__(self, handle: Callable[[tuple[str, Any, float]], None]) -> None:
+        self.put = handle
 
 
 def battery_percentage(voltage: float, cells: int) -> float:
@@ -106,7 +112,9 @@ class MotorNode(Node):
                                      lambda m: self._on_twist(m.twist), 10)
         else:
             self.create_subscription(Twist, 'cmd_vel', self._on_twist, 10)
-        self.create_timer(EVENTS_PERIOD_S, self._drain_events)
+        # published from the link thread as they happen (publishing is thread-safe): the
+        # executor no longer wakes 50 times a second to poll for them
+        self._events = InlineEvents(self._dispatch)  # type: ignore[assignment]
         self.create_timer(p['diagnostics_period'], self._publish_diagnostics)
         self.link.start()
         self.get_logger().info(
@@ -127,16 +135,16 @@ class MotorNode(Node):
                                       throttle_duration_sec=5.0)
         self.controller.command(msg.linear.x, msg.angular.z, time.monotonic())
 
-    def _drain_events(self) -> None:
-        while True:
-            try:
-                kind, item, stamp = self._events.get_nowait()
-            except queue.Empty:
-                return
+    def _dispatch(self, event: tuple[str, Any, float]) -> None:
+        """Publish a line sent or a reply (on the link thread, or on close)."""
+        kind, item, stamp = event
+        try:
             if kind == 'sent':
                 self._publish_sent(item, stamp)
             else:
                 self._on_reply(item, stamp)
+        except Exception as exc:  # noqa: BLE001 - shutting down: the context may be gone already
+            self.get_logger().debug(f'could not publish {kind}: {exc}')
 
     def _stamp(self, wall_time: float) -> Any:
         return rclpy.time.Time(nanoseconds=int(wall_time * 1e9)).to_msg()

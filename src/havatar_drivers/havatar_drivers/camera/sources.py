@@ -1,5 +1,6 @@
 """Where camera frames come from. A source runs its own thread and hands each frame
-(RGB numpy array + capture time) to a callback; it reports its state for diagnostics.
+(RGB numpy array + capture time, or for an MJPEG camera its own JPEG) to a callback; it
+reports its state for diagnostics.
 """
 from __future__ import annotations
 
@@ -9,14 +10,16 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
 
 from ..ffmpeg_pipe import FfmpegPipe
+from .jpeg_stream import JpegSplitter
 from ..stamped_pattern import render
 
 FrameCallback = Callable[[np.ndarray, int, int], None]  # (rgb, capture time ns, frame number)
+JpegCallback = Callable[[bytes, int, int], None]  # (the camera's JPEG, capture time ns, frame number)
 
 
 @dataclass
@@ -117,9 +120,18 @@ class FfmpegSource(FrameSource):
             if not self._stop.is_set():
                 self._stop.wait(self.retry_period)
 
+    def _output_args(self) -> list[str]:
+        return ['-vf', f'scale={self.width}:{self.height}', '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-']
+
+    def _frames(self, pipe: FfmpegPipe) -> Iterator[tuple[Any, int]]:
+        """(frame, capture time ns) as ffmpeg delivers them."""
+        for data in pipe.blocks(self.width * self.height * 3):
+            stamp = time.time_ns()  # when the frame left the device's driver, near enough
+            yield np.frombuffer(data, dtype=np.uint8).reshape(self.height, self.width, 3), stamp
+
     def _capture(self, args: list[str], frame_number: int) -> int:
         argv = [self.ffmpeg, '-hide_banner', '-nostdin', '-loglevel', 'error', *args,
-                '-vf', f'scale={self.width}:{self.height}', '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-']
+                *self._output_args()]
         self._pipe = pipe = FfmpegPipe(argv)
         try:  # on the source's thread, which reads and closes this ffmpeg before it ends
             pipe.open()
@@ -127,18 +139,49 @@ class FfmpegSource(FrameSource):
             self.state.ok, self.state.message = False, f'cannot run ffmpeg: {exc}'
             return frame_number
         self.state.opens += 1
-        for data in pipe.blocks(self.width * self.height * 3):
+        for frame, stamp in self._frames(pipe):
             if self._stop.is_set():
                 break
-            stamp = time.time_ns()  # when the frame left the device's driver, near enough
             self.state.ok, self.state.message = True, 'capturing'
-            rgb = np.frombuffer(data, dtype=np.uint8).reshape(self.height, self.width, 3)
-            self.on_frame(rgb, stamp, frame_number)
+            self.on_frame(frame, stamp, frame_number)
             frame_number += 1
         reason = pipe.close()
         if not self._stop.is_set():
             self.state.ok, self.state.message = False, f'capture stopped: {reason}'
         return frame_number
+
+
+class MjpegSource(FfmpegSource):
+    """An MJPEG camera's own JPEGs, copied by ffmpeg without decoding (``-c:v copy``).
+
+    ``on_frame`` gets each JPEG as bytes the moment its last byte arrives. The size is the
+    camera's: ffmpeg cannot scale what it does not decode.
+    """
+
+    def __init__(self, width: int, height: int, fps: float, on_jpeg: JpegCallback,
+                 input_args: Callable[[], Optional[list[str]]], retry_period: float = 2.0,
+                 ffmpeg: str = 'ffmpeg') -> None:
+        super().__init__(width, height, fps, on_jpeg, input_args,  # type: ignore[arg-type]
+                         retry_period=retry_period, ffmpeg=ffmpeg)
+
+    def _output_args(self) -> list[str]:
+        return ['-c:v', 'copy', '-f', 'mjpeg', '-flush_packets', '1', '-']
+
+    def _frames(self, pipe: FfmpegPipe) -> Iterator[tuple[Any, int]]:
+        splitter = JpegSplitter()
+        for chunk in pipe.chunks():
+            stamp = time.time_ns()
+            for jpeg in splitter.feed(chunk):
+                yield jpeg, stamp
+
+
+def mjpeg_stream_input(path: str) -> Callable[[], Optional[list[str]]]:
+    """Ffmpeg input arguments for a multipart-JPEG stream (a file or FIFO) standing in for
+    an MJPEG camera: whole JPEGs per part, as a V4L2 MJPEG device delivers them.
+    """
+    def args() -> Optional[list[str]]:
+        return ['-f', 'mpjpeg', '-i', path] if os.path.exists(path) else None
+    return args
 
 
 def v4l2_input(device: str, width: int, height: int, fps: float,

@@ -24,13 +24,14 @@ from ..drive_controller import DriveController
 from .protocol import (STATUS_LINE, STOP_LINE, Ack, Boot, Dialect, Emergency, FirmwareError, Reply,
                        Unparsed, dialect_of, parse_reply)
 from .scheduler import CommandScheduler
+from .wakeup import TIMER_SLACK_S, Waker, earliest, wait_timeout
 
 SCAN_PATTERNS = ('/dev/serial/by-id/*', '/dev/ttyUSB*', '/dev/ttyACM*', '/dev/ttyAMA*')
 DEFAULT_BAUD = 115200
 MAX_LINE_BYTES = 1024      # a longer line without a newline is garbage: dropped
-READ_CHUNK_BYTES = 4096    # read per tick at most
+READ_CHUNK_BYTES = 4096    # read per wake-up at most
 LAST_REPLY_CHARS = 200     # of the last reply, kept for diagnostics
-TICK_S = 0.005             # the link thread's period
+RAMP_RECHECK_S = 0.005     # while ramping and the wheels have not moved a PWM step yet
 WRITE_TIMEOUT_S = 0.5      # a write blocked this long is a serial error
 CLOSE_TIMEOUT_S = 2.0      # to wait for the link thread when closing
 BOOT_GRACE_S = 0.3         # after opening, before the first probe: boot lines usually come first
@@ -78,6 +79,8 @@ class LinkStats:
     resets: int = 0
     emergencies: int = 0
     last_error: str = ''
+    wakeups: int = 0  # times the link thread woke while connected
+    connect_attempts: int = 0
 
 
 class SerialLink:
@@ -112,6 +115,8 @@ class SerialLink:
         self._thread = threading.Thread(target=self._run, name='esp32-link', daemon=True)
         self._connected_at = 0.0
         self._next_probe = 0.0
+        self._waker = Waker()
+        controller.listen(self._waker.wake)  # a new command wakes the thread at once
 
     # -- lifecycle
     def start(self) -> None:
@@ -120,7 +125,10 @@ class SerialLink:
     def close(self, timeout: float = CLOSE_TIMEOUT_S) -> None:
         """Stop the thread, send STOP, and close the port."""
         self._stop.set()
+        self._waker.wake()
         self._thread.join(timeout)
+        if not self._thread.is_alive():
+            self._waker.close()
         self.controller.stop()
         if self._serial is not None:
             try:
@@ -132,23 +140,34 @@ class SerialLink:
                 self.log.warning(f'could not send STOP while closing: {exc}')
             self._disconnect('closed')
 
-    # -- the thread
+    # -- the thread: it sleeps until the port has bytes, a new command arrives, or the earliest
+    # deadline (deadman, firmware ready, keep-alive, probe, reconnect) falls due; no polling tick
     def _run(self) -> None:
         while not self._stop.is_set():
             if self._serial is None:
+                self.stats.connect_attempts += 1
                 if not self._connect():
-                    self._stop.wait(self.reconnect_period)
+                    self._sleep_until(time.monotonic() + self.reconnect_period)
                 continue
             try:
-                self._service(time.monotonic())
-            except (serial.SerialException, OSError) as exc:
+                deadline = self._service(time.monotonic())
+                self._waker.wait([self._serial.fileno()], wait_timeout(deadline, time.monotonic()))
+                self.stats.wakeups += 1
+            except (serial.SerialException, OSError, ValueError) as exc:
                 self.stats.serial_errors += 1
                 self.stats.last_error = f'serial error: {exc}'
                 self.log.error(f'serial error on {self.stats.port}: {exc}; '
                                'motors stopped, reconnecting')
                 self.controller.stop()
                 self._disconnect('disconnected')
-            self._stop.wait(TICK_S)
+
+    def _sleep_until(self, deadline: float) -> None:
+        """Sleep until ``deadline`` or ``close``: commands meanwhile do not hurry a reconnect."""
+        while not self._stop.is_set():
+            timeout = deadline - time.monotonic()
+            if timeout <= 0:
+                return
+            self._waker.wait([], timeout)
 
     def _connect(self) -> bool:
         candidates = port_candidates(self.port_spec)
@@ -205,7 +224,8 @@ class SerialLink:
         self._serial = None
         self.stats.state = state
 
-    def _service(self, now: float) -> None:
+    def _service(self, now: float) -> Optional[float]:
+        """Read, run the deadman, write what is due; return when to wake at the latest."""
         assert self._serial is not None
         data = self._serial.read(READ_CHUNK_BYTES)
         if data:
@@ -221,15 +241,18 @@ class SerialLink:
         if self.stats.state == 'detecting':
             # Nothing but probes until the firmware answers: a booting v2 reads no lines
             # for ~3 s, and commands sent meanwhile would run late, all at once.
-            self._probe(now)
-            return
+            return earliest(self._probe(now), self.controller.deadline())
         line = self.scheduler.next_line(wheels, now)
         if line is not None:
             self._serial.write(line)
             self.stats.lines_sent += 1
             self.on_sent(line, now)
+        ramp = (max(self.scheduler.ready_at, now + RAMP_RECHECK_S)
+                if self.controller.ramping else None)
+        return earliest(self.scheduler.due(wheels, now), ramp, self.controller.deadline())
 
-    def _probe(self, now: float) -> None:
+    def _probe(self, now: float) -> Optional[float]:
+        """Probe for the dialect; return when to probe next (None: detection is over)."""
         if now - self._connected_at > self.detect_timeout:
             self.stats.state = 'connected'
             self.stats.last_error = 'firmware dialect not detected; using timing safe for both'
@@ -240,6 +263,9 @@ class SerialLink:
             self._serial.write(STATUS_LINE)
             self.stats.lines_sent += 1
             self._next_probe = now + PROBE_PERIOD_S
+        if self.stats.state != 'detecting':
+            return now  # connected now: schedule the first line at once
+        return earliest(self._next_probe, self._connected_at + self.detect_timeout + TIMER_SLACK_S)
 
     def _handle(self, reply: Reply, now: float) -> None:
         self.stats.last_reply = str(reply)[:LAST_REPLY_CHARS]

@@ -54,6 +54,25 @@ class CommandScheduler:
             return self._mark(pwm_line(*target), target, now, self.timing.after_pwm)
         return None
 
+    def due(self, target: Wheels, now: float) -> Optional[float]:
+        """When ``next_line`` would send something for ``target`` if it stays as it is:
+        ``now`` or later, or None when nothing is due (stopped, or moving without keep-alive).
+        """
+        target = (clamp_pwm(target[0]), clamp_pwm(target[1]))
+        if self.sent is None or target == STOPPED:
+            return None if self.sent == STOPPED else max(now, self._ready_at)
+        if target != self.sent:
+            return max(now, self._ready_at)
+        keepalive = self.timing.keepalive
+        if keepalive is None:
+            return None
+        return max(now, self._ready_at, self._last_send + keepalive)
+
+    @property
+    def ready_at(self) -> float:
+        """When the firmware takes its next line."""
+        return self._ready_at
+
     def _mark(self, line: bytes, wheels: Wheels, now: float, busy: float) -> bytes:
         self.sent = wheels
         self._last_send = now

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing as mp
 import os
@@ -95,6 +96,7 @@ class Pair:
     def __init__(self, user: Any, robot: Any) -> None:
         self.user, self.robot = user, robot
         self.seq = 0
+        self.closed = False
         self.reset()
 
     def reset(self) -> None:
@@ -102,6 +104,15 @@ class Pair:
         self.forward_ms: list[float] = []
         self.ack_ms: list[float] = []
         self.recording = False
+
+    async def read(self) -> None:
+        """Both connections' readers; a connection the relay closes counts as an error."""
+        for reader in asyncio.as_completed([self.read_robot(), self.read_user()]):
+            try:
+                await reader
+            except (ConnectionError, RuntimeError):
+                pass
+            self.closed = True
 
     async def read_robot(self) -> None:
         ws = self.robot
@@ -137,12 +148,18 @@ class Pair:
                 self.errors += 1
 
     async def send(self, count: int) -> None:
-        for _ in range(count):
-            await self.user.send_str(dumps({'type': 'drive', 'seq': self.seq, 'ts': now_ms(),
-                                            'linear': 0.1, 'angular': 0.0}))
-            self.seq += 1
-            if self.recording:
-                self.sent += 1
+        if self.closed:
+            self.errors += count
+            return
+        try:
+            for _ in range(count):
+                await self.user.send_str(dumps({'type': 'drive', 'seq': self.seq, 'ts': now_ms(),
+                                                'linear': 0.1, 'angular': 0.0}))
+                self.seq += 1
+                if self.recording:
+                    self.sent += 1
+        except ConnectionError:
+            self.closed = True
 
 
 async def hello(session: Any, base: str, role: str, token: str, robot: str) -> Any:
@@ -160,12 +177,13 @@ async def worker_main(pairs: list[tuple[int, str, str]], commands: Any, results:
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
         sessions: list[Pair] = []
-        for index, user_base, robot_base in pairs:
+        readers = []
+        for index, user_base, robot_base in pairs:  # each read at once: the relay pings them
             robot = await hello(session, robot_base, 'robot', f'robot{index}-token', f'robot{index}')
             user = await hello(session, user_base, 'user', f'user{index}-token', f'robot{index}')
             await user.send_str(dumps({'type': 'take_control'}))
             sessions.append(Pair(user, robot))
-        readers = [asyncio.create_task(c) for s in sessions for c in (s.read_robot(), s.read_user())]
+            readers.append(asyncio.create_task(sessions[-1].read()))
         loop = asyncio.get_running_loop()
         results.put('ready')
         while True:
@@ -207,7 +225,8 @@ async def worker_main(pairs: list[tuple[int, str, str]], commands: Any, results:
         for t in readers:
             t.cancel()
         for s in sessions:
-            await s.user.send_str(dumps({'type': 'stop'}))
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await s.user.send_str(dumps({'type': 'stop'}))
             await s.user.close()
             await s.robot.close()
 

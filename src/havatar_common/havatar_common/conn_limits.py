@@ -78,11 +78,12 @@ def cap_connections(server: web.Server, per_client: int = MAX_CONNECTIONS_PER_CL
 
 
 def run_app(app: web.Application, host: str, port: int, per_client: int = MAX_CONNECTIONS_PER_CLIENT,
-            header_timeout_s: float = HEADER_TIMEOUT_S, on_ready: Callable[[], None] = lambda: None) -> None:
+            header_timeout_s: float = HEADER_TIMEOUT_S, on_ready: Callable[[], None] = lambda: None,
+            loop_factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop) -> None:
     """``web.run_app`` with the header timeout and the connection cap (until SIGINT/SIGTERM);
-    ``on_ready`` is called once the socket listens.
+    ``on_ready`` is called once the socket listens; ``loop_factory`` makes the event loop.
     """
-    loop = asyncio.new_event_loop()
+    loop = loop_factory()
     runner = web.AppRunner(app, handle_signals=True, access_log=None,
                             **server_options(header_timeout_s))
     try:

@@ -283,6 +283,10 @@ def parse(frame: str | bytes) -> Message:
     """
     if len(frame) > MAX_MESSAGE_BYTES:
         raise ProtocolError(ErrorCode.TOO_LARGE, f'message over {MAX_MESSAGE_BYTES} bytes')
+    try:  # a valid frame is parsed once; anything else is looked at again for the right error
+        return _ADAPTER.validate_json(frame, strict=True)  # type: ignore[no-any-return]
+    except ValidationError:
+        pass
     try:
         data = json.loads(frame)
     except (ValueError, RecursionError) as exc:

@@ -25,6 +25,7 @@ import contextlib
 import json
 import multiprocessing as mp
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -288,35 +289,60 @@ class Load:
                 process.terminate()
 
 
-def start_relay(pm: ProcessManager, config: Path, name: str, user_rate: float, redis_url: str = '') -> tuple[str, int]:
+def start_relay(pm: ProcessManager, config: Path, name: str, user_rate: float, redis_url: str = '',
+                code: str = '') -> tuple[str, int]:
+    """A relay_server; ``code``: a directory whose havatar_relay/havatar_common it runs instead."""
     port = free_port()
     argv = [ros_executable('havatar_relay', 'relay_server'), '--config', str(config),
             '--host', '127.0.0.1', '--port', str(port), '--instance-id', name]
     if redis_url:
         argv += ['--redis-url', redis_url]
-    process = pm.start(name, argv, env={'HAVATAR_RELAY_USER_RATE': str(user_rate),
-                                        'HAVATAR_RELAY_USER_BURST': str(2 * user_rate),
-                                        'HAVATAR_RELAY_MAX_CONNECTIONS_PER_CLIENT': '0'})
+    env = {'HAVATAR_RELAY_USER_RATE': str(user_rate), 'HAVATAR_RELAY_USER_BURST': str(2 * user_rate),
+           'HAVATAR_RELAY_MAX_CONNECTIONS_PER_CLIENT': '0'}
+    if code:
+        env['PYTHONPATH'] = os.pathsep.join([code, os.environ.get('PYTHONPATH', '')])
+    process = pm.start(name, argv, env=env)
     process.wait_for_http(f'http://127.0.0.1:{port}/health', timeout=30, ok=lambda s: s == 200)
     return f'http://127.0.0.1:{port}', process.pid
+
+
+def checkout(rev: str, into: Path) -> str:
+    """The relay's packages as of git revision ``rev``, extracted under ``into``."""
+    repo = Path(__file__).resolve().parents[3]
+    archive = subprocess.run(['git', '-C', str(repo), 'archive', rev, 'src/havatar_relay/havatar_relay',
+                              'src/havatar_common/havatar_common'], check=True, capture_output=True).stdout
+    subprocess.run(['tar', '-x', '-C', str(into)], input=archive, check=True)
+    code = into / 'code'
+    code.mkdir()
+    for package in ('havatar_relay', 'havatar_common'):
+        (into / 'src' / package / package).rename(code / package)
+    return str(code)
 
 
 def sweep(name: str, load: Load, rates: list[float], options: argparse.Namespace, pids: list[int]) -> float:
     print(f'\n{name}')
     print(f'  {"offered/s":>9} {"sent/s":>8} {"acked/s":>8} {"fwd p50":>8} {"fwd p99":>8} {"ack p99":>8} '
-          f'{"errors":>6} {"relay CPU %":>14} {"workers %":>9}  verdict')
-    best = 0.0
+          f'{"errors":>6} {"relay CPU %":>14} {"us/drive":>8} {"workers %":>9}  verdict')
+    best, cost = 0.0, []
     for rate in rates:
         step, relay_cpu, workers_cpu = load.step(rate, options.warmup, options.seconds, pids)
         ok = step.passed(options.p99_ms)
         cpu = '+'.join(f'{c:.0f}' for c in relay_cpu)
-        print(f'  {rate:9.0f} {step.sent / step.seconds:8.0f} {step.acked / step.seconds:8.0f} '
+        acked = step.acked / step.seconds
+        # relay CPU (every relay process and Redis) per acked drive: what a drive costs the
+        # relay whatever share of the CPU the shared machine gives it
+        us = sum(relay_cpu) / 100 / acked * 1e6 if acked else float('nan')
+        if acked:
+            cost.append(us)
+        print(f'  {rate:9.0f} {step.sent / step.seconds:8.0f} {acked:8.0f} '
               f'{pct(step.forward_ms, 50):8.2f} {pct(step.forward_ms, 99):8.2f} {pct(step.ack_ms, 99):8.2f} '
-              f'{step.errors:6d} {cpu:>14} {workers_cpu:9.0f}  {"ok" if ok else "saturated"}', flush=True)
+              f'{step.errors:6d} {cpu:>14} {us:8.0f} {workers_cpu:9.0f}  {"ok" if ok else "saturated"}', flush=True)
         if not ok:
             break
-        best = step.acked / step.seconds
-    print(f'  => saturation throughput (p99 forward < {options.p99_ms:g} ms): {best:.0f} acked drives/s')
+        best = acked
+    per_drive = min(cost) if cost else float('nan')
+    print(f'  => saturation throughput (p99 forward < {options.p99_ms:g} ms): {best:.0f} acked drives/s; '
+          f'relay CPU {per_drive:.0f} us per drive (best step) = {1e6 / per_drive:.0f} drives/s per busy core')
     return best
 
 
@@ -331,6 +357,7 @@ def main() -> int:
     parser.add_argument('--warmup', type=float, default=1.0, help='unmeasured time before each step')
     parser.add_argument('--p99-ms', type=float, default=25.0, help='forwarding latency bound')
     parser.add_argument('--only', choices=('one', 'two'), help='run one phase only')
+    parser.add_argument('--baseline', metavar='REV', help='first run the relay as of this git revision')
     options = parser.parse_args()
     rates = [options.start + i * options.step for i in range(int((options.max - options.start) / options.step) + 1)]
     user_rate = max(60.0, 2 * options.max / options.pairs)
@@ -342,33 +369,42 @@ def main() -> int:
         'users': {f'user{i}': {'token': f'user{i}-token', 'robots': [f'robot{i}']} for i in range(options.pairs)}}))
     print(f'load average before the run: {" ".join(Path("/proc/loadavg").read_text().split()[:3])} '
           f'({os.cpu_count()} cores); {options.pairs} pairs in {options.workers} worker processes')
-    results: dict[str, float] = {}
+    variants = [('this tree', '')]
+    if options.baseline:
+        variants.insert(0, (f'baseline {options.baseline}', checkout(options.baseline, work)))
+    summary = []
     try:
-        if options.only in (None, 'one'):
-            base, pid = start_relay(pm, config, 'relay-one', user_rate)
-            load = Load([(i, base, base) for i in range(options.pairs)], options.workers)
-            try:
-                results['one'] = sweep('1. one relay_server instance (memory state)', load, rates, options, [pid])
-            finally:
-                load.close()
-            pm.stop_all()
-        if options.only in (None, 'two'):
-            redis_port = free_port()
-            redis = pm.start('redis', [find_program('redis-server'), '--port', str(redis_port), '--bind',
-                                       '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', str(work)])
-            redis.wait_for_port(redis_port)
-            redis_url = f'redis://127.0.0.1:{redis_port}/0'
-            relays = [start_relay(pm, config, f'relay-{n}', user_rate, redis_url) for n in 'ab']
-            # user i on instance i % 2, its robot on (i // 2) % 2: half the drives cross instances
-            pairs = [(i, relays[i % 2][0], relays[(i // 2) % 2][0]) for i in range(options.pairs)]
-            load = Load(pairs, options.workers)
-            try:
-                results['two'] = sweep('2. two relay_server instances sharing Redis (CPU: a+b+redis)', load,
-                                       rates, options, [relays[0][1], relays[1][1], redis.pid])
-            finally:
-                load.close()
-        if 'one' in results and 'two' in results and results['one']:
-            print(f'\ntwo instances / one instance: {results["two"] / results["one"]:.2f}x')
+        for label, code in variants:
+            one = two = 0.0
+            if options.only in (None, 'one'):
+                base, pid = start_relay(pm, config, 'relay-one', user_rate, code=code)
+                load = Load([(i, base, base) for i in range(options.pairs)], options.workers)
+                try:
+                    one = sweep(f'1. {label}: one relay_server instance (memory state)', load, rates, options, [pid])
+                finally:
+                    load.close()
+                pm.stop_all()
+            if options.only in (None, 'two'):
+                redis_port = free_port()
+                redis = pm.start('redis', [find_program('redis-server'), '--port', str(redis_port), '--bind',
+                                           '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', str(work)])
+                redis.wait_for_port(redis_port)
+                redis_url = f'redis://127.0.0.1:{redis_port}/0'
+                relays = [start_relay(pm, config, f'relay-{n}', user_rate, redis_url, code) for n in 'ab']
+                # user i on instance i % 2, its robot on (i // 2) % 2: half the drives cross instances
+                pairs = [(i, relays[i % 2][0], relays[(i // 2) % 2][0]) for i in range(options.pairs)]
+                load = Load(pairs, options.workers)
+                try:
+                    two = sweep(f'2. {label}: two relay_server instances sharing Redis (CPU: a+b+redis)',
+                                load, rates, options, [relays[0][1], relays[1][1], redis.pid])
+                finally:
+                    load.close()
+                pm.stop_all()
+            summary.append(f'  {label:30} one: {one:7.0f}/s   two: {two:7.0f}/s   two/one: '
+                           + (f'{two / one:.2f}x' if one and two else '-'))
+        print('\nsaturation throughput (acked drives/s at p99 forward < %g ms)' % options.p99_ms)
+        print('\n'.join(summary))
+        print(f'load average after the run: {" ".join(Path("/proc/loadavg").read_text().split()[:3])}')
     finally:
         pm.stop_all()
     return 0

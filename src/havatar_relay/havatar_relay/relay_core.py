@@ -80,7 +80,7 @@ class RelayCore:
 
     async def from_robot(self, robot_id: str, message: p.Message, to_session: Optional[str] = None) -> None:
         """A message of a robot for its users (``to_session``: only that one, without its id)."""
-        frame = p.dump(message.model_copy(update={'id': None}) if to_session else message)
+        frame = p.dump_with(message, id=None) if to_session else p.dump(message)
         await self.broker.to_users(robot_id, {'to': to_session, 'frame': frame})
 
     # -- WebSocket endpoint
@@ -233,7 +233,7 @@ class RelayCore:
             update.update(ts=self._command_time(session, message.ts), origin_ts=message.ts)
         elif message.ts is not None:
             update['ts'] = p.now_ms()
-        envelope = self._robot_envelope_of(message.model_copy(update=update))
+        envelope = {'relay_ts': p.now_ms(), 'frame': p.dump_with(message, **update)}
         # commands need the driver; one broker round trip checks it, the robot's presence, and sends
         must_drive = session.id if isinstance(message, (p.Drive, p.MotorControl, p.SetMode, p.Say)) else None
         outcome, driver = await self.broker.forward(robot, envelope, must_drive)

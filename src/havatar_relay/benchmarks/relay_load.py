@@ -1,6 +1,6 @@
 """Relay load generator: saturation throughput of one relay_server instance, then of two behind Redis.
 
-    . scripts/env.sh && python src/havatar_relay/benchmarks/relay_load.py [--workers 3] [--pairs 200]
+    . scripts/env.sh && python src/havatar_relay/benchmarks/relay_load.py [--baseline REV] [--pairs 100]
 
 Several worker processes open ``--pairs`` user/robot connection pairs with the real protocol
 (hello, take_control, then drives; every robot acks every drive). Each user sends its drives
@@ -15,7 +15,11 @@ The relay runs with its default limits except ``HAVATAR_RELAY_USER_RATE`` (a use
 more than the web UI's 50 Hz, so that a few hundred pairs can carry the load) and no
 per-address connection cap (every client here is 127.0.0.1). The CPU each relay process and
 the workers used during a step is printed beside it, and the machine's load average before
-the run: the machine is shared, so compare figures from the same run only.
+the run: the machine is shared, so compare figures from the same run only. ``us/drive`` is
+the relay's CPU time (every relay process and Redis) per acked drive: what a drive costs
+whatever share of the CPU the machine gives the relay, and the busiest figure to compare.
+``--baseline REV`` first runs the same steps against the relay as of a git revision
+(its havatar_relay and havatar_common, extracted with ``git archive``).
 """
 from __future__ import annotations
 
@@ -349,9 +353,9 @@ def sweep(name: str, load: Load, rates: list[float], options: argparse.Namespace
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--workers', type=int, default=3, help='load generator processes')
-    parser.add_argument('--pairs', type=int, default=200, help='user/robot connection pairs')
-    parser.add_argument('--start', type=float, default=2000, help='first offered rate, drives/s')
-    parser.add_argument('--step', type=float, default=1000, help='offered rate increment, drives/s')
+    parser.add_argument('--pairs', type=int, default=100, help='user/robot connection pairs')
+    parser.add_argument('--start', type=float, default=500, help='first offered rate, drives/s')
+    parser.add_argument('--step', type=float, default=500, help='offered rate increment, drives/s')
     parser.add_argument('--max', type=float, default=30000, help='last offered rate, drives/s')
     parser.add_argument('--seconds', type=float, default=4.0, help='measured time per step')
     parser.add_argument('--warmup', type=float, default=1.0, help='unmeasured time before each step')

@@ -3,7 +3,8 @@
     . scripts/env.sh && python src/havatar_relay/benchmarks/relay_load.py [--baseline REV] [--pairs 100]
 
 Several worker processes open ``--pairs`` user/robot connection pairs with the real protocol
-(hello, take_control, then drives; every robot acks every drive). Each user sends its drives
+(hello, take_control, then drives; every robot acks every drive; users offer
+permessage-deflate as browsers do, robots do not, as the robot's cloud client). Each user sends its drives
 open-loop at its share of the offered rate, pipelined: the drives due in a tick go out
 back to back without waiting for acks. The offered rate climbs in steps; a step passes when
 the forwarding latency (user send -> robot receive) has p99 < ``--p99-ms`` and at least 97 %
@@ -17,7 +18,7 @@ per-address connection cap (every client here is 127.0.0.1). The CPU each relay 
 the workers used during a step is printed beside it, and the machine's load average before
 the run: the machine is shared, so compare figures from the same run only. ``us/drive`` is
 the relay's CPU time (every relay process and Redis) per acked drive: what a drive costs
-whatever share of the CPU the machine gives the relay, and the busiest figure to compare.
+whatever share of the CPU the machine gives the relay, and the steadiest figure to compare.
 ``--baseline REV`` first runs the same steps against the relay as of a git revision
 (its havatar_relay and havatar_common, extracted with ``git archive``).
 """
@@ -168,7 +169,9 @@ class Pair:
 
 
 async def hello(session: Any, base: str, role: str, token: str, robot: str) -> Any:
-    ws = await session.ws_connect(base.replace('http', 'ws', 1) + '/ws', max_msg_size=0)
+    # users offer permessage-deflate as browsers do; robots (cloud_client) do not
+    ws = await session.ws_connect(base.replace('http', 'ws', 1) + '/ws', max_msg_size=0,
+                                  compress=15 if role == 'user' else 0)
     await ws.send_str(dumps({'type': 'hello', 'v': 1, 'role': role, 'token': token, 'robot_id': robot}))
     welcome = loads((await ws.receive(timeout=30)).data)
     if welcome.get('type') != 'welcome':

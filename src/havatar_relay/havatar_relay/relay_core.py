@@ -85,7 +85,9 @@ class RelayCore:
 
     # -- WebSocket endpoint
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(heartbeat=None, max_msg_size=p.MAX_MESSAGE_BYTES * 2)
+        # no permessage-deflate: browsers offer it, and zlib on every small JSON frame costs
+        # more CPU than the few bytes it saves
+        ws = web.WebSocketResponse(heartbeat=None, max_msg_size=p.MAX_MESSAGE_BYTES * 2, compress=False)
         await ws.prepare(request)
         session = await self._hello(ws, self.client_address(request))
         if session is None:

@@ -112,12 +112,14 @@ def bound_bodies(app: web.Application, timeout_s: float = BODY_TIMEOUT_S) -> Non
 
 def run_app(app: web.Application, host: str, port: int, per_client: int = MAX_CONNECTIONS_PER_CLIENT,
             header_timeout_s: float = HEADER_TIMEOUT_S, on_ready: Callable[[], None] = lambda: None,
-            body_timeout_s: float = BODY_TIMEOUT_S) -> None:
+            body_timeout_s: float = BODY_TIMEOUT_S,
+            loop_factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop) -> None:
     """``web.run_app`` with the header timeout, the body deadline and the connection cap
-    (until SIGINT/SIGTERM); ``on_ready`` is called once the socket listens.
+    (until SIGINT/SIGTERM); ``on_ready`` is called once the socket listens; ``loop_factory``
+    makes the event loop.
     """
     bound_bodies(app, body_timeout_s)
-    loop = asyncio.new_event_loop()
+    loop = loop_factory()
     runner = web.AppRunner(app, handle_signals=True, access_log=None,
                             **server_options(header_timeout_s))
     try:

@@ -23,7 +23,7 @@ from havatar_common.auth_throttle import AuthThrottle
 
 from . import protocol as p
 from .accounts import Accounts
-from .brokers import Broker, BrokerUnavailable
+from .brokers import NOT_DRIVER, OFFLINE, Broker, BrokerUnavailable
 from .session import Limits, Session, TokenBucket
 
 log = logging.getLogger('havatar_relay')
@@ -79,13 +79,15 @@ class RelayCore:
         await self.broker.listen_robot(robot_id, self._robot_envelope(robot_id))
 
     async def from_robot(self, robot_id: str, message: p.Message, to_session: Optional[str] = None) -> None:
-        """A message of a robot for its users (``to_session``: only that one)."""
-        await self.broker.to_users(robot_id, {
-            'to': to_session, 'message': message.model_dump(mode='json', exclude_none=True)})
+        """A message of a robot for its users (``to_session``: only that one, without its id)."""
+        frame = p.dump_with(message, id=None) if to_session else p.dump(message)
+        await self.broker.to_users(robot_id, {'to': to_session, 'frame': frame})
 
     # -- WebSocket endpoint
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(heartbeat=None, max_msg_size=p.MAX_MESSAGE_BYTES * 2)
+        # no permessage-deflate: browsers offer it, and zlib on every small JSON frame costs
+        # more CPU than the few bytes it saves
+        ws = web.WebSocketResponse(heartbeat=None, max_msg_size=p.MAX_MESSAGE_BYTES * 2, compress=False)
         await ws.prepare(request)
         session = await self._hello(ws, self.client_address(request))
         if session is None:
@@ -228,21 +230,23 @@ class RelayCore:
             if await self.broker.release_control(robot, session.id):
                 await self._released(session)
             return
-        if isinstance(message, (p.Drive, p.MotorControl, p.Stop, p.SetMode, p.Say)):
-            driver = await self.broker.driver(robot)
-            if driver is None and not isinstance(message, p.Stop):
-                driver = await self._take_control(session, force=False)
-            if driver != session.id and not isinstance(message, p.Stop):
-                raise p.ProtocolError(p.ErrorCode.NOT_DRIVER, 'another user is driving; send '
-                                      'take_control with force to take over', message.id)
-        if not await self.broker.is_online(robot):
-            raise p.ProtocolError(p.ErrorCode.ROBOT_OFFLINE, f'robot {robot} is not connected', message.id)
         update: dict[str, Any] = {'id': session.id}
         if isinstance(message, (p.Drive, p.MotorControl)):
             update.update(ts=self._command_time(session, message.ts), origin_ts=message.ts)
         elif message.ts is not None:
             update['ts'] = p.now_ms()
-        await self._send_to_robot(robot, message.model_copy(update=update))
+        envelope = {'relay_ts': p.now_ms(), 'frame': p.dump_with(message, **update)}
+        # commands need the driver; one broker round trip checks it, the robot's presence, and sends
+        must_drive = session.id if isinstance(message, (p.Drive, p.MotorControl, p.SetMode, p.Say)) else None
+        outcome, driver = await self.broker.forward(robot, envelope, must_drive)
+        if outcome == NOT_DRIVER and driver is None:
+            if await self._take_control(session, force=False) == session.id:
+                outcome, driver = await self.broker.forward(robot, envelope, must_drive)
+        if outcome == NOT_DRIVER:
+            raise p.ProtocolError(p.ErrorCode.NOT_DRIVER, 'another user is driving; send '
+                                  'take_control with force to take over', message.id)
+        if outcome == OFFLINE:
+            raise p.ProtocolError(p.ErrorCode.ROBOT_OFFLINE, f'robot {robot} is not connected', message.id)
 
     @staticmethod
     def _command_time(session: Session, sent: Optional[float]) -> float:
@@ -285,8 +289,12 @@ class RelayCore:
         await self._control_changed(session.robot_id, None)
 
     async def _send_to_robot(self, robot_id: str, message: p.Message) -> None:
-        await self.broker.to_robot(robot_id, {'relay_ts': p.now_ms(),
-                                              'message': message.model_dump(mode='json', exclude_none=True)})
+        await self.broker.to_robot(robot_id, self._robot_envelope_of(message))
+
+    @staticmethod
+    def _robot_envelope_of(message: p.Message) -> dict[str, Any]:
+        """A message for a robot as the broker carries it: serialized once, here."""
+        return {'relay_ts': p.now_ms(), 'frame': p.dump(message)}
 
     async def _control_changed(self, robot_id: str, driver: Optional[str]) -> None:
         await self.broker.to_users(robot_id, {'to': None, 'control': driver})
@@ -294,17 +302,18 @@ class RelayCore:
     # -- envelopes from the broker
     def _robot_envelope(self, robot_id: str) -> Callable[[dict[str, Any]], Awaitable[None]]:
         async def deliver(envelope: dict[str, Any]) -> None:
-            try:
-                message = p.parse(json.dumps(envelope['message']))
-            except (p.ProtocolError, KeyError, TypeError):
-                return
             local = self.local_robots.get(robot_id)
             if local is not None:
-                await local(message)
+                message = _message_of(envelope)
+                if message is not None:
+                    await local(message)
                 return
             session = self.robots.get(robot_id)
             if session is not None:
-                session.post(message)
+                frame = _frame_of(envelope)
+                if frame is None:
+                    return
+                session.post_frame(frame)
                 relay_ts = envelope.get('relay_ts')
                 if isinstance(relay_ts, (int, float)):
                     self.metrics('forward_ms', str(p.now_ms() - relay_ts))
@@ -321,14 +330,17 @@ class RelayCore:
                 for s in list(sessions.values()):
                     s.post(p.Control(driver=driver, you=driver == s.id, ts=p.now_ms()))
                 return
-            try:
-                message = p.parse(json.dumps(envelope['message']))
-            except (p.ProtocolError, KeyError, TypeError):
+            frame = _frame_of(envelope)
+            if frame is None:
                 return
             target = envelope.get('to')
+            if target is not None:
+                found = sessions.get(target)
+                if found is not None:
+                    found.post_frame(frame)
+                return
             for s in list(sessions.values()):
-                if target is None or s.id == target:
-                    s.post(message.model_copy(update={'id': None}) if target else message)
+                s.post_frame(frame)
         return deliver
 
     # -- liveness
@@ -352,25 +364,28 @@ class RelayCore:
     async def _lease_loop(self) -> None:
         while True:
             await asyncio.sleep(self.limits.lease_period_s)
-            for robot, session in list(self.driving.items()):
-                try:
-                    await self._lease(robot, session)
-                except BrokerUnavailable:
-                    pass  # no lease goes out: the robot stops by itself
-                except Exception:
-                    log.exception('lease of %s for %s', robot, session.id)
+            try:
+                await self._leases_due()
+            except BrokerUnavailable:
+                pass  # no lease goes out: the robot stops by itself
+            except Exception:
+                log.exception('driver leases')
 
-    async def _lease(self, robot: str, session: Session) -> None:
-        if session.closed:
-            return  # _leave releases it
-        if time.monotonic() - session.last_heard > self.limits.driver_silence_s:
+    async def _leases_due(self) -> None:
+        """Renew every live driver's control here and send its robot a lease, in one batch."""
+        now = time.monotonic()
+        due = [(robot, session) for robot, session in list(self.driving.items())
+               if not session.closed  # _leave releases it
+               and now - session.last_heard <= self.limits.driver_silence_s]
+        if not due:
             return
-        if not await self.broker.renew_control(robot, session.id):
-            if self.driving.get(robot) is session:
+        renewed = await self.broker.leases([
+            (robot, session.id, self._robot_envelope_of(p.Lease(
+                driver=session.id, ttl_ms=self.limits.lease_ttl_ms, ts=p.now_ms())))
+            for robot, session in due])
+        for (robot, session), ok in zip(due, renewed):
+            if not ok and self.driving.get(robot) is session:
                 del self.driving[robot]
-            return
-        await self._send_to_robot(robot, p.Lease(driver=session.id, ttl_ms=self.limits.lease_ttl_ms,
-                                                 ts=p.now_ms()))
 
     async def _leave(self, session: Session) -> None:
         """Forget a closed session; shared state it cannot clear now lapses by its TTL."""
@@ -401,3 +416,20 @@ class RelayCore:
             await ws.send_str(p.dump(p.Error(code=code, message=message, ts=p.now_ms())))
         except (ConnectionError, RuntimeError):
             pass
+
+
+def _frame_of(envelope: dict[str, Any]) -> Optional[str]:
+    """The frame an envelope carries (``message``: a relay of an older version sent it)."""
+    frame = envelope.get('frame')
+    if isinstance(frame, str):
+        return frame
+    message = _message_of(envelope)
+    return None if message is None else p.dump(message)
+
+
+def _message_of(envelope: dict[str, Any]) -> Optional[p.Message]:
+    try:
+        frame = envelope.get('frame')
+        return p.parse(frame if isinstance(frame, str) else json.dumps(envelope['message']))
+    except (p.ProtocolError, KeyError, TypeError, ValueError):
+        return None

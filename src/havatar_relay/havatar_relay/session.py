@@ -86,10 +86,15 @@ class Session:
 
     def post(self, message: p.Message) -> None:
         """Queue ``message`` for the peer (never waits)."""
+        if not self.ws.closed:
+            self.post_frame(p.dump(message))
+
+    def post_frame(self, frame: str) -> None:
+        """Queue an already serialized message for the peer (never waits)."""
         if self.ws.closed:
             return
         try:
-            self._outbox.put_nowait(p.dump(message))
+            self._outbox.put_nowait(frame)
         except asyncio.QueueFull:
             log.warning('%s %s does not read its messages: closing', self.role.value, self.id)
             self._tasks.append(asyncio.create_task(

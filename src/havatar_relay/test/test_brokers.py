@@ -9,7 +9,7 @@ from typing import Any, Awaitable, Callable
 
 import pytest
 
-from havatar_relay.brokers import Broker, BrokerUnavailable, MemoryBroker, RedisBroker
+from havatar_relay.brokers import NOT_DRIVER, OFFLINE, SENT, Broker, BrokerUnavailable, MemoryBroker, RedisBroker
 from havatar_testing import free_port
 
 
@@ -46,6 +46,30 @@ async def presence_contract(broker: Broker) -> None:
     assert not await broker.is_online('r1')
 
 
+async def forward_contract(sender: Broker, receiver: Broker) -> None:
+    """One round trip for a user's message: driver and presence checked, then sent; and the
+    lease batch: renewed control gets its lease sent, lost control does not.
+    """
+    robot = Inbox()
+    await receiver.listen_robot('f1', robot)
+    await until(receiver.healthy, 'the robot channel subscribed')
+    assert await sender.forward('f1', {'frame': 'x'}, 'alice') == (NOT_DRIVER, None)  # nobody drives
+    assert await sender.forward('f1', {'frame': 'x'}) == (OFFLINE, None)
+    await sender.take_control('f1', 'alice', force=False)
+    assert await sender.forward('f1', {'frame': 'x'}, 'bob') == (NOT_DRIVER, 'alice')
+    assert await sender.forward('f1', {'frame': 'x'}, 'alice') == (OFFLINE, 'alice')
+    await sender.robot_online('f1', 'instance-b')
+    assert await sender.forward('f1', {'frame': 'drive'}, 'alice') == (SENT, 'alice')
+    assert await sender.forward('f1', {'frame': 'stop'}) == (SENT, None)  # no driver needed
+    assert [(await robot.next())['frame'] for _ in range(2)] == ['drive', 'stop']
+    await sender.take_control('f2', 'carol', force=False)
+    assert await sender.leases([('f1', 'alice', {'frame': 'lease'}), ('f2', 'dave', {'frame': 'no'})]) == [True, False]
+    assert (await robot.next())['frame'] == 'lease'
+    assert await sender.driver('f2') == 'carol'
+    await sender.robot_offline('f1')
+    await receiver.unlisten_robot('f1')
+
+
 class Inbox:
     def __init__(self) -> None:
         self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -73,6 +97,7 @@ def test_memory_broker_control_lapses_without_renewal_and_renews():
         now[0] += 2.9
         assert await broker.driver('r1') == 'alice'
         await presence_contract(broker)
+        await forward_contract(broker, broker)
     run(scenario())
 
 
@@ -120,6 +145,7 @@ def test_redis_broker_shares_presence_control_and_messages(redis_url):
             await b.to_users('r1', {'to': None, 'control': None})
             await users.next()  # the later message arrived, the unlistened one did not
             assert robot.queue.empty()
+            await forward_contract(b, a)
         finally:
             for broker in (a, b):
                 await broker.close()

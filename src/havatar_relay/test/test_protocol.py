@@ -142,3 +142,17 @@ def test_the_ack_carries_the_browsers_own_stamp():
 def test_the_web_ui_copy_of_the_schema_is_current():
     assert json.loads(WEB_SCHEMA.read_text()) == json.loads(json.dumps(p.json_schema())), \
         'regenerate: python -m havatar_relay.protocol > src/havatar_relay/havatar_relay/web/protocol.json'
+
+
+@pytest.mark.parametrize('frame, update', [
+    ({'type': 'drive', 'seq': 7, 'ts': 1.7e12, 'linear': 0.5, 'angular': -1}, {'id': 's1', 'origin_ts': 1.7e12}),
+    ({'type': 'motor_control', 'direction': 'left', 'speed': 90}, {'id': 's1', 'ts': 5.0, 'origin_ts': None}),
+    ({'type': 'ack', 'id': 's1', 'seq': 3, 'sent_ts': 1.0, 'executed': False, 'reason': 'stale_command'},
+     {'id': None}),
+    ({'type': 'status', 'robot_id': 'r1', 'battery': {'voltage': 12.1}}, {'id': None}),  # nested: the slow way
+])
+def test_dump_with_is_dump_of_the_updated_copy(frame, update):
+    message = p.parse(json.dumps(frame))
+    fast = p.dump_with(message, **update)
+    assert json.loads(fast) == json.loads(p.dump(message.model_copy(update=update)))
+    assert p.parse(fast) == message.model_copy(update=update)

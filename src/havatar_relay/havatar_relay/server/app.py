@@ -19,12 +19,13 @@ The config file (YAML) holds the accounts; tokens may be written as ``sha256:<he
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import sys
 import uuid
 from pathlib import Path
 from urllib.parse import parse_qs
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import yaml
 from aiohttp import web
@@ -104,14 +105,18 @@ class RelayMetrics:
         self.forward = Histogram('havatar_relay_forward_seconds', 'Relay to robot forwarding time',
                                  buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0),
                                  registry=self.registry)
+        self._message_children: dict[str, Any] = {}
 
     def __call__(self, event: str, label: str) -> None:
         if event == 'connect':
             self.connections.labels(label).inc()
         elif event == 'disconnect':
             self.connections.labels(label).dec()
-        elif event == 'message':
-            self.messages.labels(label).inc()
+        elif event == 'message':  # per message: the labelled child is looked up once per type
+            child = self._message_children.get(label)
+            if child is None:
+                child = self._message_children[label] = self.messages.labels(label)
+            child.inc()
         elif event == 'error':
             self.errors.labels(label).inc()
         elif event == 'rate_limited':
@@ -344,8 +349,17 @@ def main(args: Optional[list[str]] = None) -> int:
              settings.host, settings.port, 'redis' if settings.redis_url else 'memory')
     # once the socket listens, tell systemd (Type=notify in systemd/havatar-relay.service)
     run_app(create_app(settings), settings.host, settings.port, settings.max_connections_per_client,
-            on_ready=lambda: notify('READY=1'))
+            on_ready=lambda: notify('READY=1'), loop_factory=event_loop_factory())
     return 0
+
+
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
+    """The event loop: uvloop's when it is installed (faster sockets and callbacks), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop
+    return uvloop.new_event_loop  # type: ignore[no-any-return]
 
 
 if __name__ == '__main__':

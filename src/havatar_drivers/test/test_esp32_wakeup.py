@@ -125,7 +125,12 @@ def start_link(pty: Pty, dialect: Dialect, cmd_timeout: float = 0.3) -> SerialLi
     controller = DriveController(DriveConfig(max_linear_accel=0.0, max_angular_accel=0.0), cmd_timeout)
     link = SerialLink(pty.path, controller, dialect=dialect, reconnect_period=0.2)
     link.start()
-    wait_until(lambda: pty.lines() == ['STOP'], 5, 'the first STOP')
+    try:
+        # STOP at the first open, then the scheduler's own once the (forced) dialect is known
+        wait_until(lambda: pty.lines() == ['STOP', 'STOP'], 5, 'the first STOPs')
+    except TimeoutError:
+        link.close()  # a link left running would reopen a later test's pty of the same name
+        raise
     return link
 
 

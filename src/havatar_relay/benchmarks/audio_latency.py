@@ -41,7 +41,8 @@ from havatar_bringup.graph import parameter_arguments  # noqa: E402
 from havatar_msgs.msg import AudioChunk, StreamStatus  # noqa: E402
 from havatar_relay.audio_stream import decode_frame  # noqa: E402
 from havatar_testing import ProcessManager, free_port, ros_executable  # noqa: E402
-from havatar_testing.audio import AUTOPLAY, CHROMIUM, CHROMIUM_ARGS, start_microphone, start_relay_node  # noqa: E402
+from havatar_testing.audio import start_microphone, start_relay_node  # noqa: E402
+from havatar_testing.browser import launch  # noqa: E402
 from havatar_testing.isolation import DomainLease, ros_environment  # noqa: E402
 from havatar_testing.mediamtx import MediaMtxServer, MediaMtxUser  # noqa: E402
 from havatar_testing.relay import LOCAL_TOKEN  # noqa: E402
@@ -289,7 +290,7 @@ def main() -> int:
             server.start()  # now: its ports were free when chosen
         base, relay = start_relay_node(pm, whep_base_url=f'http://127.0.0.1:{server.ports.webrtc}')
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS + [AUTOPLAY])
+            browser = launch(pw)
             try:
                 if not options.skip_local:
                     local_mode(browser, base, relay.pid, mic, options)

@@ -20,8 +20,7 @@ from havatar_msgs.msg import AudioChunk, StreamStatus
 from havatar_testing import ros_executable
 from havatar_testing.relay import LOCAL_TOKEN as TOKEN
 
-playwright = pytest.importorskip('playwright.sync_api')
-CHROMIUM = '/usr/bin/chromium'
+pytest.importorskip('playwright.sync_api')
 TONE_HZ = 880.0
 RATE = 48000
 
@@ -47,24 +46,12 @@ def dominant_frequency(pcm: bytes, rate: int) -> tuple[float, float]:
     return float(np.argmax(spectrum) * rate / len(x)), float(np.sqrt(np.mean(x ** 2)))
 
 
-def launch_with_fake_microphone(pw, capture: Path):
-    return pw.chromium.launch(
-        executable_path=CHROMIUM, headless=True,
-        args=['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--no-first-run',
-              '--disable-component-update', '--disable-sync', '--use-fake-device-for-media-stream',
-              '--use-fake-ui-for-media-stream', f'--use-file-for-fake-audio-capture={capture}'])
-
-
 @pytest.fixture
-def browser(tmp_path):
+def browser(launch_chromium, tmp_path):
+    """Chromium whose fake microphone plays a TONE_HZ tone."""
     capture = tmp_path / 'microphone.wav'
     write_tone(capture, TONE_HZ)
-    with playwright.sync_playwright() as pw:
-        browser = launch_with_fake_microphone(pw, capture)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    return launch_chromium(microphone=capture)
 
 
 @pytest.fixture

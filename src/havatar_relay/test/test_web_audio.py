@@ -18,11 +18,20 @@ pytest.importorskip('playwright.sync_api')
 LATCHED = QoSProfile(depth=5, durability=QoSDurabilityPolicy.TRANSIENT_LOCAL)
 
 
-def open_ui(browser, base: str, token: str = LOCAL_TOKEN):
+# the page's site.json answered 1.5 s late (a slow link): the page goes on loading while the
+# test already looks at it (Playwright's looks count as user activation in Chromium)
+SLOW_SITE = """(() => { const fetch = window.fetch;
+  window.fetch = (url, options) => String(url).includes('site.json')
+    ? new Promise((ok) => setTimeout(ok, 1500)).then(() => fetch(url, options)) : fetch(url, options); })();"""
+
+
+def open_ui(browser, base: str, token: str = LOCAL_TOKEN, init_script: str = ''):
     """The robot's page, logged in; ``errors`` collects page errors and failures of the sound's
     requests (/audio/ws, /web/audio*.js; the rest of the page is other tests' business).
     """
     page = browser.new_page(viewport={'width': 1280, 'height': 900})
+    if init_script:
+        page.add_init_script(init_script)
     errors: list[str] = []
     page.on('pageerror', lambda exc: errors.append(str(exc)))
     page.on('response', lambda r: errors.append(f'{r.status} {r.url}') if r.status >= 400 and '/audio' in r.url
@@ -47,8 +56,9 @@ def test_local_mode_plays_the_robot_microphone(robot_microphone, launch_chromium
 
 def test_sound_waits_for_enable_then_mutes_and_remembers(robot_microphone, launch_chromium):
     base, relay = robot_microphone(tone_hz=660.0)
-    page, errors = open_ui(launch_chromium(autoplay=False), base)
+    page, errors = open_ui(launch_chromium(autoplay=False), base, init_script=SLOW_SITE)
     page.wait_for_selector('#sound-enable', state='visible')
+    page.wait_for_function('window.havatarAudio !== undefined')  # the page's sound is set up
     shot = WORKSPACE / 'build' / 'test-artifacts' / 'ui-sound-off.png'
     shot.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(shot))

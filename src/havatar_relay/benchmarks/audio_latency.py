@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import json
 import os
 import statistics
 import sys
@@ -246,6 +247,9 @@ def server_mode(browser, base: str, pm: ProcessManager, server: MediaMtxServer, 
     status = ros.subscribe(StreamStatus, 'stream/status', LATCHED)
     status.wait_for(lambda m: m.active_mode == 'server', timeout=40, what='server mode active')
     page = browser.new_page()
+    # the page as the cloud serves it (the robot's own page plays no WebRTC): WHEP to this MediaMTX
+    cloud_site = json.dumps({'site': 'cloud', 'webrtc_url': f'http://127.0.0.1:{server.ports.webrtc}'})
+    page.route('**/web/site.json', lambda route: route.fulfill(content_type='application/json', body=cloud_site))
     page.goto(f'{base}/#robot=robot1&token={LOCAL_TOKEN}')
     page.wait_for_function(UI_STATE % 'WebRTC', timeout=40000)
     stop, rtc_onsets = threading.Event(), []

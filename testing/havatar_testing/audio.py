@@ -1,5 +1,5 @@
 """Robot-to-person audio test tools: a microphone node and the relay node serving /audio/ws,
-headless Chromium with fake media and the page's own WebAudio analyser.
+and the page's own WebAudio analyser (the browser: ``havatar_testing.browser``).
 """
 from __future__ import annotations
 
@@ -11,12 +11,6 @@ from havatar_bringup.graph import parameter_arguments
 from havatar_bringup.processes import ManagedProcess, ProcessManager, free_port
 from .relay import LOCAL_TOKEN
 from .ros import ros_executable
-
-CHROMIUM = '/usr/bin/chromium'
-CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--no-first-run',
-                 '--disable-component-update', '--disable-sync', '--use-fake-ui-for-media-stream',
-                 '--use-fake-device-for-media-stream']
-AUTOPLAY = '--autoplay-policy=no-user-gesture-required'
 
 
 def start_microphone(processes: ProcessManager, **params: Any) -> ManagedProcess:

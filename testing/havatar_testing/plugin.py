@@ -12,8 +12,9 @@
 - ``cloud_robot``: the robot behind relay instances sharing Redis, for the fault suite.
 - ``robot_microphone``: a tone microphone node and a relay node serving /audio/ws.
 - ``toxiproxy``: a Toxiproxy server of the test, for network faults between real processes.
-- ``chromium``: headless Chromium for web UI tests (``browser.PageWatch`` collects what
-  would show red in its console).
+- ``chromium``, ``launch_chromium``: a headless Chromium (autoplay, fake microphone) and a
+  launcher of more (``autoplay``, ``microphone`` file) for web UI tests; ``browser.PageWatch``
+  collects what would show red in a page's console.
 - ``proxied_stack``, ``fake_robot``: the shipped Caddyfile in front of a relay server and
   MediaMTX, and a robot1 on it whose stream mode the test sets.
 """
@@ -33,7 +34,7 @@ from .mediamtx import MediaMtxServer, MediaMtxUser
 from .ros import RosTestNode
 from .relay import redis_url, relay_robot, relay_server  # noqa: F401  (fixtures)
 from .robot import start_motor_node, start_sim  # noqa: F401  (fixtures)
-from .browser import chromium  # noqa: F401  (fixture)
+from .browser import chromium, launch_chromium  # noqa: F401  (fixtures)
 from .stack import fake_robot, proxied_stack  # noqa: F401  (fixtures)
 from .streaming import sources, streaming_node  # noqa: F401  (fixtures)
 from .toxiproxy import ToxiproxyServer

@@ -10,7 +10,7 @@ import pytest
 
 from havatar_drivers.esp32.simulator import read_record
 from havatar_testing import ros_executable, wait_until
-from havatar_testing.browser import PILLS_SHOWN, PageWatch
+from havatar_testing.browser import PILLS_SHOWN, PageWatch, launch
 from havatar_testing.relay import Client
 
 playwright = pytest.importorskip('playwright.sync_api')
@@ -34,8 +34,7 @@ def test_demo_runs_drives_and_stops_cleanly(processes, ros_domain, tmp_path):
     assert len(children) >= 10, 'servers and nodes running'
 
     with playwright.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path='/usr/bin/chromium', headless=True,
-                                     args=['--no-sandbox', '--disable-gpu', '--no-first-run'])
+        browser = launch(pw)
         try:
             page = browser.new_page()
             watch = PageWatch(page)

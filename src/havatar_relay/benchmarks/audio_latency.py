@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import json
 import os
 import statistics
 import sys
@@ -41,7 +42,8 @@ from havatar_bringup.graph import parameter_arguments  # noqa: E402
 from havatar_msgs.msg import AudioChunk, StreamStatus  # noqa: E402
 from havatar_relay.audio_stream import decode_frame  # noqa: E402
 from havatar_testing import ProcessManager, free_port, ros_executable  # noqa: E402
-from havatar_testing.audio import AUTOPLAY, CHROMIUM, CHROMIUM_ARGS, start_microphone, start_relay_node  # noqa: E402
+from havatar_testing.audio import start_microphone, start_relay_node  # noqa: E402
+from havatar_testing.browser import launch  # noqa: E402
 from havatar_testing.isolation import DomainLease, ros_environment  # noqa: E402
 from havatar_testing.mediamtx import MediaMtxServer, MediaMtxUser  # noqa: E402
 from havatar_testing.relay import LOCAL_TOKEN  # noqa: E402
@@ -245,6 +247,9 @@ def server_mode(browser, base: str, pm: ProcessManager, server: MediaMtxServer, 
     status = ros.subscribe(StreamStatus, 'stream/status', LATCHED)
     status.wait_for(lambda m: m.active_mode == 'server', timeout=40, what='server mode active')
     page = browser.new_page()
+    # the page as the cloud serves it (the robot's own page plays no WebRTC): WHEP to this MediaMTX
+    cloud_site = json.dumps({'site': 'cloud', 'webrtc_url': f'http://127.0.0.1:{server.ports.webrtc}'})
+    page.route('**/web/site.json', lambda route: route.fulfill(content_type='application/json', body=cloud_site))
     page.goto(f'{base}/#robot=robot1&token={LOCAL_TOKEN}')
     page.wait_for_function(UI_STATE % 'WebRTC', timeout=40000)
     stop, rtc_onsets = threading.Event(), []
@@ -289,7 +294,7 @@ def main() -> int:
             server.start()  # now: its ports were free when chosen
         base, relay = start_relay_node(pm, whep_base_url=f'http://127.0.0.1:{server.ports.webrtc}')
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS + [AUTOPLAY])
+            browser = launch(pw)
             try:
                 if not options.skip_local:
                     local_mode(browser, base, relay.pid, mic, options)

@@ -51,6 +51,7 @@ sys.path.insert(0, str(ROOT / 'testing'))
 
 from havatar_testing import (MediaMtxServer, ProcessManager, free_port, ros_executable,  # noqa: E402
                              wait_until)
+from havatar_testing.browser import launch  # noqa: E402
 from havatar_testing.isolation import DomainLease, ros_environment  # noqa: E402
 from havatar_testing.streaming import BROWSER_TALK, ROBOT, USERS  # noqa: E402
 
@@ -60,7 +61,6 @@ BURST_MS, PERIOD_S, TONE_HZ = 150, 0.7, 1000.0
 LOUD = 3000                 # |sample| that counts as the burst (its peak is ~16000)
 QUIET_MS = 300              # quiet before a burst counts as a new one
 TOKEN = 'bench-token'
-CHROMIUM = '/usr/bin/chromium'
 
 GENERATOR = r"""
 (() => {
@@ -377,9 +377,7 @@ def main() -> int:
             print(f'{"":40} {"speaker (file)":16} {summary(*latencies(sent, heard_file))}')
 
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-                '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
-                '--use-fake-ui-for-media-stream', '--autoplay-policy=no-user-gesture-required'])
+            browser = launch(pw)
             page = browser.new_page(viewport={'width': 1280, 'height': 900})
             page.add_init_script(GENERATOR)
             page.goto(f'{base}/#robot=robot1&token={TOKEN}')

@@ -1,6 +1,7 @@
 """In headless Chromium the person hears the robot: the page's WebAudio finds the microphone
-node's tone at its frequency, in local mode (/audio/ws) and in server mode (WebRTC through
-MediaMTX); sound waits for the "Enable sound" control, and mute and volume are remembered.
+node's tone at its frequency, on the robot's own page (/audio/ws) and on the cloud page in
+server mode (the streaming node's WebRTC track through MediaMTX behind the shipped Caddyfile);
+sound waits for the "Enable sound" control, and mute and volume are remembered.
 """
 from __future__ import annotations
 
@@ -8,51 +9,42 @@ import pytest
 from rclpy.qos import QoSDurabilityPolicy, QoSProfile
 
 from havatar_msgs.msg import StreamStatus
-from havatar_testing import WORKSPACE
-from havatar_testing.audio import AUTOPLAY, CHROMIUM, CHROMIUM_ARGS, PEAK_JS, start_relay_node
-from havatar_testing.mediamtx import MediaMtxUser
+from havatar_testing import WORKSPACE, ros_executable
+from havatar_testing.audio import PEAK_JS, start_microphone, start_relay_node
+from havatar_testing.browser import PageWatch
 from havatar_testing.relay import LOCAL_TOKEN
-from havatar_testing.streaming import USERS
 
-playwright = pytest.importorskip('playwright.sync_api')
+pytest.importorskip('playwright.sync_api')
 LATCHED = QoSProfile(depth=5, durability=QoSDurabilityPolicy.TRANSIENT_LOCAL)
 
 
-@pytest.fixture
-def chromium():
-    """``launch(autoplay)``: headless Chromium with fake media devices; closed after the test."""
-    with playwright.sync_playwright() as pw:
-        browsers = []
-
-        def launch(autoplay: bool = False):
-            browsers.append(pw.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                               args=CHROMIUM_ARGS + ([AUTOPLAY] if autoplay else [])))
-            return browsers[-1]
-        try:
-            yield launch
-        finally:
-            for browser in browsers:
-                browser.close()
+# the page's site.json answered 1.5 s late (a slow link): the page goes on loading while the
+# test already looks at it (Playwright's looks count as user activation in Chromium)
+SLOW_SITE = """(() => { const fetch = window.fetch;
+  window.fetch = (url, options) => String(url).includes('site.json')
+    ? new Promise((ok) => setTimeout(ok, 1500)).then(() => fetch(url, options)) : fetch(url, options); })();"""
 
 
-def open_ui(browser, base: str):
+def open_ui(browser, base: str, token: str = LOCAL_TOKEN, init_script: str = ''):
     """The robot's page, logged in; ``errors`` collects page errors and failures of the sound's
     requests (/audio/ws, /web/audio*.js; the rest of the page is other tests' business).
     """
     page = browser.new_page(viewport={'width': 1280, 'height': 900})
+    if init_script:
+        page.add_init_script(init_script)
     errors: list[str] = []
     page.on('pageerror', lambda exc: errors.append(str(exc)))
     page.on('response', lambda r: errors.append(f'{r.status} {r.url}') if r.status >= 400 and '/audio' in r.url
             else None)
     page.on('console', lambda m: errors.append(f"{m.text} {m.location['url']}")
             if m.type == 'error' and ('/audio' in m.location['url'] or 'audio' in m.text.lower()) else None)
-    page.goto(f'{base}/#robot=robot1&token={LOCAL_TOKEN}')
+    page.goto(f'{base}/#robot=robot1&token={token}')
     return page, errors
 
 
-def test_local_mode_plays_the_robot_microphone(robot_microphone, chromium):
+def test_local_mode_plays_the_robot_microphone(robot_microphone, launch_chromium):
     base, _ = robot_microphone(tone_hz=660.0)
-    page, errors = open_ui(chromium(autoplay=True), base)
+    page, errors = open_ui(launch_chromium(autoplay=True), base)
     peak = page.wait_for_function(PEAK_JS, arg=660.0, timeout=20000).json_value()
     assert abs(peak['hz'] - 660) < 25
     assert page.text_content('#sound-state') == 'sound: robot (local)'
@@ -62,10 +54,11 @@ def test_local_mode_plays_the_robot_microphone(robot_microphone, chromium):
     assert not errors, errors
 
 
-def test_sound_waits_for_enable_then_mutes_and_remembers(robot_microphone, chromium):
+def test_sound_waits_for_enable_then_mutes_and_remembers(robot_microphone, launch_chromium):
     base, relay = robot_microphone(tone_hz=660.0)
-    page, errors = open_ui(chromium(autoplay=False), base)
+    page, errors = open_ui(launch_chromium(autoplay=False), base, init_script=SLOW_SITE)
     page.wait_for_selector('#sound-enable', state='visible')
+    page.wait_for_function('window.havatarAudio !== undefined')  # the page's sound is set up
     shot = WORKSPACE / 'build' / 'test-artifacts' / 'ui-sound-off.png'
     shot.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(shot))
@@ -102,28 +95,36 @@ def test_sound_waits_for_enable_then_mutes_and_remembers(robot_microphone, chrom
     assert not errors, errors
 
 
-def test_server_mode_plays_the_webrtc_audio_track(sources, streaming_node, mediamtx_factory, ros_node,
-                                                  processes, chromium):
-    """Microphone (440 Hz) -> streaming node -> MediaMTX (Opus) -> WHEP -> the page."""
-    anyone = MediaMtxUser('any', actions=('read',), path='robot1')  # the browser's Bearer token is not checked here
-    server = mediamtx_factory(users=USERS + [anyone])
-    sources()
-    streaming_node(server, mode='server')
+def test_cloud_page_plays_the_webrtc_audio_track(proxied_stack, fake_robot, streaming_node, ros_node,
+                                                processes, launch_chromium):
+    """Microphone node (550 Hz) -> streaming node -> MediaMTX (Opus; the relay authorizes) ->
+    WHEP at the cloud page's own origin -> the page's WebAudio, with nothing red in its console.
+    """
+    camera = processes.start('camera_node', [
+        ros_executable('havatar_drivers', 'camera_node'), '--ros-args', '-p', 'source:=test_pattern',
+        '-p', 'width:=320', '-p', 'height:=240', '-p', 'fps:=15.0'])
+    camera.wait_for_output('publishing', timeout=20)
+    start_microphone(processes, tone_hz=550.0)  # not the 440 Hz of the stack's stand-in publisher
+    robot, token = proxied_stack.robot_id, proxied_stack.tokens['robot']
+    streaming_node(password=token, mode='server', server_url=f'rtsp://127.0.0.1:{proxied_stack.mediamtx.rtsp}',
+                   api_url='none', stream_key=robot, stream_user=robot)
     status = ros_node.subscribe(StreamStatus, 'stream/status', LATCHED)
     status.wait_for(lambda m: m.active_mode == 'server', timeout=30, what='server mode active')
-    base, _ = start_relay_node(processes, whep_base_url=f'http://127.0.0.1:{server.ports.webrtc}')
-    page, errors = open_ui(chromium(autoplay=True), base)
+    page = launch_chromium(autoplay=True).new_page(viewport={'width': 1280, 'height': 900})
+    watch = PageWatch(page)
+    page.goto(f'{proxied_stack.public}/#robot={robot}&token={proxied_stack.tokens["user"]}')
     page.wait_for_function("document.getElementById('sound-state').textContent === 'sound: WebRTC'",
                            timeout=30000)
-    peak = page.wait_for_function(PEAK_JS, arg=440.0, timeout=20000).json_value()
-    assert abs(peak['hz'] - 440) < 25
-    assert not errors, errors
+    peak = page.wait_for_function(PEAK_JS, arg=550.0, timeout=20000).json_value()
+    assert abs(peak['hz'] - 550) < 25
+    page.wait_for_function("parseFloat(document.getElementById('robot-meter').dataset.level) > 0.3")
+    assert watch.unexpected() == []
 
 
-def test_the_persons_own_microphone_shows_on_its_meter(processes, chromium):
+def test_the_persons_own_microphone_shows_on_its_meter(processes, launch_chromium):
     """audio.js's meter(stream, canvas), as push-to-talk uses it, on Chromium's fake microphone."""
     base, _ = start_relay_node(processes)
-    page, errors = open_ui(chromium(autoplay=True), base)
+    page, errors = open_ui(launch_chromium(autoplay=True), base)
     page.wait_for_function('window.havatarAudio !== undefined')
     page.evaluate("""async () => {
       const sound = await import('/web/audio.js');

@@ -11,21 +11,12 @@ from havatar_testing import free_port
 from havatar_testing.relay import LOCAL_TOKEN as TOKEN
 from havatar_testing.streaming import ROBOT, USERS
 
-playwright = pytest.importorskip('playwright.sync_api')
-CHROMIUM = '/usr/bin/chromium'
+pytest.importorskip('playwright.sync_api')
 
 
 @pytest.fixture
-def page():
-    with playwright.sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=['--no-sandbox', '--disable-gpu', '--disable-background-networking',
-                  '--no-first-run', '--disable-component-update', '--disable-sync'])
-        try:
-            yield browser.new_page(viewport={'width': 1280, 'height': 900})
-        finally:
-            browser.close()
+def page(chromium):
+    return chromium.new_page(viewport={'width': 1280, 'height': 900})
 
 
 def state_after(page, click: str, expected: str) -> str:

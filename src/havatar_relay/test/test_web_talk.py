@@ -1,8 +1,9 @@
 """The person talks to the robot: in headless Chromium, the fake microphone's tone reaches the
 speaker node (file sink) through the robot's own server in local mode, by holding the talk
 button and by dwelling on it (a dwell toggles talking on and off); and in server mode the
-cloud page's talk button publishes it with WHIP to MediaMTX (authorized by the relay), from
-where the streaming node puts it on ``audio/speaker``.
+cloud page's talk button (behind the shipped Caddyfile) publishes it with WHIP at its own
+origin to MediaMTX (authorized by the relay), from where the streaming node puts it on
+``audio/speaker``.
 """
 from __future__ import annotations
 
@@ -11,17 +12,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 from rclpy.qos import QoSDurabilityPolicy, QoSProfile, qos_profile_sensor_data
 
-from havatar_bringup.mediamtx import MediaMtxPorts, local_config, relay_auth
-from havatar_bringup.processes import find_program, wait_until
+from havatar_bringup.processes import wait_until
 from havatar_msgs.msg import AudioChunk, StreamStatus
 from havatar_testing import ros_executable
 from havatar_testing.relay import LOCAL_TOKEN as TOKEN
 
-playwright = pytest.importorskip('playwright.sync_api')
-CHROMIUM = '/usr/bin/chromium'
+pytest.importorskip('playwright.sync_api')
 TONE_HZ = 880.0
 RATE = 48000
 
@@ -47,24 +45,12 @@ def dominant_frequency(pcm: bytes, rate: int) -> tuple[float, float]:
     return float(np.argmax(spectrum) * rate / len(x)), float(np.sqrt(np.mean(x ** 2)))
 
 
-def launch_with_fake_microphone(pw, capture: Path):
-    return pw.chromium.launch(
-        executable_path=CHROMIUM, headless=True,
-        args=['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--no-first-run',
-              '--disable-component-update', '--disable-sync', '--use-fake-device-for-media-stream',
-              '--use-fake-ui-for-media-stream', f'--use-file-for-fake-audio-capture={capture}'])
-
-
 @pytest.fixture
-def browser(tmp_path):
+def browser(launch_chromium, tmp_path):
+    """Chromium whose fake microphone plays a TONE_HZ tone."""
     capture = tmp_path / 'microphone.wav'
     write_tone(capture, TONE_HZ)
-    with playwright.sync_playwright() as pw:
-        browser = launch_with_fake_microphone(pw, capture)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    return launch_chromium(autoplay=False, microphone=capture)
 
 
 @pytest.fixture
@@ -144,35 +130,25 @@ def test_the_browsers_microphone_reaches_the_speaker_in_local_mode(relay_robot, 
     assert not errors, errors
 
 
-class RelayAuthorizedMediaMtx:
-    """MediaMTX as shipped: the relay server's hook decides who publishes, watches, talks."""
-
-    def __init__(self, processes, tmp_path: Path, relay_base: str) -> None:
-        self.ports = MediaMtxPorts()
-        config = tmp_path / 'mediamtx.yml'
-        config.write_text(yaml.safe_dump(local_config(self.ports, relay_auth(f'{relay_base}/mediamtx/auth'))))
-        self.process = processes.start('mediamtx', [find_program('mediamtx'), config])
-        self.process.wait_for_port(self.ports.webrtc, timeout=15)
-
-
-def test_the_cloud_page_talks_over_whip_in_server_mode(relay_server, relay_robot, processes, sources,
-                                                       streaming_node, ros_node, browser, tmp_path):
-    relay = relay_server()
-    mediamtx = RelayAuthorizedMediaMtx(processes, tmp_path, relay)
+def test_the_cloud_page_talks_over_whip_in_server_mode(proxied_stack, fake_robot, sources, streaming_node,
+                                                       ros_node, browser):
+    """The cloud page behind the shipped Caddyfile: WHIP at its own origin to MediaMTX (the relay
+    authorizes), from where the robot's streaming node puts the talk on ``audio/speaker``.
+    """
     sources()
-    streaming_node(mediamtx, password='robot1-token', mode='server', api_url='none', audio=False)
+    robot = proxied_stack.robot_id
+    streaming_node(password=proxied_stack.tokens['robot'], mode='server', api_url='none', audio=False,
+                   server_url=f'rtsp://127.0.0.1:{proxied_stack.mediamtx.rtsp}', stream_key=robot, stream_user=robot)
     status = ros_node.subscribe(StreamStatus, 'stream/status',
                                 QoSProfile(depth=5, durability=QoSDurabilityPolicy.TRANSIENT_LOCAL))
     status.wait_for(lambda m: m.active_mode == 'server', timeout=30, what='server mode active')
-    relay_robot(relay_url=relay.replace('http', 'ws') + '/ws',
-                whep_base_url=f'http://127.0.0.1:{mediamtx.ports.webrtc}/')
     chunks = ros_node.subscribe(AudioChunk, 'audio/speaker', qos_profile_sensor_data)
 
     page = browser.new_page(viewport={'width': 1280, 'height': 900})
     errors: list[str] = []
     page.on('pageerror', lambda exc: errors.append(str(exc)))
     page.on('response', lambda r: errors.append(f'{r.status} {r.url}') if r.status >= 400 and 'talk' in r.url else None)
-    page.goto(f'{relay}/#robot=robot1&token=alice-token')  # a relay user allowed to talk to robot1
+    page.goto(f'{proxied_stack.public}/#robot=robot1&token={proxied_stack.tokens["user"]}')  # may talk to robot1
     page.wait_for_function("document.getElementById('mode').textContent.startsWith('mode: server')", timeout=30000)
     page.locator('body').click(position={'x': 5, 'y': 5})
     ptt = page.locator('#ptt').bounding_box()

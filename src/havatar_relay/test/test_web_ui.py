@@ -11,24 +11,11 @@ from havatar_testing import WORKSPACE, free_port, ros_executable
 from havatar_testing.browser import PILL_TEXTS, PILLS_SHOWN, PageWatch
 from havatar_testing.relay import LOCAL_TOKEN as TOKEN
 
-playwright = pytest.importorskip('playwright.sync_api')
-CHROMIUM = '/usr/bin/chromium'
+pytest.importorskip('playwright.sync_api')
 
 
-@pytest.fixture
-def browser():
-    with playwright.sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=['--no-sandbox', '--disable-gpu', '--disable-background-networking',
-                  '--no-first-run', '--disable-component-update', '--disable-sync'])
-        try:
-            yield browser
-        finally:
-            browser.close()
 
-
-def test_ui_shows_video_and_drives_with_the_keyboard(relay_robot, processes, browser, tmp_path):
+def test_ui_shows_video_and_drives_with_the_keyboard(relay_robot, processes, chromium, tmp_path):
     mjpeg_port = free_port()
     camera = processes.start('camera_node', [
         ros_executable('havatar_drivers', 'camera_node'), '--ros-args', '-p', 'source:=test_pattern',
@@ -41,7 +28,7 @@ def test_ui_shows_video_and_drives_with_the_keyboard(relay_robot, processes, bro
     streaming.wait_for_output('MJPEG on', timeout=20)
     sim, base, _, _ = relay_robot(mjpeg_port=mjpeg_port)
 
-    page = browser.new_page(viewport={'width': 1280, 'height': 900}, accept_downloads=True)
+    page = chromium.new_page(viewport={'width': 1280, 'height': 900}, accept_downloads=True)
     watch = PageWatch(page)  # nothing red in the console, no failed request
     page.goto(f'{base}/#robot=robot1&token={TOKEN}')
     page.wait_for_function("document.getElementById('connection').textContent === 'connected'",

@@ -237,6 +237,11 @@ function showLogin() {
   };
 }
 
+// the AudioContext at once, while the page loads: whether sound may start is decided before
+// any click or key on the page (a later context would start on any earlier click, the
+// "Enable sound" control never shown); prefs.enabled resumes it where the browser allows
+sound.initSound();
+
 (async () => {
   P = await (await fetch('/web/protocol.json')).json();
   P.max_linear_ui = Math.min(P.max_linear, 0.5);
@@ -248,7 +253,6 @@ function showLogin() {
   $('robot-name').textContent = auth.robot;
   site = await loadSite();
   viewer = new Viewer(auth, site, sound.attachStream);
-  sound.initSound();
   if (site.site === 'robot') sound.listenToRobot(auth.token);  // its microphone over /audio/ws
   connect();
   initSettings(auth.token, site).catch(() => { document.querySelector('.settings').hidden = true; });

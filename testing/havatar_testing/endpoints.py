@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
+import aiohttp
 import psutil
 
 from havatar_bringup.processes import ProcessManager
@@ -69,6 +70,30 @@ def hello(port: int, token: str, robot_id: str) -> str:
         finally:
             await client.close()
     return asyncio.run(asyncio.wait_for(run(), 20))
+
+
+def robot_audio(port: int, token: str) -> object:
+    """The robot's microphone at /audio/ws: ``audio`` once a frame arrives, else the HTTP status."""
+    async def run() -> object:
+        async with aiohttp.ClientSession() as session:
+            try:
+                async with session.ws_connect(f'http://127.0.0.1:{port}/audio/ws?token={token}') as ws:
+                    frame = await ws.receive(timeout=TIMEOUT_S)
+                    return 'audio' if frame.type == aiohttp.WSMsgType.BINARY else str(frame.type)
+            except aiohttp.WSServerHandshakeError as refused:
+                return refused.status
+    return asyncio.run(run())
+
+
+def robot_talk(port: int, token: str) -> object:
+    """A talk hello at /talk/ws (with a session id of no /ws session): the robot's answer's code."""
+    async def run() -> object:
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(f'http://127.0.0.1:{port}/talk/ws') as ws:
+                await ws.send_json({'type': 'talk', 'token': token, 'session_id': 'no-such-session'})
+                answer = json.loads((await ws.receive(timeout=TIMEOUT_S)).data)
+                return answer.get('code') or answer.get('type')
+    return asyncio.run(run())
 
 
 def webrtc_post(port: int, path: str, token: str) -> object:
@@ -274,14 +299,22 @@ PROBES: list[Probe] = [
     # the robot's own servers (on its LAN; relay_node's local server, streaming_node's MJPEG)
     Probe('robot', 'GET / (web UI)', 'open', 'access', ROBOT_LAN, _http('robot', 'GET', '/')),
     Probe('robot', 'GET /web/app.js', 'open', 'access', ROBOT_LAN, _http('robot', 'GET', '/web/app.js')),
+    Probe('robot', 'GET /web/site.json', 'open', 'access', ROBOT_LAN, _http('robot', 'GET', '/web/site.json')),
     Probe('robot', 'WS /ws hello (user)', 'private', 'access', ROBOT_LAN,
           lambda s, t: hello(s.robot_ui, t, s.robot_id)),
+    Probe('robot', 'WS /audio/ws (the robot microphone)', 'private', 'access', ROBOT_LAN,
+          lambda s, t: robot_audio(s.robot_ui, t)),
+    # with a session id of no /ws session: refused past authentication
+    Probe('robot', 'WS /talk/ws hello (talk to the robot)', 'private', 'access', ROBOT_LAN,
+          lambda s, t: robot_talk(s.robot_ui, t), admitted='not_driver'),
     Probe('robot', 'GET /system_status', 'private', 'access', ROBOT_LAN, _http('robot', 'GET', '/system_status')),
     Probe('robot', 'GET /server/status', 'private', 'access', ROBOT_LAN, _http('robot', 'GET', '/server/status')),
     Probe('robot', 'GET /server/config', 'private', 'access', ROBOT_LAN, _http('robot', 'GET', '/server/config')),
     # an invalid body: 400 with the right token shows the request got past authentication
     Probe('robot', 'POST /server/config (invalid body)', 'private', 'access', ROBOT_LAN,
           _http('robot', 'POST', '/server/config', '[]'), admitted=400),
+    Probe('robot', 'POST /server/test (invalid body)', 'private', 'access', ROBOT_LAN,
+          _http('robot', 'POST', '/server/test', '[]'), admitted=400),
     Probe('robot', 'POST /server/start', 'private', 'access', ROBOT_LAN, _http('robot', 'POST', '/server/start')),
     Probe('robot', 'POST /server/stop (then start again)', 'private', 'access', ROBOT_LAN, _server_stop),
     Probe('mjpeg', 'GET /health', 'open', 'access', ROBOT_LAN, _http('mjpeg', 'GET', '/health')),
@@ -313,7 +346,7 @@ def succeeded(answer: object) -> bool:
     """An answer that lets the client in: 2xx, a welcome, a publication, a PONG."""
     if isinstance(answer, int):
         return 200 <= answer < 300
-    return answer in ('welcome', 'publishing', 'PONG')
+    return answer in ('welcome', 'publishing', 'PONG', 'audio', 'talk_ready')
 
 
 def let_in(probe: Probe, answer: object) -> bool:

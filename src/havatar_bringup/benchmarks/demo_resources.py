@@ -20,37 +20,21 @@ import time
 import urllib.request
 from pathlib import Path
 
-import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / 'testing'))
 
 from havatar_testing import ProcessManager, ros_executable  # noqa: E402
+from havatar_testing.cpu import cpu_percent, tree  # noqa: E402
 from havatar_testing.isolation import DomainLease  # noqa: E402
 from havatar_testing.relay import Client  # noqa: E402
 from havatar_testing.webrtc import whep_receive  # noqa: E402
 
 
-def tree(pid: int) -> list[psutil.Process]:
-    root = psutil.Process(pid)
-    return [root] + root.children(recursive=True)
-
-
 def measure(pid: int, seconds: float) -> tuple[float, float]:
     """(CPU % of one core, RSS MiB) of the tree over ``seconds``."""
-    def cpu() -> float:
-        total = 0.0
-        for p in tree(pid):
-            try:
-                t = p.cpu_times()
-                total += t.user + t.system
-            except psutil.NoSuchProcess:
-                pass
-        return total
-    start, t0 = cpu(), time.monotonic()
-    time.sleep(seconds)
-    used = cpu() - start
+    cpu = cpu_percent([pid], seconds)
     rss = sum(p.memory_info().rss for p in tree(pid) if p.is_running()) / 2**20
-    return 100 * used / (time.monotonic() - t0), rss
+    return cpu, rss
 
 
 def node_argument(pid: int, node: str, name: str) -> str:

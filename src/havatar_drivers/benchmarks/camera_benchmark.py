@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
-import psutil
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / 'testing'))
@@ -41,6 +40,7 @@ from havatar_drivers.camera_node import decode_jpeg  # noqa: E402
 from havatar_drivers.stamped_pattern import decode, render  # noqa: E402
 from havatar_testing import ProcessManager, find_program, free_port, ros_executable  # noqa: E402
 from havatar_testing.isolation import DomainLease, ros_environment, shm_profile_environment  # noqa: E402
+from havatar_testing.cpu import cpu_seconds  # noqa: E402
 
 W, H, FPS = 640, 480, 30.0
 TOKEN = 'bench-token'
@@ -67,18 +67,6 @@ def mjpeg_viewer(port: int, seconds: float, out: list[float]) -> None:
                     out.append((arrived - stamp.stamp_ns) / 1e6)
 
 
-def cpu_seconds(pid: int) -> float:
-    total = 0.0
-    process = psutil.Process(pid)
-    for p in [process] + process.children(recursive=True):
-        try:
-            t = p.cpu_times()
-            total += t.user + t.system
-        except psutil.NoSuchProcess:
-            pass
-    return total
-
-
 def one_way(pm: ProcessManager, work: Path, keep_jpeg: bool, seconds: float, raw_wanted: bool = True) -> None:
     name = ('keep' if keep_jpeg else 'reencode') + ('' if raw_wanted else '-noraw')
     standin = MjpegCameraStandIn(work / f'{name}.fifo', W, H, FPS, ffmpeg=find_program('ffmpeg')).start()
@@ -100,12 +88,12 @@ def one_way(pm: ProcessManager, work: Path, keep_jpeg: bool, seconds: float, raw
         mjpeg_viewer(port, 3.0, warm)  # the viewer's subscription settles
         latencies: list[float] = []
         viewer = threading.Thread(target=mjpeg_viewer, args=(port, seconds, latencies))
-        before = {n: cpu_seconds(p.pid) for n, p in (('camera', camera), ('streaming', streaming))}
+        before = {n: cpu_seconds([p.pid]) for n, p in (('camera', camera), ('streaming', streaming))}
         started = time.monotonic()
         viewer.start()
         viewer.join()
         elapsed = time.monotonic() - started
-        cpu = {n: 100 * (cpu_seconds(p.pid) - before[n]) / elapsed
+        cpu = {n: 100 * (cpu_seconds([p.pid]) - before[n]) / elapsed
                for n, p in (('camera', camera), ('streaming', streaming))}
         label = ('camera JPEG kept' if keep_jpeg else 'decode + re-encode') + ('' if raw_wanted else ', no raw sub')
         print(f'{label:32} {len(latencies) / elapsed:6.1f} {percentile(latencies, 50):7.1f} '

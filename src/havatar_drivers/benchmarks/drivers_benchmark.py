@@ -28,7 +28,6 @@ import tty
 from pathlib import Path
 from typing import Any
 
-import psutil
 import serial
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / 'testing'))
@@ -43,6 +42,7 @@ from havatar_drivers.esp32.protocol import Dialect  # noqa: E402
 from havatar_drivers.esp32.simulator import read_record  # noqa: E402
 from havatar_drivers.kinematics import DriveConfig  # noqa: E402
 from havatar_testing import ProcessManager, RosTestNode, ros_executable, wait_until  # noqa: E402
+from havatar_testing.cpu import CpuMeter  # noqa: E402
 from havatar_testing.isolation import DomainLease, ros_environment, shm_profile_environment  # noqa: E402
 
 
@@ -98,13 +98,11 @@ def node_latency(node: RosTestNode, record: Path, count: int) -> list[float]:
     return latencies
 
 
-def cpu_percent(processes: dict[str, psutil.Process], seconds: float) -> dict[str, float]:
-    def total(p: psutil.Process) -> float:
-        times = [p.cpu_times()] + [c.cpu_times() for c in p.children(recursive=True)]
-        return sum(t.user + t.system for t in times)
-    before = {name: total(p) for name, p in processes.items()}
+def cpu_percents(pids: dict[str, int], seconds: float) -> dict[str, float]:
+    """CPU of each named process tree over the same ``seconds``, in % of one core."""
+    meters = {name: CpuMeter([pid]) for name, pid in pids.items()}
     time.sleep(seconds)
-    return {name: 100 * (total(p) - before[name]) / seconds for name, p in processes.items()}
+    return {name: meter.percent() for name, meter in meters.items()}
 
 
 def main() -> int:
@@ -237,7 +235,7 @@ def motor_cpu(pm: ProcessManager, node: RosTestNode, work: Path, seconds: float)
         driver = threading.Thread(target=drive_at, args=(pub, stop), daemon=True)
         driver.start()
         time.sleep(3.5 if dialect == 'v2' else 1.0)  # past the v2 boot
-        usage = cpu_percent({dialect: psutil.Process(motor.pid)}, seconds)
+        usage = cpu_percents({dialect: motor.pid}, seconds)
         stop.set()
         driver.join()
         motor.stop()
@@ -272,7 +270,7 @@ def node_cpu(pm: ProcessManager, node: RosTestNode, work: Path, seconds: float) 
     time.sleep(2.0)
     images.clear()
     jpegs.clear()
-    usage = cpu_percent({name: psutil.Process(p.pid) for name, p in started.items()},
+    usage = cpu_percents({name: p.pid for name, p in started.items()},
                         seconds)
     stop.set()
     driver.join()

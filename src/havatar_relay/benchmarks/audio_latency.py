@@ -44,6 +44,7 @@ from havatar_relay.audio_stream import decode_frame  # noqa: E402
 from havatar_testing import ProcessManager, free_port, ros_executable  # noqa: E402
 from havatar_testing.audio import start_microphone, start_relay_node  # noqa: E402
 from havatar_testing.browser import launch  # noqa: E402
+from havatar_testing.cpu import cpu_percent  # noqa: E402
 from havatar_testing.isolation import DomainLease, ros_environment  # noqa: E402
 from havatar_testing.mediamtx import MediaMtxServer, MediaMtxUser  # noqa: E402
 from havatar_testing.relay import LOCAL_TOKEN  # noqa: E402
@@ -121,24 +122,10 @@ def row(name: str, values: list[float], extra: float = 0.0) -> str:
             f' {statistics.median(values) + extra:8.1f}')
 
 
-def cpu_percent(processes: list[psutil.Process], seconds: float) -> float:
-    """CPU of ``processes`` together over ``seconds``, in percent of one core."""
-    def total() -> float:
-        t = 0.0
-        for p in processes:
-            try:
-                c = p.cpu_times()
-                t += c.user + c.system
-            except psutil.NoSuchProcess:
-                pass
-        return t
-    before = total()
-    time.sleep(seconds)
-    return (total() - before) / seconds * 100
-
-
-def chromium_processes() -> list[psutil.Process]:
-    return [p for p in psutil.Process().children(recursive=True) if 'chrom' in p.name().lower()]
+def chromium_roots() -> list[int]:
+    """The pids of the Chromium browsers this benchmark started (their trees hold the rest)."""
+    return [p.pid for p in psutil.Process().children(recursive=True)
+            if 'chrom' in p.name().lower() and 'chrom' not in p.parent().name().lower()]
 
 
 class MicLog:
@@ -203,8 +190,7 @@ UI_STATE = "document.getElementById('sound-state').textContent === 'sound: %s'"
 
 
 def local_mode(browser, base: str, relay_pid: int, mic: MicLog, options: argparse.Namespace) -> None:
-    relay = psutil.Process(relay_pid)
-    idle_relay = cpu_percent([relay], options.cpu_seconds)
+    idle_relay = cpu_percent([relay_pid], options.cpu_seconds)
     page = browser.new_page()
     page.goto(f'{base}/#robot=robot1&token={LOCAL_TOKEN}')
     page.wait_for_function(UI_STATE % 'robot (local)', timeout=30000)
@@ -217,10 +203,10 @@ def local_mode(browser, base: str, relay_pid: int, mic: MicLog, options: argpars
     baseline.join(5)
     captured = mic.onsets()
     buffer = page.evaluate('window.havatarAudio.stats()')
-    listening_relay = cpu_percent([relay], options.cpu_seconds)
-    browser_on = cpu_percent(chromium_processes(), options.cpu_seconds)
+    listening_relay = cpu_percent([relay_pid], options.cpu_seconds)
+    browser_on = cpu_percent(chromium_roots(), options.cpu_seconds)
     page.evaluate('window.havatarAudio.context.suspend()')
-    browser_off = cpu_percent(chromium_processes(), options.cpu_seconds)
+    browser_off = cpu_percent(chromium_roots(), options.cpu_seconds)
     page.close()
     print(f'1. local mode: capture -> heard in Chromium (ms), {options.period:g} s between bursts')
     print(HEADER)
@@ -260,7 +246,7 @@ def server_mode(browser, base: str, pm: ProcessManager, server: MediaMtxServer, 
     stop.set()
     baseline.join(12)
     captured = mic.onsets()
-    browser_on = cpu_percent(chromium_processes(), options.cpu_seconds)
+    browser_on = cpu_percent(chromium_roots(), options.cpu_seconds)
     page.close()
     print('\n2. server mode: capture -> streaming_node (Opus) -> MediaMTX -> WHEP -> heard (ms)')
     print(HEADER)

@@ -44,7 +44,6 @@ from typing import Callable, Optional
 
 import aiohttp
 import numpy as np
-import psutil
 
 ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT / 'testing'))
@@ -52,6 +51,7 @@ sys.path.insert(0, str(ROOT / 'testing'))
 from havatar_testing import (MediaMtxServer, ProcessManager, free_port, ros_executable,  # noqa: E402
                              wait_until)
 from havatar_testing.browser import launch  # noqa: E402
+from havatar_testing.cpu import CpuMeter  # noqa: E402
 from havatar_testing.isolation import DomainLease, ros_environment  # noqa: E402
 from havatar_testing.streaming import BROWSER_TALK, ROBOT, USERS  # noqa: E402
 
@@ -159,28 +159,6 @@ def summary(values: list[float], lost: int) -> str:
     ordered = sorted(values)
     p95 = ordered[int(0.95 * (len(ordered) - 1))]
     return f'{len(ordered):4d} {statistics.median(ordered):7.1f} {p95:7.1f} {lost:5d}'
-
-
-class Cpu:
-    """CPU of processes (and their children) from now on, in % of one core."""
-
-    def __init__(self, pids: list[int]) -> None:
-        self.procs = [psutil.Process(p) for p in pids]
-        self.start, self.t0 = self._total(), time.monotonic()
-
-    def _total(self) -> float:
-        total = 0.0
-        for proc in self.procs:
-            for p in [proc, *proc.children(recursive=True)]:
-                try:
-                    t = p.cpu_times()
-                    total += t.user + t.system
-                except psutil.Error:
-                    pass
-        return total
-
-    def percent(self) -> float:
-        return 100 * (self._total() - self.start) / (time.monotonic() - self.t0)
 
 
 class SpeakerFile:
@@ -358,7 +336,7 @@ def main() -> int:
 
         def measure(name: str, pids: list[int], run: Callable[[], list[float]]) -> None:
             assert speaker_file is not None
-            cpu, cpu_speaker = Cpu(pids), Cpu([speaker.pid])
+            cpu, cpu_speaker = CpuMeter(pids), CpuMeter([speaker.pid])
             t0 = time.time() * 1000
             depths, (drops, underruns) = len(diagnostics.depths), diagnostics.counters()
             sent = run()

@@ -31,7 +31,6 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
-import psutil
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -41,6 +40,7 @@ from havatar_drivers.stamped_pattern import decode, render  # noqa: E402
 from havatar_streaming.mediamtx_api import MediaMtxApi  # noqa: E402
 from havatar_testing import (MediaMtxServer, MediaMtxUser, ProcessManager, find_program,  # noqa: E402
                              free_port, ros_executable, wait_until)
+from havatar_testing.cpu import CpuMeter  # noqa: E402
 from havatar_testing.isolation import DomainLease, ros_environment, shm_profile_environment  # noqa: E402
 from havatar_testing.webrtc import whep_receive  # noqa: E402
 
@@ -137,27 +137,6 @@ def pattern_feeder(ffmpeg: subprocess.Popen, stop: threading.Event) -> None:
         stop.wait(max(0.0, next_time - time.monotonic()))
 
 
-class Cpu:
-    def __init__(self, pids: list[int]) -> None:
-        self.procs = [psutil.Process(p) for p in pids]
-        self.start = self._total()
-        self.t0 = time.monotonic()
-
-    def _total(self) -> float:
-        total = 0.0
-        for p in self.procs:
-            for q in [p] + p.children(recursive=True):
-                try:
-                    t = q.cpu_times()
-                    total += t.user + t.system + t.children_user + t.children_system
-                except psutil.NoSuchProcess:
-                    pass
-        return total
-
-    def percent(self) -> float:
-        return 100 * (self._total() - self.start) / (time.monotonic() - self.t0)
-
-
 def bytes_rate(api: MediaMtxApi, path: str, seconds: float) -> float:
     a = api.path(path).bytes_received
     time.sleep(seconds)
@@ -198,7 +177,7 @@ def main() -> int:
 
         print(f'Streaming benchmark: {W}x{H}@{FPS} test pattern, {options.seconds:g} s per measurement')
         print(f'{"path":44} {"n":>5} {"p50 ms":>7} {"p95 ms":>7}')
-        cpu = Cpu([camera.pid, streaming.pid])
+        cpu = CpuMeter([camera.pid, streaming.pid])
         mjpeg, mjpeg_kbps = mjpeg_latencies(mjpeg_port, options.seconds)
         local_cpu = cpu.percent()
         print(f'{"local: MJPEG over HTTP":44} {summary(mjpeg)}')
@@ -213,7 +192,7 @@ def main() -> int:
         rclpy.spin_until_future_complete(node, future, timeout_sec=10)
         wait_until(lambda: api.path('havatar').ready, 30, 'havatar path ready')
         time.sleep(2)
-        cpu = Cpu([camera.pid, streaming.pid])
+        cpu = CpuMeter([camera.pid, streaming.pid])
         server_kbps = bytes_rate(api, 'havatar', 3.0)
         ours_webrtc = whep_latencies(server.whep_url('havatar'), options.seconds)
         ours_rtsp = rtsp_latencies(server.rtsp_url('havatar', USER.user, USER.password), options.seconds)

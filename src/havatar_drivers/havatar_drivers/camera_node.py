@@ -118,14 +118,18 @@ class CameraNode(Node):
         self.get_logger().info(f"publishing {p['width']}x{p['height']} at {p['fps']:g} Hz from "
                                f"{p['device'] if p['source'] == 'v4l2' else 'the test pattern'}")
 
-    def _on_frame(self, rgb: np.ndarray, stamp_ns: int, frame_number: int) -> None:
-        """Runs on the source's thread: publish the frame (and its JPEG if anyone wants it)."""
-        stamp = rclpy.time.Time(nanoseconds=stamp_ns).to_msg()
+    def _image(self, rgb: np.ndarray, stamp: Any) -> Image:
         height, width = rgb.shape[:2]
         msg = Image(height=height, width=width, encoding='rgb8', is_bigendian=0, step=width * 3)
         msg.header.stamp = stamp
         msg.header.frame_id = self.params['frame_id']
         msg.data = array.array('B', rgb.tobytes())
+        return msg
+
+    def _on_frame(self, rgb: np.ndarray, stamp_ns: int, frame_number: int) -> None:
+        """Runs on the source's thread: publish the frame (and its JPEG if anyone wants it)."""
+        stamp = rclpy.time.Time(nanoseconds=stamp_ns).to_msg()
+        msg = self._image(rgb, stamp)
         self.image_pub.publish(msg)
         self.camera_info.header.stamp = stamp
         self.info_pub.publish(self.camera_info)
@@ -154,12 +158,7 @@ class CameraNode(Node):
             except (OSError, ValueError) as exc:  # a corrupt frame: skip it
                 self.get_logger().warning(f'cannot decode a camera JPEG: {exc}', throttle_duration_sec=10.0)
             else:
-                height, width = rgb.shape[:2]
-                image = Image(height=height, width=width, encoding='rgb8', is_bigendian=0, step=width * 3)
-                image.header.stamp = stamp
-                image.header.frame_id = self.params['frame_id']
-                image.data = array.array('B', rgb.tobytes())
-                self.image_pub.publish(image)
+                self.image_pub.publish(self._image(rgb, stamp))
                 with self._lock:
                     self.jpeg_decodes += 1
         self.camera_info.header.stamp = stamp

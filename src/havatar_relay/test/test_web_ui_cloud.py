@@ -12,6 +12,7 @@ import time
 import pytest
 
 from havatar_testing import WORKSPACE
+from havatar_testing.audio import PEAK_JS
 from havatar_testing.browser import NO_WEBRTC, WEBRTC_BLOCKED, PILL_TEXTS, PILLS_SHOWN, PageWatch
 
 pytest.importorskip('playwright.sync_api')
@@ -107,6 +108,9 @@ def test_cloud_ui_falls_back_to_hls_without_webrtc(proxied_stack, fake_robot, ch
           + page.text_content('#video-state'))
     # the robot's sound comes too (MediaMTX serves it as an audio rendition of its own)
     page.wait_for_function("document.getElementById('webrtc').webkitAudioDecodedByteCount > 0", timeout=10000)
+    # autoplay allowed: sound runs at once (test_web_audio tests the Enable sound control)
+    peak = page.wait_for_function(PEAK_JS, arg=440.0, timeout=20000).json_value()  # the stand-in's tone
+    assert abs(peak['hz'] - 440) < 25, peak
     hls = [url for url in requests if url.startswith(f'{proxied_stack.public}/hls/robot1/')]
     assert hls and not [url for url in requests if '/whep' in url], requests
     name, jpeg = save_snapshot(page)

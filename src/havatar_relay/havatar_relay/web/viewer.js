@@ -55,7 +55,7 @@ function loadScript(src) {
 }
 
 export class Viewer {
-  /** ``onAudio(stream)`` gets the robot's sound from WebRTC (audio.js plays it). */
+  /** ``onAudio(stream)`` gets the robot's sound from WebRTC or HLS (audio.js plays it). */
   constructor(auth, site, onAudio = () => {}) {
     this.auth = auth;
     this.site = site;
@@ -208,6 +208,8 @@ export class Viewer {
     this.hls = hls;
     hls.on(window.Hls.Events.ERROR, (_, data) => { if (data.fatal && hls === this.hls) this.failed(`HLS: ${data.details}`); });
     hls.on(window.Hls.Events.MANIFEST_PARSED, () => { video.play().catch(() => {}); });
+    // the element stays muted: its sound goes to audio.js (volume, mute, meter) as WebRTC's does
+    video.addEventListener('playing', () => { if (hls === this.hls) this.onAudio(video.captureStream()); }, { once: true });
     hls.loadSource(this.urls.hls);
     hls.attachMedia(video);
     video.hidden = false;

@@ -106,6 +106,13 @@ class Slowloris:
     def closed(self) -> int:
         return sum(1 for t in self.closed_after if t is not None)
 
+    async def wait_closed(self, count: int, timeout: float) -> None:
+        """Wait until at least ``count`` connections are closed (AssertionError after ``timeout``)."""
+        deadline = time.monotonic() + timeout
+        while self.closed() < count:
+            assert time.monotonic() < deadline, f'{self.closed()} of {count} closed within {timeout} s'
+            await asyncio.sleep(0.05)
+
     async def wait_all_closed(self, timeout: float) -> float:
         """Wait until every connection is closed; the seconds the last one lasted."""
         await asyncio.wait_for(asyncio.gather(*self._tasks, return_exceptions=True), timeout)

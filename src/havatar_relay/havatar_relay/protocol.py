@@ -148,6 +148,12 @@ class Stop(Message):
     type: Literal['stop'] = 'stop'
 
 
+def is_stop(message: Message) -> bool:
+    """A stop, or the original UI's release (``motor_control`` towards ``stop``)."""
+    return isinstance(message, Stop) or (isinstance(message, MotorControl)
+                                         and message.direction is Direction.STOP)
+
+
 class Ack(Message):
     """Receipt of a drive/motor_control command, with each hop's clock for latency."""
 

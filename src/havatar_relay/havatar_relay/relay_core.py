@@ -178,7 +178,7 @@ class RelayCore:
             if frame.type != WSMsgType.TEXT:
                 session.post(p.Error(code=p.ErrorCode.INVALID, message='text frames only'))
                 continue
-            if not session.bucket.take():
+            if not session.bucket.take() and not self._owed_stop(session, frame.data):
                 self.metrics('rate_limited', session.role.value)
                 if session.bucket.refused % 50 == 1:
                     session.post(p.Error(code=p.ErrorCode.RATE_LIMITED, message='too many messages; slow down'))
@@ -200,6 +200,19 @@ class RelayCore:
                 log.exception('handling a message of %s %s', session.role.value, session.id)
                 self.metrics('error', p.ErrorCode.INTERNAL.value)
                 session.post(p.Error(code=p.ErrorCode.INTERNAL, message='internal error', ts=p.now_ms()))
+
+    @staticmethod
+    def _owed_stop(session: Session, frame: str) -> bool:
+        """Whether a frame over the rate limit is a stop that must pass all the same: a stop
+        (or the original UI's release) after a command of this session that moved the robot.
+        """
+        if not session.moved:
+            return False
+        try:
+            message = p.parse(frame)
+        except p.ProtocolError:
+            return False
+        return p.is_stop(message)
 
     async def _dispatch(self, session: Session, message: p.Message) -> None:
         kind = message.type  # type: ignore[attr-defined]
@@ -231,6 +244,8 @@ class RelayCore:
                 await self._released(session)
             return
         update: dict[str, Any] = {'id': session.id}
+        if isinstance(message, (p.Stop, p.Drive, p.MotorControl)):
+            session.moved = not p.is_stop(message)
         if isinstance(message, (p.Drive, p.MotorControl)):
             update.update(ts=self._command_time(session, message.ts), origin_ts=message.ts)
         elif message.ts is not None:

@@ -77,6 +77,7 @@ class Session:
         self.bucket = bucket
         self.clock = p.ClockOffset()
         self.last_heard = time.monotonic()
+        self.moved = False  # a driving command of this session since its last stop
         self._outbox: asyncio.Queue[str] = asyncio.Queue(self.OUTBOX)
         self._tasks = [asyncio.create_task(self._write())]
 

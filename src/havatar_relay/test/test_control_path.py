@@ -74,7 +74,7 @@ def test_interleaved_commands_never_leave_a_twist_after_a_stop(relay_robot, ros_
     _, base, _, _ = relay_robot()
     commands = ros_node.subscribe(Twist, 'cmd_vel', 1000)
     rng = random.Random(7)
-    stops: list[float] = []  # when each checked stop was sent (monotonic)
+    stops: list[tuple[float, float]] = []  # each checked stop: when it was sent, when the quiet ended
 
     async def scenario() -> None:
         user = await Client.connect(base, 'user', LOCAL_TOKEN, 'robot1')
@@ -89,20 +89,19 @@ def test_interleaved_commands_never_leave_a_twist_after_a_stop(relay_robot, ros_
                 await user.send({'type': 'stop'})
             if i % 50 == 49:  # a stop, then quiet: the held command must not come back
                 await user.send({'type': 'stop'})
-                stops.append(time.monotonic())
-                await asyncio.sleep(0.25)
-            if i % 100 == 99:
-                await asyncio.sleep(1.6)  # within the rate limit (60/s, bursts of 120)
+                sent = time.monotonic()
+                await asyncio.sleep(0.5 if i % 100 == 49 else 2.0)  # within the rate limit (60/s, bursts of 120)
+                stops.append((sent, time.monotonic()))
         await asyncio.sleep(1.0)
         await user.close()
     run(scenario(), 120)
     timed = commands.timed
     assert len(timed) > 500, f'only {len(timed)} cmd_vel messages arrived'
     moving_after_stop = []
-    for stop in stops:  # what arrived in the quiet time after a stop must end stopped
-        window = [m for t, m in timed if stop < t < stop + 0.25]
+    for sent, quiet_until in stops:  # what arrived in the quiet time after a stop must end stopped
+        window = [m for t, m in timed if sent < t < quiet_until]
         if window and (window[-1].linear.x or window[-1].angular.z):
-            moving_after_stop.append((stop, window[-1].linear.x, window[-1].angular.z))
+            moving_after_stop.append((sent, window[-1].linear.x, window[-1].angular.z))
     assert len(stops) == 40 and not moving_after_stop, f'moving after a stop: {moving_after_stop}'
     assert timed[-1][1].linear.x == 0 and timed[-1][1].angular.z == 0
 

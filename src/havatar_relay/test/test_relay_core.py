@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Optional
 
 import aiohttp
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
@@ -135,6 +136,26 @@ def test_one_driver_at_a_time_and_take_over_with_force():
             await bob.send(drive(4))
             assert (await robot.next('drive'))['seq'] == 4
             for c in (robot, alice, bob):
+                await c.close()
+    run(scenario())
+
+
+def test_a_stop_after_driving_passes_the_rate_limit_and_a_redundant_one_does_not():
+    async def scenario() -> None:
+        async with relay(limits=Limits(user_rate=0.1, user_burst=3.0)) as (base, _):
+            robot = await Client.connect(base, 'robot', 'robot1-token', 'robot1')
+            alice = await Client.connect(base, 'user', 'alice-token', 'robot1')
+            for i in range(10):  # more than the burst (which her pongs share)
+                await alice.send(drive(i))
+            assert (await alice.next('error'))['code'] == 'rate_limited'
+            assert (await robot.next('drive'))['seq'] == 0
+            await alice.send({'type': 'stop'})  # over the limit, but the robot was moving
+            assert (await robot.next('stop', timeout=2))['type'] == 'stop'
+            await alice.send({'type': 'motor_control', 'direction': 'stop'})  # already stopped
+            await alice.send({'type': 'stop'})
+            with pytest.raises(asyncio.TimeoutError):
+                await robot.next('stop', timeout=0.5)
+            for c in (robot, alice):
                 await c.close()
     run(scenario())
 

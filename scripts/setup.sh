@@ -153,6 +153,8 @@ set +u
 . "$WS/scripts/env.sh"
 set -u
 cd "$WS"
+# the stand-in interface packages (src/audio_common_msgs, src/tf2_msgs) only where ROS lacks them
+python3 "$WS/scripts/vendored_interfaces.py" || fail "could not decide which stand-in interface packages to build"
 colcon build --symlink-install --base-paths src --event-handlers console_cohesion- summary+ \
   || fail "colcon build failed; the log is in $WS/log/latest_build"
 set +u

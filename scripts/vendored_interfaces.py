@@ -59,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     prefixes = [p for p in os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep) if p]
     for package, prefix in decide(args.workspace, prefixes).items():
-        print(f'{package}: ' + (f'installed in {prefix}, using it' if prefix else 'not installed, building the stand-in'))
+        print(f'{package}: ' + (f'installed in {prefix}, using it' if prefix
+                                else 'not installed, building the stand-in'))
     return 0
 
 

@@ -1,9 +1,12 @@
 """ROS 2 camera node (executable ``camera_node``): a V4L2 camera or the test pattern.
 
 Publishes ``camera/image_raw`` (rgb8), ``camera/camera_info`` and, only while someone
-subscribes, JPEG on ``camera/image_raw/compressed`` (the name image_transport uses), all
-with the sensor-data QoS and the capture time in the header; ``/diagnostics`` reports the
-device state, the published rate and the JPEG encodes and decodes.
+subscribes, JPEG on ``camera/image_raw/compressed`` (the name and ``format`` field
+image_transport's compressed plugin uses), all with the sensor-data QoS, the capture time
+and ``camera_optical_frame`` in the header; ``/diagnostics`` reports the device state, the
+published rate and the JPEG encodes and decodes. ``/tf_static`` gets the static transforms
+``base_link -> camera_link -> camera_optical_frame`` (the mount from parameters; see
+``camera/frames.py``), as tf2_ros's StaticTransformBroadcaster publishes them.
 
 An MJPEG camera (``pixel_format`` 'mjpeg', or the ``mjpeg_stream`` stand-in) keeps its
 own JPEGs: they are published as they came (no decode and re-encode), and decoded to raw
@@ -22,15 +25,19 @@ from typing import Any, Optional
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import TransformStamped
 from PIL import Image as PilImage
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from tf2_msgs.msg import TFMessage
 
+from .camera.frames import Transform, camera_transforms
 from .camera.sources import (FfmpegSource, FrameSource, MjpegSource, PatternSource, mjpeg_stream_input,
                              v4l2_input)
 from havatar_common.diagnostics import ERROR, OK, WARN, diagnostic_array
 from havatar_common.parameters import ParameterTable, check_choice, declare_parameters
+from havatar_common.qos import LATCHED
 from havatar_common.spin import spin_node
 
 PARAMETERS: ParameterTable = [
@@ -44,7 +51,16 @@ PARAMETERS: ParameterTable = [
     ('fps', 30.0, 'Frame rate (Hz)', (0.5, 240.0)),
     ('pixel_format', '', "V4L2 pixel format to ask for ('mjpeg', 'yuyv422', ...); '' lets "
      'the camera choose', None),
-    ('frame_id', 'camera_optical_frame', 'frame_id of the image headers', None),
+    ('frame_id', 'camera_optical_frame', 'frame_id of the image headers: the optical frame (z '
+     'forward, x right, y down) published on /tf_static under camera_frame_id', None),
+    ('camera_frame_id', 'camera_link', 'The camera body frame (x forward, y left, z up)', None),
+    ('base_frame_id', 'base_link', "The robot's base frame the camera is mounted on", None),
+    ('mount_x', 0.0, "Camera position in base_frame_id, forward (m); measure your robot's", (-10.0, 10.0)),
+    ('mount_y', 0.0, 'Camera position in base_frame_id, left (m)', (-10.0, 10.0)),
+    ('mount_z', 1.0, 'Camera position in base_frame_id, up (m)', (-10.0, 10.0)),
+    ('mount_roll', 0.0, 'Camera roll about its x (forward) axis (rad)', (-3.1416, 3.1416)),
+    ('mount_pitch', 0.0, 'Camera pitch about its y axis (rad; positive looks down)', (-3.1416, 3.1416)),
+    ('mount_yaw', 0.0, 'Camera yaw about its z axis (rad; positive looks left)', (-3.1416, 3.1416)),
     ('jpeg_quality', 80, 'JPEG quality of the compressed topic', (1, 100)),
     ('keep_jpeg', True, "Publish an MJPEG camera's own JPEGs and decode them only for raw "
      'subscribers; false decodes every frame and encodes JPEG anew', None),
@@ -53,6 +69,11 @@ PARAMETERS: ParameterTable = [
     ('retry_period', 2.0, 'Seconds between attempts to reopen a lost camera', (0.1, 60.0)),
     ('diagnostics_period', 1.0, 'Seconds between /diagnostics messages', (0.1, 60.0)),
 ]
+
+# CompressedImage.format as image_transport's compressed plugin writes it for an rgb8 image:
+# "<raw encoding>; jpeg compressed <encoding of the decoded pixels>" (the plugin encodes
+# colour through OpenCV as bgr8; a JPEG holds no channel order, so decoders read it alike)
+JPEG_FORMAT = 'rgb8; jpeg compressed bgr8'
 
 
 def pinhole_camera_info(width: int, height: int, horizontal_fov_deg: float) -> CameraInfo:
@@ -89,6 +110,11 @@ class CameraNode(Node):
             CompressedImage, 'camera/image_raw/compressed', qos_profile_sensor_data)
         self.info_pub = self.create_publisher(CameraInfo, 'camera/camera_info', qos_profile_sensor_data)
         self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.tf_static_pub = self.create_publisher(TFMessage, '/tf_static', LATCHED)
+        self.tf_static_pub.publish(TFMessage(transforms=[self._transform(t) for t in camera_transforms(
+            p['base_frame_id'], p['camera_frame_id'], p['frame_id'],
+            (p['mount_x'], p['mount_y'], p['mount_z']),
+            (p['mount_roll'], p['mount_pitch'], p['mount_yaw']))]))
         self.camera_info = pinhole_camera_info(p['width'], p['height'], p['horizontal_fov'])
         self.camera_info.header.frame_id = p['frame_id']
         self._lock = threading.Lock()
@@ -118,6 +144,15 @@ class CameraNode(Node):
         self.get_logger().info(f"publishing {p['width']}x{p['height']} at {p['fps']:g} Hz from "
                                f"{p['device'] if p['source'] == 'v4l2' else 'the test pattern'}")
 
+    def _transform(self, t: Transform) -> TransformStamped:
+        msg = TransformStamped()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.header.frame_id, msg.child_frame_id = t.parent, t.child
+        msg.transform.translation.x, msg.transform.translation.y, msg.transform.translation.z = t.translation
+        r = msg.transform.rotation
+        r.x, r.y, r.z, r.w = t.rotation
+        return msg
+
     def _image(self, rgb: np.ndarray, stamp: Any) -> Image:
         height, width = rgb.shape[:2]
         msg = Image(height=height, width=width, encoding='rgb8', is_bigendian=0, step=width * 3)
@@ -134,7 +169,7 @@ class CameraNode(Node):
         self.camera_info.header.stamp = stamp
         self.info_pub.publish(self.camera_info)
         if self.compressed_pub.get_subscription_count() > 0:
-            jpeg = CompressedImage(format='jpeg')
+            jpeg = CompressedImage(format=JPEG_FORMAT)
             jpeg.header = msg.header
             jpeg.data = array.array('B', encode_jpeg(rgb, self.params['jpeg_quality']))
             self.compressed_pub.publish(jpeg)
@@ -147,7 +182,7 @@ class CameraNode(Node):
         """Runs on the source's thread: the camera's JPEG as it came; raw only if wanted."""
         stamp = rclpy.time.Time(nanoseconds=stamp_ns).to_msg()
         if self.compressed_pub.get_subscription_count() > 0:
-            msg = CompressedImage(format='jpeg')
+            msg = CompressedImage(format=JPEG_FORMAT)
             msg.header.stamp = stamp
             msg.header.frame_id = self.params['frame_id']
             msg.data = array.array('B', jpeg)

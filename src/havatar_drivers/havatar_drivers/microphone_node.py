@@ -3,6 +3,12 @@
 Publishes ``audio/mic`` (``havatar_msgs/AudioChunk``, S16LE PCM, sensor-data QoS, one
 chunk per ``chunk_ms``) and the latched ``audio/mic/format``; ``/diagnostics`` reports the
 device state and the chunk rate.
+
+The same audio goes out as ROS 2 audio_common's ``audio_capture`` publishes it, for the
+tools that read those types: ``audio/audio`` (``audio_common_msgs/AudioData``) and
+``audio/audio_stamped`` (``AudioDataStamped``), reliable with depth 10, filled only while
+someone subscribes, and the latched ``audio/audio_info`` (``AudioInfo``, coding "wave",
+sample format "S16LE"). Remap them like any topic.
 """
 from __future__ import annotations
 
@@ -16,6 +22,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 
+from audio_common_msgs.msg import AudioData, AudioDataStamped, AudioInfo
 from havatar_msgs.msg import AudioChunk, AudioFormat
 
 from .audio.capture import AlsaSource, AudioSource, file_source, tone_source
@@ -56,6 +63,13 @@ class MicrophoneNode(Node):
         self.chunk_pub = self.create_publisher(AudioChunk, 'audio/mic', qos_profile_sensor_data)
         self.format_pub = self.create_publisher(AudioFormat, 'audio/mic/format', LATCHED)
         self.format_pub.publish(self.format)
+        # audio_capture's topics and QoS (ros-drivers/audio_common, ros2 branch)
+        self.data_pub = self.create_publisher(AudioData, 'audio/audio', 10)
+        self.stamped_pub = self.create_publisher(AudioDataStamped, 'audio/audio_stamped', 10)
+        self.info_pub = self.create_publisher(AudioInfo, 'audio/audio_info', LATCHED)
+        self.info_pub.publish(AudioInfo(channels=p['channels'], sample_rate=p['sample_rate'],
+                                        sample_format='S16LE', coding_format='wave',
+                                        bitrate=self.format.bitrate))
         self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self._lock = threading.Lock()
         self.sequence = 0
@@ -83,6 +97,10 @@ class MicrophoneNode(Node):
             self.sequence = (self.sequence + 1) % 2**32
         msg.data = array.array('B', pcm)
         self.chunk_pub.publish(msg)
+        if self.data_pub.get_subscription_count() > 0:
+            self.data_pub.publish(AudioData(data=msg.data))
+        if self.stamped_pub.get_subscription_count() > 0:
+            self.stamped_pub.publish(AudioDataStamped(header=msg.header, audio=AudioData(data=msg.data)))
 
     def _publish_diagnostics(self) -> None:
         state = self.source.state

@@ -4,6 +4,13 @@ Plays ``audio/speaker`` (``havatar_msgs/AudioChunk``, PCM; e.g. the talkback fro
 UI) through a jitter buffer (which drops a chunk now and then to win back the delay a burst
 of arrivals added), and speaks the text of ``say`` (``std_msgs/String``) with
 espeak-ng, mixed over it. The sink is an ALSA device, a WAV file, or nothing.
+
+It also plays ROS 2 audio_common's types, as ``audio_play`` does: ``audio/speaker/audio``
+(``audio_common_msgs/AudioData``) or, with ``standard_input`` 'audio_stamped',
+``audio/speaker/audio_stamped`` (``AudioDataStamped``), in the format the latched
+``audio/speaker/audio_info`` (``AudioInfo``) gives, else mono at ``sample_rate``; so an
+``audio_capture`` node run in the namespace ``audio/speaker`` plays here. One talker at a
+time: chunks of two senders at once share one jitter buffer.
 """
 from __future__ import annotations
 
@@ -18,15 +25,17 @@ from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from std_msgs.msg import String
 
-from havatar_msgs.msg import AudioChunk, AudioFormat
+from audio_common_msgs.msg import AudioData, AudioDataStamped, AudioInfo
+from havatar_msgs.msg import AudioChunk
 
 from .audio.jitter_buffer import JitterBuffer
-from .audio.pcm import convert, mix
+from .audio.pcm import convert, is_s16_pcm, mix
 from .audio.playback import AlsaSink, NullSink, Sink, WavFileSink
 from .audio.tts import MAX_TEXT_CHARS, synthesize
 from havatar_common.audio import PCM_RATE
 from havatar_common.diagnostics import ERROR, OK, diagnostic_array
 from havatar_common.parameters import ParameterTable, check_choice, declare_parameters
+from havatar_common.qos import LATCHED
 from havatar_common.spin import spin_node
 
 PARAMETERS: ParameterTable = [
@@ -40,6 +49,8 @@ PARAMETERS: ParameterTable = [
     ('tts_voice', 'en', 'espeak-ng voice', None),
     ('tts_words_per_minute', 160, 'Speaking rate', (80, 450)),
     ('tts_queue', 5, 'Texts waiting to be spoken at most; more are refused', (1, 100)),
+    ('standard_input', 'audio', "audio_common input: 'audio' (AudioData on audio/speaker/audio), "
+     "'audio_stamped' (AudioDataStamped on audio/speaker/audio_stamped) or 'none'", None),
     ('diagnostics_period', 1.0, 'Seconds between /diagnostics messages', (0.1, 60.0)),
 ]
 
@@ -51,6 +62,7 @@ class SpeakerNode(Node):
         super().__init__('speaker_node', **kwargs)
         p = declare_parameters(self, PARAMETERS)
         check_choice('sink', p['sink'], ('alsa', 'file', 'null'))
+        check_choice('standard_input', p['standard_input'], ('audio', 'audio_stamped', 'none'))
         self.params = p
         self.rate, self.channels = p['sample_rate'], p['channels']
         self.sink: Sink
@@ -71,6 +83,16 @@ class SpeakerNode(Node):
         self._stop = threading.Event()
         self.create_subscription(AudioChunk, 'audio/speaker', self._on_chunk, qos_profile_sensor_data)
         self.create_subscription(String, 'say', self._on_say, 10)
+        self.standard_info = AudioInfo()  # nothing said yet: the speaker's own format
+        self.standard_sequence = 0
+        if p['standard_input'] != 'none':
+            self.create_subscription(AudioInfo, 'audio/speaker/audio_info', self._on_standard_info, LATCHED)
+        if p['standard_input'] == 'audio':
+            self.create_subscription(AudioData, 'audio/speaker/audio',
+                                     lambda msg: self._on_standard(msg.data), qos_profile_sensor_data)
+        elif p['standard_input'] == 'audio_stamped':
+            self.create_subscription(AudioDataStamped, 'audio/speaker/audio_stamped',
+                                     lambda msg: self._on_standard(msg.audio.data), qos_profile_sensor_data)
         self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.create_timer(p['diagnostics_period'], self._publish_diagnostics)
         self._threads = [threading.Thread(target=self._play, name='playback', daemon=True),
@@ -81,17 +103,26 @@ class SpeakerNode(Node):
 
     # -- ROS callbacks
     def _on_chunk(self, msg: AudioChunk) -> None:
-        fmt = msg.format
-        if fmt.coding_format not in ('', AudioFormat.CODING_PCM) or \
-                fmt.sample_format not in ('', AudioFormat.SAMPLE_FORMAT_S16LE):
+        self._push(msg.sequence, bytes(msg.data), msg.format)
+
+    def _on_standard_info(self, msg: AudioInfo) -> None:
+        self.standard_info = msg
+
+    def _on_standard(self, data: Any) -> None:
+        """An audio_common chunk: numbered here, in arrival order (the type has no number)."""
+        self.standard_sequence = (self.standard_sequence + 1) % 2**32
+        self._push(self.standard_sequence, bytes(data), self.standard_info)
+
+    def _push(self, sequence: int, data: bytes, fmt: Any) -> None:
+        """Queue a chunk described by ``fmt`` (an AudioFormat or an AudioInfo)."""
+        if not is_s16_pcm(fmt.coding_format, fmt.sample_format):
             self.dropped_format += 1
             self.get_logger().warning(f'cannot play {fmt.coding_format}/{fmt.sample_format} audio',
                                       throttle_duration_sec=10.0)
             return
-        pcm = convert(bytes(msg.data), fmt.sample_rate or self.rate, fmt.channels or 1,
-                      self.rate, self.channels)
+        pcm = convert(data, fmt.sample_rate or self.rate, fmt.channels or 1, self.rate, self.channels)
         with self._lock:
-            self.jitter.push(msg.sequence, pcm)
+            self.jitter.push(sequence, pcm)
 
     def _on_say(self, msg: String) -> None:
         text = msg.data.strip()

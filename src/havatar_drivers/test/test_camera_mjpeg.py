@@ -19,6 +19,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from havatar_drivers.camera.jpeg_stream import JpegSplitter
 from havatar_drivers.camera.sources import MjpegSource, mjpeg_stream_input
 from havatar_drivers.camera.standin import MjpegCameraStandIn
+from havatar_drivers.camera_node import JPEG_FORMAT
 from havatar_drivers.stamped_pattern import decode
 from havatar_testing import find_program, ros_executable, wait_until
 
@@ -114,7 +115,7 @@ def test_camera_jpegs_pass_through_and_raw_is_decoded_only_on_demand(processes, 
     diagnostics = ros_node.subscribe(DiagnosticArray, '/diagnostics')
     jpegs = ros_node.subscribe(CompressedImage, 'camera/image_raw/compressed', qos_profile_sensor_data)
     msg = jpegs.wait_for(lambda m: True, timeout=20, what='a camera JPEG')
-    assert msg.format == 'jpeg'
+    assert msg.format == JPEG_FORMAT == 'rgb8; jpeg compressed bgr8'  # as image_transport writes it
     rgb = np.array(PilImage.open(io.BytesIO(bytes(msg.data))))
     assert rgb.shape == (240, 320, 3) and decode(rgb) is not None
     values = diag_values(diagnostics.wait_for(

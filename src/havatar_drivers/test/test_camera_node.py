@@ -9,9 +9,14 @@ import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from PIL import Image as PilImage
 from rclpy.qos import qos_profile_sensor_data
+from rclpy.qos import DurabilityPolicy, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from tf2_msgs.msg import TFMessage
 
+from havatar_common.qos import LATCHED
+from havatar_drivers.camera.frames import OPTICAL_ROTATION, quaternion_from_rpy
 from havatar_drivers.camera.sources import FfmpegSource
+from havatar_drivers.camera_node import JPEG_FORMAT
 from havatar_drivers.stamped_pattern import decode
 from havatar_testing import find_program, ros_executable, wait_until
 
@@ -62,9 +67,35 @@ def test_jpeg_is_encoded_only_while_someone_subscribes(camera, ros_node):
 
     jpegs = ros_node.subscribe(CompressedImage, 'camera/image_raw/compressed', qos_profile_sensor_data)
     msg = jpegs.wait_for(lambda m: True, timeout=10, what='a JPEG')
-    assert msg.format == 'jpeg'
+    assert msg.format == JPEG_FORMAT == 'rgb8; jpeg compressed bgr8'  # as image_transport writes it
     rgb = np.array(PilImage.open(io.BytesIO(bytes(msg.data))))
     assert decode(rgb) is not None
+
+
+def test_static_transforms_put_the_optical_frame_on_the_robot(camera, ros_node):
+    camera('source:=test_pattern', 'width:=160', 'height:=120', 'fps:=10.0', 'mount_x:=0.12',
+           'mount_z:=1.35', 'mount_pitch:=0.25')
+    # a late subscriber still gets them, as tf2_ros's static listener would
+    tf = ros_node.subscribe(TFMessage, '/tf_static', LATCHED).wait_for(timeout=10, what='/tf_static')
+    mount, optical = sorted(tf.transforms, key=lambda t: t.header.frame_id)
+    assert (mount.header.frame_id, mount.child_frame_id) == ('base_link', 'camera_link')
+    assert (optical.header.frame_id, optical.child_frame_id) == ('camera_link', 'camera_optical_frame')
+    t = mount.transform
+    assert (t.translation.x, t.translation.y, t.translation.z) == (0.12, 0.0, 1.35)
+    assert np.allclose([t.rotation.x, t.rotation.y, t.rotation.z, t.rotation.w], quaternion_from_rpy(0, 0.25, 0))
+    r = optical.transform.rotation
+    assert (r.x, r.y, r.z, r.w) == OPTICAL_ROTATION
+    info, = ros_node.node.get_publishers_info_by_topic('/tf_static')
+    assert (info.qos_profile.durability, info.qos_profile.reliability) == \
+        (DurabilityPolicy.TRANSIENT_LOCAL, ReliabilityPolicy.RELIABLE)  # tf2_ros's static QoS
+
+    frames = {
+        'image': ros_node.subscribe(Image, 'camera/image_raw', qos_profile_sensor_data),
+        'info': ros_node.subscribe(CameraInfo, 'camera/camera_info', qos_profile_sensor_data),
+        'jpeg': ros_node.subscribe(CompressedImage, 'camera/image_raw/compressed', qos_profile_sensor_data),
+    }
+    for what, log in frames.items():
+        assert log.wait_for(timeout=10, what=what).header.frame_id == 'camera_optical_frame', what
 
 
 def test_missing_device_is_reported_and_the_node_keeps_running(camera, ros_node):

@@ -7,6 +7,14 @@ import wave
 import numpy as np
 
 SAMPLE_WIDTH = 2  # S16LE
+# coding_format values meaning raw PCM: Havatar's AudioFormat ("pcm") and audio_common's
+# AudioInfo ("wave", as audio_capture writes it for raw samples); '' = not said
+PCM_CODINGS = ('', 'pcm', 'wave')
+
+
+def is_s16_pcm(coding_format: str, sample_format: str) -> bool:
+    """Whether a stream so described is raw S16LE PCM, the only kind played."""
+    return coding_format.lower() in PCM_CODINGS and sample_format.upper() in ('', 'S16LE')
 
 
 def tone(frequency: float, rate: int, start: int, count: int, channels: int = 1,

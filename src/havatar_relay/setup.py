@@ -22,6 +22,7 @@ setup(
         'console_scripts': [
             'relay_node = havatar_relay.relay_node:main',
             'relay_server = havatar_relay.server.app:main',
+            'foxglove_node = havatar_relay.foxglove_node:main',
         ],
     },
 )

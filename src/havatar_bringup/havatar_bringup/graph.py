@@ -76,6 +76,8 @@ class GraphArgs:
     namespace: str = _argument('', 'ROS namespace of all nodes')
     params_file: str = _argument('', "Parameter file; '' = the package's config/robot.yaml")
     sim_dir: str = _argument('/tmp/havatar-sim', 'Where the ESP32 simulator puts its port and record')
+    foxglove: bool = _argument(False, 'Foxglove WebSocket server (foxglove_node, port 8765): every topic '
+                                      'to Foxglove on the LAN, read only, no ROS tools needed')
     extra: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-node overrides, not an argument
 
     @classmethod
@@ -171,6 +173,8 @@ def robot_graph(args: GraphArgs) -> list[NodeEntry]:
              {'robot_id': args.robot_id, **({'relay_url': args.relay_url} if args.relay_url else {})},
              respawn=True),
     ]
+    if args.foxglove:
+        entries.append(node('havatar_relay', 'foxglove_node', {}, respawn=True))
     return entries
 
 

@@ -18,7 +18,7 @@ NODE_MODULES = {'motor_node': 'havatar_drivers.motor_node', 'camera_node': 'hava
                 'microphone_node': 'havatar_drivers.microphone_node',
                 'speaker_node': 'havatar_drivers.speaker_node',
                 'streaming_node': 'havatar_streaming.streaming_node',
-                'relay_node': 'havatar_relay.relay_node'}
+                'relay_node': 'havatar_relay.relay_node', 'foxglove_node': 'havatar_relay.foxglove_node'}
 
 
 class Recorded:
@@ -111,6 +111,12 @@ def test_hardware_nodes_respawn_and_sim_uses_simulated_sources():
     assert 'esp32_sim' not in real
     assert real['camera_node'].parameters[1] == {'source': 'v4l2', 'device': '/dev/video2'}
     assert all(real[n].respawn for n in ('motor_node', 'camera_node', 'microphone_node', 'speaker_node'))
+
+
+def test_the_foxglove_server_runs_only_when_asked():
+    assert 'foxglove_node' not in {e.executable for e in robot_graph(GraphArgs())}
+    entry, = [e for e in robot_graph(GraphArgs.from_strings({'foxglove': 'true'})) if e.executable == 'foxglove_node']
+    assert (entry.package, entry.ros, entry.respawn) == ('havatar_relay', True, True)
 
 
 def test_motor_guard_watches_the_lock_file_the_motor_node_holds(monkeypatch, tmp_path):

@@ -28,12 +28,12 @@ def test_table_names_the_nodes_and_the_offered_qos():
     assert lines[4] == '| `/tf_static` | tf2_msgs/msg/TFMessage | /camera_node | - | reliable, transient local |'
 
 
-def test_a_running_camera_node_is_listed(processes):
+def test_a_running_camera_node_is_listed(processes, ros_env):
     camera = processes.start('camera_node', [ros_executable('havatar_drivers', 'camera_node'), '--ros-args',
-                                             '-p', 'source:=test_pattern', '-p', 'width:=64', '-p', 'height:=48'])
+                                             '-p', 'source:=test_pattern', '-p', 'width:=160', '-p', 'height:=120'])
     camera.wait_for_output('publishing', timeout=20)
     done = subprocess.run([sys.executable, '-m', 'havatar_bringup.topic_table', '--settle', '1', '--timeout', '20'],
-                          capture_output=True, text=True, timeout=60, check=True)
+                          capture_output=True, text=True, timeout=60, check=True, env=ros_env)
     assert '/tf_static [tf2_msgs/msg/TFMessage]\n' in done.stdout
     assert '/camera/image_raw [sensor_msgs/msg/Image]\n' in done.stdout
     assert '| `/tf_static` | tf2_msgs/msg/TFMessage | /camera_node | - | reliable, transient local |' in done.stdout

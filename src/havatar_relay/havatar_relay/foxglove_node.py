@@ -70,13 +70,13 @@ class FoxgloveNode(Node):
         self.subscriptions_by_topic: dict[str, Any] = {}
         self.unknown_types: set[str] = set()
         self._lock = threading.Lock()
-        self.context = foxglove.Context()
+        self.sdk_context = foxglove.Context()
         self.wake = self.create_guard_condition(self._follow_watchers)
         self.server = foxglove.start_server(name='havatar', host=p['host'], port=p['port'],
-                                            server_listener=_Listener(self), context=self.context)
+                                            server_listener=_Listener(self), context=self.sdk_context)
         self._discover()
         self.create_timer(p['discovery_period'], self._discover)
-        self.get_logger().info(f"Foxglove WebSocket server on ws://{p['host']}:{self.server.port()} "
+        self.get_logger().info(f"Foxglove WebSocket server on ws://{p['host']}:{self.server.port} "
                                f"offering topics matching {p['topics']!r}")
 
     def _discover(self) -> None:
@@ -95,7 +95,7 @@ class FoxgloveNode(Node):
             if known:
                 known[1].close()
             self.channels[topic] = (type_name, foxglove.Channel(
-                topic, message_encoding='cdr', context=self.context,
+                topic, message_encoding='cdr', context=self.sdk_context,
                 schema=foxglove.Schema(name=type_name, encoding='ros2msg', data=schema)))
         self._follow_watchers()
 

@@ -1,6 +1,11 @@
-"""foxglove_node with a foxglove.websocket.v1 client (aiohttp), as the Foxglove app speaks it:
-topics advertised with ros2msg schemas, messages decodable with the schema alone, the ROS
-side subscribed only while a client watches.
+"""foxglove_node with a client of the Foxglove WebSocket protocol (aiohttp), as the Foxglove
+app speaks it: topics advertised with ros2msg schemas, messages decodable with the schema
+alone, the ROS side subscribed only while a client watches.
+
+The protocol is foxglove.websocket.v1 (github.com/foxglove/ws-protocol, docs/spec.md); the
+foxglove-sdk server (as foxglove_bridge 3.x, built on it) negotiates it under the name
+``foxglove.sdk.v1`` only, the same messages renamed (Foxglove's discussion #1131; Lichtblick
+added the name in lichtblick-suite/lichtblick#819), and refuses the old name.
 """
 from __future__ import annotations
 
@@ -20,7 +25,8 @@ from PIL import Image as PilImage
 from havatar_relay.foxglove_topics import BEST_EFFORT, LATCHED, RELIABLE, Watchers, offered, subscription_kind
 from havatar_testing import free_port, ros_executable, wait_until
 
-SUBPROTOCOL = 'foxglove.websocket.v1'
+SUBPROTOCOL = 'foxglove.sdk.v1'  # = foxglove.websocket.v1, renamed
+OLD_SUBPROTOCOL = 'foxglove.websocket.v1'
 MESSAGE_DATA = 0x01  # binary opcode: subscription id (u32), log time (u64), payload
 
 
@@ -108,10 +114,13 @@ def test_foxglove_client_sees_the_camera_and_its_frames(processes, ros_node):
     start(processes, 'havatar_drivers', 'camera_node', 'source:=test_pattern', 'width:=160', 'height:=120',
           'fps:=10.0', 'mount_z:=1.2').wait_for_output('publishing', timeout=20)
     start(processes, 'havatar_relay', 'foxglove_node', 'host:=127.0.0.1', f'port:={port}',
-          'discovery_period:=0.3').wait_for_output('Foxglove WebSocket server', timeout=20)
+          'discovery_period:=0.3').wait_for_output(r'server on ws://[\d.]+:\d+', timeout=20)
     compressed = '/camera/image_raw/compressed'
 
     async def session() -> None:
+        async with aiohttp.ClientSession() as http:
+            with pytest.raises(aiohttp.WSServerHandshakeError, match='400'):  # see the module's docstring
+                await http.ws_connect(f'ws://127.0.0.1:{port}', protocols=(OLD_SUBPROTOCOL,))
         async with aiohttp.ClientSession() as http, http.ws_connect(
                 f'ws://127.0.0.1:{port}', protocols=(SUBPROTOCOL,)) as ws:
             assert ws.protocol == SUBPROTOCOL

@@ -17,7 +17,9 @@ RUN pip3 install --no-cache-dir -r /tmp/requirements.txt
 WORKDIR /ws
 COPY src /ws/src
 COPY colcon.meta /ws/colcon.meta
-RUN . /opt/ros/humble/setup.sh && colcon build --base-paths src
+# the stand-in interface packages (src/tf2_msgs, src/audio_common_msgs) only where the image lacks them
+COPY scripts/vendored_interfaces.py /ws/scripts/vendored_interfaces.py
+RUN . /opt/ros/humble/setup.sh && python3 scripts/vendored_interfaces.py && colcon build --base-paths src
 COPY docker/robot-entrypoint.sh /entrypoint.sh
 ENTRYPOINT ["/entrypoint.sh"]
 CMD ["ros2", "launch", "havatar_bringup", "robot.launch.py"]

@@ -151,3 +151,6 @@ def test_foxglove_client_sees_the_camera_and_its_frames(processes, ros_node):
                                     'the ROS subscription to end with the last watcher')
 
     asyncio.run(session())
+    # the client went away still watching /tf_static: that subscription ends too
+    wait_until(lambda: ros_node.node.count_subscribers('/tf_static') == 0, 10,
+               'the ROS subscription of a client that left to end')

@@ -50,6 +50,7 @@ PARAMETERS: ParameterTable = [
     ('tts_voice_de', '', "German voice ('' = the engine's; espeak-ng: de)", None),
     ('tts_piper_dir', '', "Directory of more Piper voices (*.onnx with *.onnx.json), besides the installed "
      "voice packages; '' = none", None),
+    ('tts_piper_threads', 1, 'Threads of a Piper synthesis (one leaves the other cores to video)', (1, 16)),
     ('tts_words_per_minute', 160, 'Speaking rate', (80, 450)),
     ('tts_queue', 5, 'Texts waiting to be spoken at most; more are refused', (1, 100)),
     ('diagnostics_period', 1.0, 'Seconds between /diagnostics messages', (0.1, 60.0)),
@@ -106,7 +107,7 @@ class SpeakerNode(Node):
                 self.get_logger().warning('tts_engine is piper but piper-tts is not installed: espeak-ng speaks')
             return [espeak]
         dirs = [Path(p['tts_piper_dir']).expanduser()] if p['tts_piper_dir'] else []
-        piper = PiperEngine(installed_piper_models(dirs))
+        piper = PiperEngine(installed_piper_models(dirs), p['tts_piper_threads'])
         self.get_logger().info(f"piper voices: {', '.join(sorted(piper.models)) or 'none'}")
         return [piper, espeak] if p['tts_engine'] == PIPER else [espeak, piper]
 
@@ -204,6 +205,7 @@ class SpeakerNode(Node):
                       'overflow_drops': j.overflow_drops, 'concealed': j.concealed,
                       'played_chunks': self.played_chunks, 'texts_spoken': s.spoken,
                       'tts_errors': s.errors, 'speech_stops': s.stopped, 'voice': self.engine_used,
+                      'speaking': s.busy or s.buffered > 0,
                       'unsupported_chunks': self.dropped_format}
             warning = self.voice_warning
         level, message = (ERROR, self.sink.error) if self.sink.error else (WARN, warning) if warning else (OK, 'ok')

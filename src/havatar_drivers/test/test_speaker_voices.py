@@ -69,7 +69,7 @@ def test_a_missing_voice_falls_back_to_espeak_with_a_diagnostic_warning(speaker)
                     reason='piper-tts or a Piper voice package is not installed')
 def test_the_piper_voice_speaks_when_asked_per_message_or_by_parameter(speaker):
     sink, publish, diagnostics = speaker('tts_engine:=piper')
-    text = 'Hello, I am the robot.'
+    text = 'Hello, I am here.'  # one Piper piece (4 words): spoken without a gap
     publish(Speech(text=text, language='en'))  # the preferred engine's English voice
     joe = sink.next_segment(timeout=60)
     status = diagnostics.wait_for(lambda m: speaker_status(m).get('voice') == f'piper {JOE}',

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from havatar_drivers.audio.pcm import rms
-from havatar_drivers.audio.speech import Request, SpeechQueue
+from havatar_drivers.audio.speech import AHEAD_S, Request, SpeechQueue
 from havatar_testing import wait_until
 from havatar_drivers.audio.voices import (EspeakEngine, PiperEngine, choose, installed_piper_models,
                                           parse_espeak_voices, split_for_speech)
@@ -22,6 +22,7 @@ class FakeEngine:
 
     def __init__(self, name: str, voices: dict[str, str], gate: Optional[threading.Semaphore] = None) -> None:
         self.name = name
+        self.first_words, self.max_words = 8, 30
         self.voices = voices
         self.gate = gate  # a permit per piece: the test decides when each piece is ready
         self.spoken: list[tuple[str, str]] = []
@@ -127,6 +128,27 @@ def test_the_queue_plays_the_first_piece_while_the_next_is_made_and_stop_cuts_ev
         stopping.set()
         for _ in range(5):
             gate.release()
+
+
+def test_the_queue_synthesizes_no_further_ahead_of_the_playback_than_it_must():
+    engine = FakeEngine('espeak-ng', {'en': 'en'})  # 0.1 s of audio per word, made at once
+    speech = SpeechQueue([engine], 'en', {}, RATE, 1)
+    stopping = threading.Event()
+    thread = threading.Thread(target=speech.run, args=(stopping,), daemon=True)
+    thread.start()
+    try:
+        speech.submit(Request(' '.join(['Ten words in this sentence make one second of speech.'] * 20)))
+        wait_until(lambda: speech.buffered >= AHEAD_S * RATE * 2, timeout=10, what='the look-ahead')
+        made = len(engine.spoken)
+        assert made < 20, 'it waits for the playback instead of making all 20 pieces'
+        speech.take(int(AHEAD_S * RATE) * 2)  # the playback takes what was ahead
+        wait_until(lambda: len(engine.spoken) > made, timeout=10, what='the next piece')
+        speech.stop()
+        wait_until(lambda: not speech.busy, timeout=10, what='the queue idle after the stop')
+        assert len(engine.spoken) < 20
+    finally:
+        stopping.set()
+        thread.join(5)
 
 
 def test_a_full_queue_refuses_more_texts():

@@ -3,8 +3,9 @@ playback takes from, cut at once by ``stop`` (no ROS).
 
 One thread runs ``run``: it takes a request, chooses its engine and voice (``choose``),
 and synthesizes it a piece at a time (``split_for_speech``), appending each piece to the
-buffer as soon as it is ready, so the first piece plays while the next is synthesized.
-``stop`` empties the queue and the buffer; a piece being synthesized then is thrown away.
+buffer as soon as it is ready, so the first piece plays while the next is synthesized
+(and no further ahead than ``AHEAD_S`` of audio). ``stop`` empties the queue and the
+buffer; a piece being synthesized then is thrown away.
 """
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from typing import Callable, Sequence
 
 from .tts import MAX_TEXT_CHARS
 from .voices import Choice, Engine, choose, split_for_speech
+
+AHEAD_S = 3.0  # seconds of speech synthesized ahead of the playback at most
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,7 @@ class SpeechQueue:
         self.spoken = 0
         self.errors = 0
         self.stopped = 0
+        self.busy = False  # a request is being synthesized (or waits for the playback)
 
     def submit(self, request: Request) -> bool:
         """Queue ``request`` (its text cut to MAX_TEXT_CHARS); False when the queue is full."""
@@ -106,13 +110,20 @@ class SpeechQueue:
                 generation, request = self._requests.get(timeout=0.2)
             except queue.Empty:
                 continue
-            self.speak(generation, request, stopping)
+            self.busy = True
+            try:
+                self.speak(generation, request, stopping)
+            finally:
+                self.busy = self._requests.qsize() > 0
 
     def speak(self, generation: int, request: Request, stopping: threading.Event) -> None:
         """Synthesize ``request`` piece by piece into the buffer while ``generation`` holds."""
         choice = choose(request.language, request.voice, self.engines, self.default_language, self.voices)
         self.on_choice(request, choice)
-        for piece in split_for_speech(request.text):
+        ahead = int(AHEAD_S * self.rate) * 2 * self.channels
+        for piece in split_for_speech(request.text, choice.engine.first_words, choice.engine.max_words):
+            while self.buffered > ahead and generation == self._generation and not stopping.is_set():
+                stopping.wait(0.02)  # far enough ahead: a stop wastes no more work than this
             if stopping.is_set() or generation != self._generation:
                 return
             try:

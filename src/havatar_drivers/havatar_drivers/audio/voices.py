@@ -35,6 +35,8 @@ class Engine(Protocol):
     """A speech engine: its voices and a blocking ``synthesize`` into S16LE PCM."""
 
     name: str
+    first_words: int  # words of a text's first piece: the shorter, the sooner it sounds
+    max_words: int    # words of a piece at most (what a stop may still wait for)
 
     def has_voice(self, voice: str) -> bool:
         """Whether ``voice`` is one of this engine's voice names."""
@@ -52,6 +54,8 @@ class EspeakEngine:
     """
 
     name = ESPEAK
+    first_words = 8
+    max_words = 30
 
     def __init__(self, words_per_minute: int = 160, espeak: str = 'espeak-ng') -> None:
         self.words_per_minute = words_per_minute
@@ -137,12 +141,17 @@ def installed_piper_models(directories: Sequence[Path] = ()) -> list[PiperModel]
 
 
 class PiperEngine:
-    """Piper neural voices (piper-tts), loaded on first use and kept."""
+    """Piper neural voices (piper-tts), loaded on first use and kept; ``threads`` is
+    onnxruntime's per synthesis (one is faster than several on a busy machine).
+    """
 
     name = PIPER
+    first_words = 4  # Piper takes ~4x espeak-ng's time per word
+    max_words = 12
 
-    def __init__(self, models: Sequence[PiperModel]) -> None:
+    def __init__(self, models: Sequence[PiperModel], threads: int = 1) -> None:
         self.models = {m.name: m for m in models}
+        self.threads = threads
         self._loaded: dict[str, Any] = {}
         self._lock = threading.Lock()
 
@@ -170,13 +179,21 @@ class PiperEngine:
         """The loaded ``PiperVoice`` of ``voice`` (loading takes seconds: do it early)."""
         with self._lock:
             if voice not in self._loaded:
-                from piper import PiperVoice
-                model = self.models[voice]
-                try:
-                    self._loaded[voice] = PiperVoice.load(model.model, config_path=model.config)
-                except Exception as exc:  # onnxruntime raises its own types
-                    raise RuntimeError(f'piper cannot load {voice}: {exc}') from None
+                self._loaded[voice] = self._load(self.models[voice])
             return self._loaded[voice]
+
+    def _load(self, model: PiperModel) -> Any:
+        import onnxruntime
+        from piper import PiperVoice
+        from piper.config import PiperConfig
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = options.inter_op_num_threads = self.threads
+        try:
+            return PiperVoice(config=PiperConfig.from_dict(json.loads(model.config.read_text())),
+                              session=onnxruntime.InferenceSession(str(model.model), sess_options=options,
+                                                                   providers=['CPUExecutionProvider']))
+        except Exception as exc:  # onnxruntime raises its own types
+            raise RuntimeError(f'piper cannot load {model.name}: {exc}') from None
 
     def synthesize(self, text: str, voice: str, rate: int, channels: int) -> bytes:
         if voice not in self.models:

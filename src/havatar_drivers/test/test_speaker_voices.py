@@ -9,6 +9,7 @@ from std_msgs.msg import Empty, String
 
 from havatar_drivers.audio.voices import EspeakEngine, PiperEngine, installed_piper_models
 from havatar_msgs.msg import Speech
+from havatar_testing import ros_executable, wait_until
 from havatar_testing.speech import RATE, SinkWatch, loudness, same_speech, start_speaker
 
 ROMANIAN = 'Știință și țară, într-o căsuță în pădure, mâine.'  # one piece: spoken as one
@@ -96,3 +97,14 @@ def test_stop_speaking_cuts_a_long_text_at_once_and_drops_the_queue(speaker):
     publish(Speech(text='Hello.', language='en'))  # the node still speaks afterwards
     sink.mark = sink.frames()
     assert same_speech(sink.next_segment(), EspeakEngine().synthesize('Hello.', 'en', RATE, 1))
+
+
+@pytest.mark.parametrize('param,named', [
+    ('tts_engine:=festival', 'tts_engine'), ('tts_language:=romanian', 'tts_language'),
+    ('tts_voice_ro:=ro+f3', 'tts_voice_ro'), ('tts_piper_threads:=0', 'tts_piper_threads'),
+])
+def test_a_bad_speech_parameter_stops_the_node_at_start_naming_it(processes, param, named):
+    node = processes.start('speaker_node', [ros_executable('havatar_drivers', 'speaker_node'), '--ros-args',
+                                            '-p', 'sink:=null', '-p', param])
+    wait_until(lambda: not node.running(), timeout=20, what='the speaker node to exit')
+    assert named in node.output()

@@ -137,7 +137,7 @@ class SpeakerNode(Node):
         self._submit(Request(msg.data))
 
     def _on_speech(self, msg: Speech) -> None:
-        if msg.language and not LANGUAGE.match(msg.language) or not VOICE.match(msg.voice):
+        if (msg.language and not LANGUAGE.match(msg.language)) or not VOICE.match(msg.voice):
             self.get_logger().warning(f'speech: bad language {msg.language[:20]!r} or voice {msg.voice[:70]!r}: '
                                       'the defaults speak', throttle_duration_sec=10.0)
             self._submit(Request(msg.text))

@@ -2,8 +2,10 @@
 
 Plays ``audio/speaker`` (``havatar_msgs/AudioChunk``, PCM; e.g. the talkback from the web
 UI) through a jitter buffer (which drops a chunk now and then to win back the delay a burst
-of arrivals added), and speaks the text of ``say`` (``std_msgs/String``) with
-espeak-ng, mixed over it. The sink is an ALSA device, a WAV file, or nothing.
+of arrivals added), and speaks, mixed over it, the text of ``say`` (``std_msgs/String``, in
+the default language) and of ``speech`` (``havatar_msgs/Speech``: text, language, voice)
+with espeak-ng or a Piper voice (``audio/voices.py``); ``stop_speaking``
+(``std_msgs/Empty``) cuts the speech. The sink is an ALSA device, a WAV file, or nothing.
 
 It also plays ROS 2 audio_common's types, as ``audio_play`` does: ``audio/speaker/audio``
 (``audio_common_msgs/AudioData``) or, with ``standard_input`` 'audio_stamped',
@@ -14,7 +16,7 @@ time: chunks of two senders at once share one jitter buffer.
 """
 from __future__ import annotations
 
-import queue
+import re
 import threading
 import time
 from pathlib import Path
@@ -23,17 +25,19 @@ from typing import Any, Optional
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
-from std_msgs.msg import String
+from std_msgs.msg import Empty, String
 
 from audio_common_msgs.msg import AudioData, AudioDataStamped, AudioInfo
-from havatar_msgs.msg import AudioChunk
+from havatar_msgs.msg import AudioChunk, Speech
 
 from .audio.jitter_buffer import JitterBuffer
 from .audio.pcm import convert, is_s16_pcm, mix
 from .audio.playback import AlsaSink, NullSink, Sink, WavFileSink
-from .audio.tts import MAX_TEXT_CHARS, synthesize
+from .audio.speech import Request, SpeechQueue
+from .audio.tts import MAX_TEXT_CHARS
+from .audio.voices import ENGINES, ESPEAK, PIPER, Choice, Engine, EspeakEngine, PiperEngine, installed_piper_models
 from havatar_common.audio import PCM_RATE
-from havatar_common.diagnostics import ERROR, OK, diagnostic_array
+from havatar_common.diagnostics import ERROR, OK, WARN, diagnostic_array
 from havatar_common.parameters import ParameterTable, check_choice, declare_parameters
 from havatar_common.qos import LATCHED
 from havatar_common.spin import spin_node
@@ -46,7 +50,16 @@ PARAMETERS: ParameterTable = [
     ('channels', 1, 'Playback channels', (1, 2)),
     ('jitter_chunks', 3, 'Chunks buffered before playback starts (absorbs arrival jitter)', (1, 50)),
     ('max_buffer_chunks', 25, 'Most chunks held; older ones are dropped beyond it', (2, 500)),
-    ('tts_voice', 'en', 'espeak-ng voice', None),
+    ('tts_language', 'en', "Language of 'say' and of 'speech' without one (BCP 47: en, ro, de, en-US...)", None),
+    ('tts_engine', ESPEAK, "Engine of a language whose voice is not set: 'espeak-ng' or 'piper' (when "
+     'installed and it has a voice for the language; espeak-ng otherwise)', None),
+    ('tts_voice_en', '', "English voice: a Piper voice (en_US-joe-medium) or an espeak-ng one (en-us); "
+     "'' = the engine's", None),
+    ('tts_voice_ro', '', "Romanian voice ('' = the engine's; espeak-ng: ro)", None),
+    ('tts_voice_de', '', "German voice ('' = the engine's; espeak-ng: de)", None),
+    ('tts_piper_dir', '', "Directory of more Piper voices (*.onnx with *.onnx.json), besides the installed "
+     "voice packages; '' = none", None),
+    ('tts_piper_threads', 1, 'Threads of a Piper synthesis (one leaves the other cores to video)', (1, 16)),
     ('tts_words_per_minute', 160, 'Speaking rate', (80, 450)),
     ('tts_queue', 5, 'Texts waiting to be spoken at most; more are refused', (1, 100)),
     ('standard_input', 'audio', "audio_common input: 'audio' (AudioData on audio/speaker/audio), "
@@ -55,6 +68,8 @@ PARAMETERS: ParameterTable = [
 ]
 
 TICK_S = 0.005
+LANGUAGE = re.compile(r'^[a-z]{2}(-[A-Z]{2})?$')
+VOICE = re.compile(r'^[A-Za-z0-9_.-]{0,64}$')
 
 
 class SpeakerNode(Node):
@@ -74,10 +89,10 @@ class SpeakerNode(Node):
             self.sink = NullSink()
         self.jitter = JitterBuffer(p['jitter_chunks'], p['max_buffer_chunks'])
         self._lock = threading.Lock()
-        self._speech = b''  # synthesized speech still to play
-        self._texts: queue.Queue[str] = queue.Queue(maxsize=p['tts_queue'])
-        self.spoken = 0
-        self.tts_errors = 0
+        self.voice_warning = ''  # why the latest text was not spoken as asked
+        self.engine_used = ''
+        self.speech = SpeechQueue(self._engines(p), p['tts_language'], self._voices(p), self.rate,
+                                  self.channels, p['tts_queue'], self._on_choice, self._on_tts_error)
         self.played_chunks = 0
         self.dropped_format = 0
         self._stop = threading.Event()
@@ -93,13 +108,38 @@ class SpeakerNode(Node):
         elif p['standard_input'] == 'audio_stamped':
             self.create_subscription(AudioDataStamped, 'audio/speaker/audio_stamped',
                                      lambda msg: self._on_standard(msg.audio.data), qos_profile_sensor_data)
+        self.create_subscription(Speech, 'speech', self._on_speech, 10)
+        self.create_subscription(Empty, 'stop_speaking', lambda _: self.speech.stop(), 10)
         self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.create_timer(p['diagnostics_period'], self._publish_diagnostics)
         self._threads = [threading.Thread(target=self._play, name='playback', daemon=True),
-                         threading.Thread(target=self._speak, name='tts', daemon=True)]
+                         threading.Thread(target=self.speech.run, args=(self._stop,), name='tts', daemon=True)]
         for thread in self._threads:
             thread.start()
         self.get_logger().info(f"playing audio/speaker and 'say' to the {p['sink']} sink")
+
+    def _engines(self, p: dict[str, Any]) -> list[Engine]:
+        """The engines in order of preference, espeak-ng last (it speaks what others cannot)."""
+        check_choice('tts_engine', p['tts_engine'], ENGINES)
+        if not LANGUAGE.match(p['tts_language']):
+            raise ValueError(f"parameter tts_language={p['tts_language']!r} must look like en, ro or en-US")
+        espeak = EspeakEngine(p['tts_words_per_minute'])
+        if not PiperEngine.available():
+            if p['tts_engine'] == PIPER:
+                self.get_logger().warning('tts_engine is piper but piper-tts is not installed: espeak-ng speaks')
+            return [espeak]
+        dirs = [Path(p['tts_piper_dir']).expanduser()] if p['tts_piper_dir'] else []
+        piper = PiperEngine(installed_piper_models(dirs), p['tts_piper_threads'])
+        self.get_logger().info(f"piper voices: {', '.join(sorted(piper.models)) or 'none'}")
+        return [piper, espeak] if p['tts_engine'] == PIPER else [espeak, piper]
+
+    @staticmethod
+    def _voices(p: dict[str, Any]) -> dict[str, str]:
+        voices = {lang: p[f'tts_voice_{lang}'] for lang in ('en', 'ro', 'de')}
+        for lang, voice in voices.items():
+            if not VOICE.match(voice):
+                raise ValueError(f'parameter tts_voice_{lang}={voice!r}: a voice name is letters, digits, _ . -')
+        return {lang: voice for lang, voice in voices.items() if voice}
 
     # -- ROS callbacks
     def _on_chunk(self, msg: AudioChunk) -> None:
@@ -125,33 +165,32 @@ class SpeakerNode(Node):
             self.jitter.push(sequence, pcm)
 
     def _on_say(self, msg: String) -> None:
-        text = msg.data.strip()
-        if not text:
+        self._submit(Request(msg.data))
+
+    def _on_speech(self, msg: Speech) -> None:
+        if (msg.language and not LANGUAGE.match(msg.language)) or not VOICE.match(msg.voice):
+            self.get_logger().warning(f'speech: bad language {msg.language[:20]!r} or voice {msg.voice[:70]!r}: '
+                                      'the defaults speak', throttle_duration_sec=10.0)
+            self._submit(Request(msg.text))
             return
-        if len(text) > MAX_TEXT_CHARS:
+        self._submit(Request(msg.text, msg.language, msg.voice))
+
+    def _submit(self, request: Request) -> None:
+        if len(request.text.strip()) > MAX_TEXT_CHARS:
             self.get_logger().warning(f'say: text cut to {MAX_TEXT_CHARS} characters')
-        try:
-            self._texts.put_nowait(text[:MAX_TEXT_CHARS])
-        except queue.Full:
+        if not self.speech.submit(request):
             self.get_logger().warning('say: too many texts waiting; this one is dropped')
 
-    # -- threads
-    def _speak(self) -> None:
-        while not self._stop.is_set():
-            try:
-                text = self._texts.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            try:
-                pcm = synthesize(text, self.rate, self.channels, voice=self.params['tts_voice'],
-                                 words_per_minute=self.params['tts_words_per_minute'])
-            except RuntimeError as exc:
-                self.tts_errors += 1
-                self.get_logger().error(f'say: {exc}')
-                continue
-            with self._lock:
-                self._speech += pcm
-            self.spoken += 1
+    # -- threads (the synthesis thread calls these two)
+    def _on_choice(self, request: Request, choice: Choice) -> None:
+        with self._lock:
+            self.voice_warning, self.engine_used = choice.warning, f'{choice.engine.name} {choice.voice}'
+        if choice.warning:
+            self.get_logger().warning(f'say: {choice.warning}')
+            self._publish_diagnostics()  # now, not at the next period: the user asked for that voice
+
+    def _on_tts_error(self, message: str) -> None:
+        self.get_logger().error(f'say: {message}')
 
     def _play(self) -> None:
         """Writes audio to the sink on a sample clock while there is something to play.
@@ -178,7 +217,7 @@ class SpeakerNode(Node):
                 size = len(chunk) if chunk else default_chunk
                 if chunk == b'':
                     chunk = bytes(size)  # a lost chunk becomes silence
-                speech, self._speech = self._speech[:size], self._speech[size:]
+            speech = self.speech.take(size)
             if chunk is None and not speech:
                 due = time.monotonic() + TICK_S  # idle
                 continue
@@ -189,16 +228,20 @@ class SpeakerNode(Node):
             due = max(due, now - 0.1) + len(out) / frame_bytes / self.rate
 
     def _publish_diagnostics(self) -> None:
+        s = self.speech
         with self._lock:
             j = self.jitter
             values = {'sink': self.params['sink'], 'buffer_chunks': j.depth, 'playing': j.playing,
                       'underruns': j.underruns, 'late_drops': j.late_drops, 'catch_up_drops': j.catch_up_drops,
                       'overflow_drops': j.overflow_drops, 'concealed': j.concealed,
-                      'played_chunks': self.played_chunks, 'texts_spoken': self.spoken,
-                      'tts_errors': self.tts_errors, 'unsupported_chunks': self.dropped_format}
-        self.diag_pub.publish(diagnostic_array(
-            self, 'speaker', str(self.params['device']), ERROR if self.sink.error else OK,
-            self.sink.error or 'ok', values))
+                      'played_chunks': self.played_chunks, 'texts_spoken': s.spoken,
+                      'tts_errors': s.errors, 'speech_stops': s.stopped, 'voice': self.engine_used,
+                      'speaking': s.busy or s.buffered > 0,
+                      'unsupported_chunks': self.dropped_format}
+            warning = self.voice_warning
+        level, message = (ERROR, self.sink.error) if self.sink.error else (WARN, warning) if warning else (OK, 'ok')
+        self.diag_pub.publish(diagnostic_array(self, 'speaker', str(self.params['device']), level, message,
+                                               values))
 
     def shutdown(self) -> None:
         self._stop.set()

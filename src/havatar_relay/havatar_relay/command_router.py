@@ -3,7 +3,8 @@
 Every message for the robot -- from its local server or from the cloud relay -- comes to
 ``route`` on one event loop, which alone owns the ``CommandGate``: driving commands go
 through the gate to ``publish`` and their acks to ``reply``, ``stop`` publishes a stop at
-once, ``lease`` extends a held command, ``say`` goes to ``say``, and ``set_mode`` (a
+once, ``lease`` extends a held command, ``say`` goes to ``say`` (text, language, voice),
+``stop_speaking`` to ``stop_speaking``, and ``set_mode`` (a
 service call that may take seconds) runs beside the driving, so it never delays a stop.
 """
 from __future__ import annotations
@@ -20,11 +21,11 @@ HOLD_PERIOD_S = 0.1  # how often a held motor_control is repeated
 
 class CommandRouter:
     def __init__(self, gate: CommandGate, publish: Callable[[Twist], None],
-                 reply: Callable[[p.Message], Awaitable[None]], say: Callable[[str], None],
+                 reply: Callable[[p.Message], Awaitable[None]], say: Callable[[p.Say], None],
                  set_mode: Callable[[str], Awaitable[tuple[bool, str]]],
-                 status: Callable[[], p.Status], now_ms: Callable[[], float] = p.now_ms,
-                 now_s: Callable[[], float] = time.monotonic) -> None:
-        """``publish`` a twist, ``reply`` to the users, ``say`` a text, ``set_mode`` of the
+                 status: Callable[[], p.Status], *, stop_speaking: Callable[[], None],
+                 now_ms: Callable[[], float] = p.now_ms, now_s: Callable[[], float] = time.monotonic) -> None:
+        """``publish`` a twist, ``reply`` to the users, ``say`` a text, ``stop_speaking``, ``set_mode`` of the
         streaming node (ok, message), the robot's ``status``; ``now_ms`` is the protocol's
         clock (commands' age), ``now_s`` a monotonic one (how long a command is held).
         """
@@ -32,6 +33,7 @@ class CommandRouter:
         self.publish = publish
         self.reply = reply
         self.say = say
+        self.stop_speaking = stop_speaking
         self.set_mode = set_mode
         self.status = status
         self.now_ms = now_ms
@@ -55,7 +57,9 @@ class CommandRouter:
         elif isinstance(message, p.Lease):
             self.gate.lease(message, self.now_s())
         elif isinstance(message, p.Say):
-            self.say(message.text)
+            self.say(message)
+        elif isinstance(message, p.StopSpeaking):
+            self.stop_speaking()
         elif isinstance(message, p.SetMode):
             self._background(self._switch_mode(message))  # a service call: beside the driving
         elif isinstance(message, p.GetStatus):

@@ -16,8 +16,10 @@ from typing import Annotated, Any, Literal, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 PROTOCOL_VERSION = 1
+PROTOCOL_REVISION = 2  # additions within a version (optional fields, new messages); see the doc
 MAX_MESSAGE_BYTES = 8192
 MAX_SAY_CHARS = 500
+SAY_LANGUAGES = ('en', 'ro', 'de')  # the languages every robot speaks (others: its default)
 MAX_LINEAR = 2.0     # m/s; the robot clamps further to its own limits
 MAX_ANGULAR = 6.0    # rad/s
 DEFAULT_SPEED = 150  # the original web UI's direction-command speed (PWM units)
@@ -197,9 +199,25 @@ class Control(Message):
 
 # --- robot features ------------------------------------------------------------------------
 
+Language = Annotated[str, Field(pattern=r'^[a-z]{2}(-[A-Z]{2})?$',
+                                 description="BCP 47 language, e.g. 'ro' or 'en-US'")]
+VoiceName = Annotated[str, Field(pattern=r'^[A-Za-z0-9_.-]{1,64}$',
+                                 description="a voice of the robot's speech engines, e.g. 'en_US-joe-medium'")]
+
+
 class Say(Message):
+    """Speak ``text``; ``lang`` and ``voice`` default to the robot's own (per language)."""
+
     type: Literal['say'] = 'say'
     text: Annotated[str, Field(min_length=1, max_length=MAX_SAY_CHARS)]
+    lang: Optional[Language] = None
+    voice: Optional[VoiceName] = None
+
+
+class StopSpeaking(Message):
+    """Cut the robot's speech now and drop the texts waiting; any user may send it."""
+
+    type: Literal['stop_speaking'] = 'stop_speaking'
 
 
 class SetMode(Message):
@@ -259,13 +277,14 @@ class Status(Message):
 
 AnyMessage = Annotated[
     Union[Hello, Welcome, Ping, Pong, Error, Drive, MotorControl, Stop, Ack, Lease, TakeControl,
-          ReleaseControl, Control, Say, SetMode, GetStatus, Status],
+          ReleaseControl, Control, Say, StopSpeaking, SetMode, GetStatus, Status],
     Field(discriminator='type'),
 ]
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(AnyMessage)
 MESSAGE_TYPES: tuple[str, ...] = (
     'hello', 'welcome', 'ping', 'pong', 'error', 'drive', 'motor_control', 'stop', 'ack', 'lease',
-    'take_control', 'release_control', 'control', 'say', 'set_mode', 'get_status', 'status')
+    'take_control', 'release_control', 'control', 'say', 'stop_speaking', 'set_mode', 'get_status',
+    'status')
 
 
 class ProtocolError(Exception):
@@ -326,7 +345,7 @@ def dump_with(message: Message, **update: Any) -> str:
     return _dumps({k: v for k, v in fields.items() if v is not None})
 
 
-_FLAT = (Drive, MotorControl, Ack, Stop, Say, SetMode, GetStatus)
+_FLAT = (Drive, MotorControl, Ack, Stop, Say, StopSpeaking, SetMode, GetStatus)
 try:  # optional: orjson is faster than json (both write enums as their values)
     import orjson
 
@@ -341,10 +360,12 @@ def json_schema() -> dict[str, Any]:
     """The protocol as JSON Schema plus its constants, for the web UI and other clients."""
     return {
         'version': PROTOCOL_VERSION,
+        'revision': PROTOCOL_REVISION,
         'max_message_bytes': MAX_MESSAGE_BYTES,
         'max_linear': MAX_LINEAR,
         'max_angular': MAX_ANGULAR,
         'max_say_chars': MAX_SAY_CHARS,
+        'say_languages': list(SAY_LANGUAGES),
         'default_speed': DEFAULT_SPEED,
         'error_codes': [c.value for c in ErrorCode],
         'message_types': list(MESSAGE_TYPES),

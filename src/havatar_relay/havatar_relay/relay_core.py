@@ -28,8 +28,8 @@ from .session import Limits, Session, TokenBucket
 
 log = logging.getLogger('havatar_relay')
 HELLO_TIMEOUT_S = 5.0
-MESSAGE_TYPES_FROM_USERS = {'drive', 'motor_control', 'stop', 'say', 'set_mode', 'get_status',
-                            'take_control', 'release_control', 'ping', 'pong'}
+MESSAGE_TYPES_FROM_USERS = {'drive', 'motor_control', 'stop', 'say', 'stop_speaking', 'set_mode',
+                            'get_status', 'take_control', 'release_control', 'ping', 'pong'}
 MESSAGE_TYPES_FROM_ROBOTS = {'status', 'ack', 'error', 'ping', 'pong'}
 
 

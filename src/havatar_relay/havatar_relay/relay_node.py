@@ -5,7 +5,8 @@ original robot's HTTP API, its microphone (``/audio/ws``, subscribed to ``audio/
 while a browser listens) and the driver's microphone at ``/talk/ws`` (played on
 ``audio/speaker``) on ``http_port``. Server mode (``relay_url`` set): it is
 also a WebSocket client of the cloud relay. Either way, commands become ``cmd_vel``
-(``geometry_msgs/Twist``) — stale ones are dropped — text becomes ``say``, mode changes go
+(``geometry_msgs/Twist``) — stale ones are dropped — text becomes ``speech`` (text, language,
+voice), ``stop_speaking`` an ``std_msgs/Empty`` on ``stop_speaking``, mode changes go
 to the streaming node's ``stream/set_mode``, and robot status goes back to the users. Its
 ``/diagnostics`` status ``relay_node: relay`` is also its heartbeat: sent only while both
 the ROS executor and the web server's event loop run, so run_robot's watchdog restarts a
@@ -24,7 +25,7 @@ from geometry_msgs.msg import Twist
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import BatteryState
-from std_msgs.msg import String
+from std_msgs.msg import Empty
 
 from havatar_common.audio import PCM_CHANNELS, PCM_RATE, PCM_SAMPLE_BYTES
 from havatar_common.diagnostics import OK, WARN, diagnostic_array
@@ -33,7 +34,7 @@ from havatar_common.qos import LATCHED
 from havatar_common.secrets import (ACCESS_TOKEN_ENV, ACCESS_TOKEN_FILE_HELP, access_token_file,
                                     config_dir, resolve_token, secret)
 from havatar_common.spin import spin_node
-from havatar_msgs.msg import AudioChunk, AudioFormat, StreamStatus
+from havatar_msgs.msg import AudioChunk, AudioFormat, Speech, StreamStatus
 
 from . import protocol as p
 from .brokers import MemoryBroker
@@ -103,7 +104,8 @@ class RelayNode(Node):
         self._state_lock = threading.Lock()
 
         self.cmd_pub = self.create_publisher(Twist, 'cmd_vel', 10)
-        self.say_pub = self.create_publisher(String, 'say', 10)
+        self.speech_pub = self.create_publisher(Speech, 'speech', 10)
+        self.stop_speaking_pub = self.create_publisher(Empty, 'stop_speaking', 10)
         self.speaker_pub = self.create_publisher(AudioChunk, 'audio/speaker', qos_profile_sensor_data)
         self._talk_sequence = 0
         self.create_subscription(BatteryState, 'battery', self._on_battery, LATCHED)
@@ -115,8 +117,8 @@ class RelayNode(Node):
         gate = CommandGate(prm['max_linear'], prm['max_angular'], prm['max_command_age'] * 1000,
                            prm['motor_control_hold'], prm['driver_lease'])
         self.router = CommandRouter(gate, self._publish, self._reply,
-                                    lambda text: self.say_pub.publish(String(data=text)),
-                                    streaming.set_mode, self.status)
+                                    self._say, streaming.set_mode, self.status,
+                                    stop_speaking=lambda: self.stop_speaking_pub.publish(Empty()))
         settings = SettingsStore(Path(prm['settings_file'] or config_dir() / 'server_mode.json').expanduser())
         api = RobotHttpApi(settings, streaming, self.status, self._relay_connected)
 
@@ -158,6 +160,9 @@ class RelayNode(Node):
         msg = Twist()
         msg.linear.x, msg.angular.z = twist
         self.cmd_pub.publish(msg)
+
+    def _say(self, say: p.Say) -> None:
+        self.speech_pub.publish(Speech(text=say.text, language=say.lang or '', voice=say.voice or ''))
 
     async def _reply(self, message: p.Message) -> None:
         await self.core.from_robot(self.robot_id, message, to_session=message.id)

@@ -19,7 +19,8 @@ class Robot:
     def __init__(self) -> None:
         self.twists: list[tuple[float, float]] = []
         self.replies: list[p.Message] = []
-        self.said: list[str] = []
+        self.said: list[p.Say] = []
+        self.stops_speaking = 0
         self.modes: list[str] = []
         self.mode_answer: tuple[bool, str] = (True, 'switched')
         self.mode_release = asyncio.Event()
@@ -28,7 +29,10 @@ class Robot:
         self.router = CommandRouter(
             CommandGate(max_linear=0.5, max_angular=2.0, max_age_ms=300, lease_s=0.6),
             self.twists.append, self._reply, self.said.append, self._set_mode, self._status,
-            now_ms=lambda: self.ms, now_s=lambda: self.s)
+            stop_speaking=self._stop_speaking, now_ms=lambda: self.ms, now_s=lambda: self.s)
+
+    def _stop_speaking(self) -> None:
+        self.stops_speaking += 1
 
     async def _reply(self, message: p.Message) -> None:
         self.replies.append(message)
@@ -75,16 +79,20 @@ def test_a_stale_drive_is_acked_not_executed():
     assert robot.replies[0].reason is p.ErrorCode.STALE_COMMAND  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize('message,said', [
-    (p.Say(text='hello'), ['hello']), (p.Lease(driver='x', ttl_ms=600), []),
+@pytest.mark.parametrize('message,said,stops', [
+    (p.Say(text='hello'), [p.Say(text='hello')], 0),
+    (p.Say(text='bună', lang='ro', voice='ro'), [p.Say(text='bună', lang='ro', voice='ro')], 0),
+    (p.StopSpeaking(), [], 1),
+    (p.Lease(driver='x', ttl_ms=600), [], 0),
 ])
-def test_say_and_lease_publish_no_twist(message, said):
+def test_say_stop_speaking_and_lease_publish_no_twist(message, said, stops):
     async def scenario() -> Robot:
         robot = Robot()
         await robot.router.route(message)
         return robot
     robot = run(scenario())
-    assert robot.said == said and robot.twists == [] and robot.replies == []
+    assert robot.said == said and robot.stops_speaking == stops
+    assert robot.twists == [] and robot.replies == []
 
 
 def test_get_status_answers_with_the_status():

@@ -21,6 +21,10 @@ WEB_SCHEMA = Path(p.__file__).with_name('web') / 'protocol.json'
     ('{"type":"get_status"}', p.GetStatus),
     ('{"type":"hello","role":"user","token":"t","robot_id":"r-1"}', p.Hello),
     ('{"type":"say","text":"hi"}', p.Say),
+    ('{"type":"say","text":"bună ziua","lang":"ro"}', p.Say),
+    ('{"type":"say","text":"hi","lang":"en-US","voice":"en_US-joe-medium"}', p.Say),
+    ('{"type":"stop_speaking"}', p.StopSpeaking),
+    ('{"type":"stop_speaking","id":"u1","ts":5}', p.StopSpeaking),
     ('{"type":"ack","seq":3,"sent_ts":5,"executed":false,"reason":"stale_command"}', p.Ack),
     ('{"type":"lease","driver":"abc","ttl_ms":600}', p.Lease),
     ('{"type":"drive","ts":0,"seq":0,"linear":-2,"angular":6.0}', p.Drive),
@@ -38,6 +42,15 @@ def test_valid_frames(frame, kind):
     ('{"type":"motor_control","direction":"up"}', p.ErrorCode.INVALID),
     ('{"type":"motor_control","direction":"left","speed":300}', p.ErrorCode.INVALID),
     ('{"type":"say","text":""}', p.ErrorCode.INVALID),
+    ('{"type":"say","text":"hi","lang":"RO"}', p.ErrorCode.INVALID),
+    ('{"type":"say","text":"hi","lang":"ro-ro"}', p.ErrorCode.INVALID),
+    ('{"type":"say","text":"hi","lang":"rom"}', p.ErrorCode.INVALID),
+    ('{"type":"say","text":"hi","lang":7}', p.ErrorCode.INVALID),
+    ('{"type":"say","text":"hi","voice":"en+f3"}', p.ErrorCode.INVALID),
+    ('{"type":"say","text":"hi","voice":"../x y"}', p.ErrorCode.INVALID),
+    ('{"type":"say","text":"hi","voice":""}', p.ErrorCode.INVALID),
+    ('{"type":"say","text":"hi","voice":"' + 'v' * 65 + '"}', p.ErrorCode.INVALID),
+    ('{"type":"stop_speaking","text":"x"}', p.ErrorCode.INVALID),
     ('{"type":"stop","extra":1}', p.ErrorCode.INVALID),
     ('{"type":"hello","role":"god","token":"t","robot_id":"r"}', p.ErrorCode.INVALID),
     ('{"type":"say","text":"' + 'x' * 9000 + '"}', p.ErrorCode.TOO_LARGE),
@@ -65,12 +78,13 @@ json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30),
     lambda inner: st.lists(inner, max_size=5) | st.dictionaries(
         st.sampled_from(['type', 'ts', 'seq', 'linear', 'angular', 'direction', 'speed', 'text',
-                         'token', 'role', 'robot_id', 'mode', 'id', 'v']) | st.text(max_size=8),
+                         'token', 'role', 'robot_id', 'mode', 'id', 'v', 'lang', 'voice']) | st.text(max_size=8),
         inner, max_size=8), max_leaves=20)
 typed = st.builds(lambda kind, rest: json.dumps({**rest, 'type': kind}),
                   st.sampled_from(p.MESSAGE_TYPES), st.dictionaries(
                       st.sampled_from(['ts', 'seq', 'linear', 'angular', 'direction', 'speed',
-                                       'text', 'mode', 'id', 'force']), json_values, max_size=6))
+                                       'text', 'mode', 'id', 'force', 'lang', 'voice']), json_values,
+                      max_size=6))
 
 
 @settings(max_examples=400)
@@ -149,6 +163,8 @@ def test_the_web_ui_copy_of_the_schema_is_current():
     ({'type': 'motor_control', 'direction': 'left', 'speed': 90}, {'id': 's1', 'ts': 5.0, 'origin_ts': None}),
     ({'type': 'ack', 'id': 's1', 'seq': 3, 'sent_ts': 1.0, 'executed': False, 'reason': 'stale_command'},
      {'id': None}),
+    ({'type': 'say', 'text': 'ță', 'lang': 'ro', 'voice': 'ro'}, {'id': 's1', 'ts': 5.0}),
+    ({'type': 'stop_speaking', 'ts': 1.0}, {'id': 's2', 'ts': 5.0}),
     ({'type': 'status', 'robot_id': 'r1', 'battery': {'voltage': 12.1}}, {'id': None}),  # nested: the slow way
 ])
 def test_dump_with_is_dump_of_the_updated_copy(frame, update):

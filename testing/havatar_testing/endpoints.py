@@ -108,7 +108,8 @@ def webrtc_post(port: int, path: str, token: str) -> object:
 
 def hls_status(port: int, path: str, token: str) -> object:
     """HLS playlist status; with a token, wait (bounded) for the muxer to have one (a
-    request MediaMTX holds past ``TIMEOUT_S`` while its muxer starts is asked again).
+    request MediaMTX holds past ``TIMEOUT_S`` while its muxer starts, or answers 500 because
+    the muxer closed while the request waited (gohlslib), is asked again).
     """
     deadline = time.monotonic() + 45
     while True:
@@ -116,7 +117,7 @@ def hls_status(port: int, path: str, token: str) -> object:
             status: object = fetch(port, 'GET', path, token)[0]
         except TimeoutError:
             status = 'no answer'
-        if status not in (404, 'no answer') or not token or time.monotonic() > deadline:
+        if status not in (404, 500, 'no answer') or not token or time.monotonic() > deadline:
             return status
         time.sleep(0.5)
 

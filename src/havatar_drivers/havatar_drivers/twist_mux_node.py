@@ -13,7 +13,7 @@ import math
 from typing import Any, Optional
 
 from diagnostic_msgs.msg import DiagnosticArray
-from geometry_msgs.msg import Twist
+from geometry_msgs.msg import Twist, TwistStamped
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from std_msgs.msg import Bool
@@ -38,6 +38,8 @@ def _entry(kind: str, name: str, topic: str, timeout: float, priority: int, what
 
 
 PARAMETERS: ParameterTable = [
+    ('use_stamped', False, 'Sources and cmd_vel_out carry geometry_msgs/TwistStamped (the motor '
+     "node's use_stamped must agree)", None),
     *_entry('topics', 'teleop', 'cmd_vel/teleop', 0.5, 100, 'Keyboard/joystick teleop (Twist)'),
     *_entry('topics', 'web', 'cmd_vel/web', 0.5, 50, "The browser's driving, from relay_node (Twist)"),
     *_entry('topics', 'autonomy', 'cmd_vel/nav', 0.5, 10, 'Navigation / autonomy (Twist)'),
@@ -59,16 +61,22 @@ class TwistMuxNode(Node):
                          allow_undeclared_parameters=True, **kwargs)
         given = {kind: self.get_parameters_by_prefix(kind) for kind in KINDS}
         for name, default, description, _ in PARAMETERS:
-            if not given[name.split('.')[0]]:  # the parameters name no such inputs: the defaults
+            kind = name.split('.')[0]
+            if not self.has_parameter(name) and not given.get(kind):  # sources given replace the defaults
                 self.declare_parameter(name, default, ParameterDescriptor(description=description,
                                                                           read_only=True))
         flat = {f'{kind}.{key}': param.value for kind in KINDS
                 for key, param in self.get_parameters_by_prefix(kind).items()}
         self.arbiter = TwistArbiter(parse_inputs('topics', flat), parse_inputs('locks', flat))
-        self.out = self.create_publisher(Twist, 'cmd_vel_out', 10)
+        stamped = self.get_parameter('use_stamped').value
+        if not isinstance(stamped, bool):
+            raise ValueError(f'parameter use_stamped={stamped!r} must be true or false')
+        self.msg_type = TwistStamped if stamped else Twist
+        self.out = self.create_publisher(self.msg_type, 'cmd_vel_out', 10)
         self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         for source in self.arbiter.topics.values():
-            self.create_subscription(Twist, source.topic, lambda m, n=source.name: self._on_twist(n, m), 10)
+            self.create_subscription(self.msg_type, source.topic,
+                                     lambda m, n=source.name: self._on_twist(n, m), 10)
         for lock in self.arbiter.locks.values():
             self.create_subscription(Bool, lock.topic, lambda m, n=lock.name: self._on_lock(n, m), 10)
         timeouts = [i.timeout for i in [*self.arbiter.topics.values(), *self.arbiter.locks.values()] if i.timeout]
@@ -85,15 +93,20 @@ class TwistMuxNode(Node):
 
     def _send(self, out: Optional[tuple[float, float]]) -> None:
         if out is not None:
-            self.out.publish(twist(*out))
+            msg = twist(*out)
+            if self.msg_type is TwistStamped:
+                msg = TwistStamped(twist=msg)
+                msg.header.stamp = self.get_clock().now().to_msg()
+            self.out.publish(msg)
 
-    def _on_twist(self, name: str, msg: Twist) -> None:
+    def _on_twist(self, name: str, message: Any) -> None:
+        msg = message.twist if isinstance(message, TwistStamped) else message
         if not (math.isfinite(msg.linear.x) and math.isfinite(msg.angular.z)):
             self.get_logger().warning(f'{name}: ignoring a twist with NaN/inf', throttle_duration_sec=5.0)
             return
         out = self.arbiter.twist(name, (msg.linear.x, msg.angular.z), self._now())
         if out is not None and self.arbiter.active == name:
-            self.out.publish(msg)  # as it came (all six components)
+            self.out.publish(message)  # as it came (all six components, its stamp)
         else:
             self._send(out)
 

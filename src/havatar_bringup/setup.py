@@ -23,6 +23,7 @@ setup(
         'console_scripts': [
             'demo = havatar_bringup.demo:main',
             'run_robot = havatar_bringup.run_robot:main',
+            'incident_recorder = havatar_bringup.incident_recorder:main',
         ],
     },
 )

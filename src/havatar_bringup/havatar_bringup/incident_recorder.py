@@ -27,6 +27,7 @@ from rclpy.serialization import deserialize_message, serialize_message
 from sensor_msgs.msg import BatteryState
 from std_msgs.msg import Bool, String
 
+from havatar_common.diagnostics import OK, WARN, diagnostic_array
 from havatar_common.parameters import ParameterTable, declare_parameters
 from havatar_common.qos import LATCHED
 from havatar_common.spin import spin_node
@@ -47,6 +48,7 @@ PARAMETERS: ParameterTable = [
      (1, 100000)),
     ('max_buffer_mb', 32, 'Most message bytes held in memory (MB)', (1, 4096)),
     ('lock_topic', 'e_stop', "twist_mux's emergency-stop lock (std_msgs/Bool)", None),
+    ('diagnostics_period', 1.0, 'Seconds between /diagnostics messages', (0.1, 60.0)),
 ]
 
 CMD_QOS = 10
@@ -93,7 +95,12 @@ class IncidentRecorder(Node):
             self.create_subscription(msg_type, topic, lambda data, t=topic, m=msg_type: self._on(t, m, data),
                                      qos, raw=True)
         self.incident_pub = self.create_publisher(String, 'incident', LATCHED)
+        self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.heard: set[str] = set()
+        self.written = 0
+        self.last_file = ''
         self.create_timer(0.1, self._check)
+        self.create_timer(p['diagnostics_period'], self._publish_diagnostics)
         self.get_logger().info(f"keeping the last {p['keep_seconds']} s; incidents go to {self.directory}")
 
     def _now(self) -> int:
@@ -105,8 +112,12 @@ class IncidentRecorder(Node):
     def _on(self, topic: str, msg_type: Any, data: bytes) -> None:
         now = self._now()
         self.recent.add(Record(self._resolved(topic), type_name(msg_type), now, bytes(data)))
+        self.heard.add(self._resolved(topic))
         stops: list[Stop] = []
-        if msg_type is WheelCommand:
+        if msg_type is Twist and topic == 'cmd_vel':
+            msg = deserialize_message(data, Twist)
+            self.detector.cmd_vel(msg.linear.x, msg.angular.z, now)
+        elif msg_type is WheelCommand:
             msg = deserialize_message(data, WheelCommand)
             self.detector.wheels(msg.left, msg.right, now)
         elif msg_type is Bool:
@@ -147,9 +158,20 @@ class IncidentRecorder(Node):
         except OSError as exc:
             self.get_logger().error(f'could not write {path}: {exc}')
             return None
+        self.written += 1
+        self.last_file = str(path)
         self.get_logger().warning(f'incident ({", ".join(summary["reasons"])}): {len(records)} messages in {path}'
                                   + (f'; deleted {len(deleted)} old file(s)' if deleted else ''))
         return path
+
+    def _publish_diagnostics(self) -> None:
+        """The heartbeat, with what is held and which topics were heard."""
+        self.diag_pub.publish(diagnostic_array(
+            self, 'recorder', str(self.directory), WARN if self.written else OK,
+            f'{self.written} incident(s) recorded' if self.written else 'no incident', {
+                'messages_held': len(self.recent), 'bytes_held': self.recent.bytes,
+                'heard': ','.join(sorted(self.heard)), 'incidents': self.written, 'last_file': self.last_file,
+                'gathering': ','.join(reasons(self.window.stops))}))
 
     def shutdown(self) -> None:
         """Write an incident still gathering its tail."""

@@ -5,7 +5,8 @@
 serial errors), the relay node's ``relay`` diagnostics (stale commands dropped, the cloud
 relay lost) and the twist_mux lock topics. A reason counts only while the robot moves (a
 wheel command not zero now or within ``moving_window`` seconds): the driver's own stop is
-a zero ``cmd_vel`` and is never a reason. ``RecentMessages`` keeps the last seconds of
+a zero ``cmd_vel`` and is never a reason, nor is the deadman that follows it (the motor
+node counts a deadman stop when commands end, even after a zero). ``RecentMessages`` keeps the last seconds of
 serialized messages; ``IncidentWindow`` gathers the reasons that come close together into
 one incident, written once its tail (``post_seconds``) is recorded too.
 """
@@ -54,6 +55,17 @@ class StopDetector:
         self._locks: dict[str, bool] = {}
         self._wheels_moving = False
         self._last_moving_ns: Optional[int] = None
+        self._last_zero_cmd_ns: Optional[int] = None
+
+    def cmd_vel(self, linear: float, angular: float, now_ns: int) -> None:
+        """A twist on ``cmd_vel``: a zero one is the driver stopping."""
+        if linear == 0.0 and angular == 0.0:
+            self._last_zero_cmd_ns = now_ns
+
+    def _driver_stopped(self) -> bool:
+        """Whether ``cmd_vel`` said zero after the wheels last moved."""
+        return self._last_zero_cmd_ns is not None and (
+            self._last_moving_ns is None or self._last_zero_cmd_ns >= self._last_moving_ns)
 
     def wheels(self, left: int, right: int, now_ns: int) -> None:
         """A wheel command the motor node sent."""
@@ -85,7 +97,7 @@ class StopDetector:
                 self._cloud[name] = now
                 if before == 'connected' and now == 'disconnected':
                     stops.append(Stop(RELAY_LOSS, now_ns, f'{name}: cloud relay disconnected'))
-        return [s for s in stops if self.moving(now_ns)]
+        return [s for s in stops if self.moving(now_ns) and not (s.reason == DEADMAN and self._driver_stopped())]
 
     def _counter(self, name: str, key: str, text: str, reason: str, now_ns: int) -> list[Stop]:
         try:
@@ -122,6 +134,9 @@ class RecentMessages:
         self._records.append(record)
         self.bytes += len(record.data)
         self.prune(record.time_ns)
+
+    def __len__(self) -> int:
+        return len(self._records)
 
     def prune(self, now_ns: int) -> None:
         while self._records and (now_ns - self._records[0].time_ns > self.keep_ns or self.bytes > self.max_bytes):

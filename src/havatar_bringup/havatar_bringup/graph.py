@@ -79,6 +79,8 @@ class GraphArgs:
     twist_mux: str = _argument('auto', "cmd_vel arbitration: 'auto' (ros-teleop's twist_mux where installed, "
                                        "else Havatar's), 'twist_mux', 'havatar' or 'off' (relay_node "
                                        "publishes cmd_vel itself)")
+    incident_recorder: bool = _argument(True, 'Record the last 30 s of driving to an MCAP file when the robot '
+                                              'stops on its own (deadman, watchdog, lock, link loss)')
     extra: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-node overrides, not an argument
 
     @classmethod
@@ -197,9 +199,14 @@ def robot_graph(args: GraphArgs) -> list[NodeEntry]:
              {'robot_id': args.robot_id, **({'relay_url': args.relay_url} if args.relay_url else {})},
              respawn=True),
     ]
+    if args.incident_recorder:
+        entries.append(node('havatar_bringup', 'incident_recorder',
+                            {'directory': str(Path(args.sim_dir) / 'incidents')} if args.sim else {},
+                            respawn=True))
     if mux is not None:  # relay_node becomes one source of several; the mux owns cmd_vel
-        entries[-1] = replace(entries[-1], remappings=(('cmd_vel', WEB_CMD_VEL),))
-        entries.insert(len(entries) - 1, replace(
+        relay = next(i for i, e in enumerate(entries) if e.executable == 'relay_node')
+        entries[relay] = replace(entries[relay], remappings=(('cmd_vel', WEB_CMD_VEL),))
+        entries.insert(relay, replace(
             node(mux, 'twist_mux', {}, respawn=True, respawn_delay=MOTOR_RESPAWN_DELAY_S),
             remappings=(('cmd_vel_out', 'cmd_vel'),)))
     return entries

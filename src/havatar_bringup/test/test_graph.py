@@ -18,7 +18,8 @@ NODE_MODULES = {'motor_node': 'havatar_drivers.motor_node', 'camera_node': 'hava
                 'microphone_node': 'havatar_drivers.microphone_node',
                 'speaker_node': 'havatar_drivers.speaker_node',
                 'streaming_node': 'havatar_streaming.streaming_node',
-                'relay_node': 'havatar_relay.relay_node', 'twist_mux': 'havatar_drivers.twist_mux_node'}
+                'relay_node': 'havatar_relay.relay_node', 'twist_mux': 'havatar_drivers.twist_mux_node',
+                'incident_recorder': 'havatar_bringup.incident_recorder'}
 
 
 def flatten(tree: dict, prefix: str = '') -> dict:
@@ -218,6 +219,9 @@ def test_the_mux_owns_cmd_vel_and_the_relay_publishes_on_its_web_source(monkeypa
     assert {e.executable: e for e in robot_graph(GraphArgs())}['twist_mux'].package == 'twist_mux'
     assert {e.executable: e for e in robot_graph(GraphArgs(twist_mux='havatar'))}['twist_mux'].package \
         == 'havatar_drivers'
+
+    assert entries['incident_recorder'].parameters[1]['directory'].endswith('incidents')
+    assert 'incident_recorder' not in [e.executable for e in robot_graph(GraphArgs(incident_recorder=False))]
 
     off = {e.executable: e for e in robot_graph(GraphArgs(twist_mux='off'))}
     assert 'twist_mux' not in off and off['relay_node'].remappings == ()

@@ -3,6 +3,7 @@ file the mcap reader reads back with the messages before the stop at their times
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import threading
@@ -18,7 +19,8 @@ from std_msgs.msg import Bool
 
 from havatar_bringup.graph import parameter_arguments
 from havatar_bringup.processes import wait_until
-from havatar_testing.relay import Client, drive
+from havatar_testing.faults import run
+from havatar_testing.relay import LOCAL_TOKEN, Client, drive
 from havatar_testing.ros import ros_executable
 
 S = 1e9
@@ -220,9 +222,6 @@ def test_the_emergency_lock_is_recorded(start_sim, start_motor_node, recorder, r
 
 
 def test_stale_commands_dropped_are_recorded(relay_robot, recorder, ros_node):
-    import asyncio
-    from havatar_testing.relay import LOCAL_TOKEN
-
     sim, base, _, _ = relay_robot(diagnostics_period=0.2)
     directory = recorder().directory
 
@@ -244,3 +243,23 @@ def test_stale_commands_dropped_are_recorded(relay_robot, recorder, ros_node):
     relay = [dict((kv.key, kv.value) for kv in s.values) for _, m in found['topics']['/diagnostics']
              for s in m.status if s.name.endswith(': relay')]
     assert relay[-1]['dropped_stale_commands'] == '1'
+
+
+def test_relay_loss_is_recorded(cloud_robot, recorder):
+    rig = cloud_robot(relays=('a',), robot_on='a', diagnostics_period=0.2)
+    directory = recorder().directory
+
+    async def scenario() -> float:
+        alice = await rig.user('a')
+        await rig.hold_forward(alice)
+        killed = time.time()
+        rig.process('relay-a').signal(signal.SIGKILL)
+        await asyncio.to_thread(rig.stop_after, killed)
+        return killed
+    killed = run(scenario())
+    found = incident(directory, 'relay_loss')
+    check_common(found, 'relay_loss')
+    assert found['time'] >= killed
+    relay = [dict((kv.key, kv.value) for kv in s.values)['cloud_relay'] for _, m in found['topics']['/diagnostics']
+             for s in m.status if s.name.endswith(': relay')]
+    assert relay[0] == 'connected' and relay[-1] == 'disconnected'

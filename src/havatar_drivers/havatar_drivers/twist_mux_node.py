@@ -80,7 +80,9 @@ class TwistMuxNode(Node):
         for lock in self.arbiter.locks.values():
             self.create_subscription(Bool, lock.topic, lambda m, n=lock.name: self._on_lock(n, m), 10)
         timeouts = [i.timeout for i in [*self.arbiter.topics.values(), *self.arbiter.locks.values()] if i.timeout]
-        self.create_timer(min(0.05, max(0.01, min(timeouts) / 10)), self._tick)
+        # runs only while a source drives: an idle mux costs nothing
+        self.tick = self.create_timer(min(0.05, max(0.01, min(timeouts) / 10)), self._tick)
+        self.tick.cancel()
         self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
         self.get_logger().info('muxing ' + ', '.join(
             f'{i.name} ({i.topic}, priority {i.priority}, timeout {i.timeout} s)'
@@ -107,6 +109,8 @@ class TwistMuxNode(Node):
         out = self.arbiter.twist(name, (msg.linear.x, msg.angular.z), self._now())
         if out is not None and self.arbiter.active == name:
             self.out.publish(message)  # as it came (all six components, its stamp)
+            if self.tick.is_canceled():
+                self.tick.reset()
         else:
             self._send(out)
 
@@ -124,6 +128,8 @@ class TwistMuxNode(Node):
             self.get_logger().info(f'{active} stopped counting (timeout or lock): zero twist sent',
                                    throttle_duration_sec=5.0)
         self._send(out)
+        if self.arbiter.active is None:
+            self.tick.cancel()
 
     def _publish_diagnostics(self) -> None:
         now = self._now()

@@ -99,7 +99,8 @@ class IncidentRecorder(Node):
         self.heard: set[str] = set()
         self.written = 0
         self.last_file = ''
-        self.create_timer(0.1, self._check)
+        self.check = self.create_timer(0.1, self._check)  # runs only while an incident gathers its tail
+        self.check.cancel()
         self.create_timer(p['diagnostics_period'], self._publish_diagnostics)
         self.get_logger().info(f"keeping the last {p['keep_seconds']} s; incidents go to {self.directory}")
 
@@ -126,17 +127,22 @@ class IncidentRecorder(Node):
             msg = deserialize_message(data, DiagnosticArray)
             stops = self.detector.diagnostics(
                 [(s.name, {kv.key: kv.value for kv in s.values}) for s in msg.status], now)
+            for stop in self.detector.ignored:
+                self.get_logger().info(f'{stop.detail} while still or after the driver stopped: no incident')
         if stops:
             if not self.window.open:
                 self.get_logger().warning(f'the robot stopped: {", ".join(s.detail for s in stops)}; '
                                           'recording the incident')
             self.window.add(stops)
+            if self.check.is_canceled():
+                self.check.reset()
 
     def _check(self) -> None:
         now = self._now()
-        self.recent.prune(now)
         if self.window.due(now):
             self.write(self.window.take(), now)
+        if not self.window.open:
+            self.check.cancel()
 
     def write(self, stops: list[Stop], now: int) -> Optional[Path]:
         """Write the incident file; None if it could not be written (logged)."""
@@ -170,7 +176,8 @@ class IncidentRecorder(Node):
             self, 'recorder', str(self.directory), WARN if self.written else OK,
             f'{self.written} incident(s) recorded' if self.written else 'no incident', {
                 'messages_held': len(self.recent), 'bytes_held': self.recent.bytes,
-                'heard': ','.join(sorted(self.heard)), 'incidents': self.written, 'last_file': self.last_file,
+                'heard': ','.join(sorted(self.heard)), 'nodes': ','.join(sorted(self.detector.nodes)),
+                'incidents': self.written, 'last_file': self.last_file,
                 'gathering': ','.join(reasons(self.window.stops))}))
 
     def shutdown(self) -> None:

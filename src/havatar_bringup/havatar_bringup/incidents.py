@@ -56,6 +56,8 @@ class StopDetector:
         self._wheels_moving = False
         self._last_moving_ns: Optional[int] = None
         self._last_zero_cmd_ns: Optional[int] = None
+        self.ignored: list[Stop] = []  # the last diagnostics' reasons while still or after the driver's stop
+        self.nodes: set[str] = set()  # nodes whose diagnostics were seen
 
     def cmd_vel(self, linear: float, angular: float, now_ns: int) -> None:
         """A twist on ``cmd_vel``: a zero one is the driver stopping."""
@@ -89,6 +91,7 @@ class StopDetector:
         """One /diagnostics message as (status name, values)."""
         stops: list[Stop] = []
         for name, values in statuses:
+            self.nodes.add(name.split(': ', 1)[0])
             for (suffix, key), reason in COUNTERS.items():
                 if name.endswith(suffix) and key in values:
                     stops += self._counter(name, key, values[key], reason, now_ns)
@@ -97,7 +100,11 @@ class StopDetector:
                 self._cloud[name] = now
                 if before == 'connected' and now == 'disconnected':
                     stops.append(Stop(RELAY_LOSS, now_ns, f'{name}: cloud relay disconnected'))
-        return [s for s in stops if self.moving(now_ns) and not (s.reason == DEADMAN and self._driver_stopped())]
+        self.ignored = [s for s in stops if not self._counts(s, now_ns)]
+        return [s for s in stops if self._counts(s, now_ns)]
+
+    def _counts(self, stop: Stop, now_ns: int) -> bool:
+        return self.moving(now_ns) and not (stop.reason == DEADMAN and self._driver_stopped())
 
     def _counter(self, name: str, key: str, text: str, reason: str, now_ns: int) -> list[Stop]:
         try:

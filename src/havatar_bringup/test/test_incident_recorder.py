@@ -59,12 +59,17 @@ class Recorder:
         self.directory = directory
         self.diagnostics = diagnostics
 
-    def wait_heard(self, *topics: str, timeout: float = 20.0) -> None:
-        """Until the recorder has received ``topics`` (DDS discovery done for them)."""
+    def wait_heard(self, *topics: str, nodes: tuple[str, ...] = ('motor_node',), timeout: float = 20.0) -> None:
+        """Until the recorder has received ``topics`` and the diagnostics of ``nodes`` (DDS
+        discovery done: the counters' first values are the baselines of its reasons).
+        """
         def heard(m) -> bool:
-            return any(s.name == 'incident_recorder: recorder' and set(topics) <= set(
-                next(kv.value for kv in s.values if kv.key == 'heard').split(',')) for s in m.status)
-        self.diagnostics.wait_for(heard, timeout=timeout, what=f'the recorder hearing {topics}')
+            for s in m.status:
+                if s.name == 'incident_recorder: recorder':
+                    values = {kv.key: set(kv.value.split(',')) for kv in s.values}
+                    return set(topics) <= values['heard'] and set(nodes) <= values['nodes']
+            return False
+        self.diagnostics.wait_for(heard, timeout=timeout, what=f'the recorder hearing {topics} and {nodes}')
 
 
 @pytest.fixture
@@ -72,7 +77,8 @@ def recorder(processes, tmp_path, ros_node):
     """Starts the incident recorder writing to a directory of the test's."""
     diagnostics = ros_node.subscribe(DiagnosticArray, '/diagnostics')
 
-    def start(hears: tuple[str, ...] = ('/battery',), **params: object) -> Recorder:
+    def start(hears: tuple[str, ...] = ('/battery',), nodes: tuple[str, ...] = ('motor_node',),
+              **params: object) -> Recorder:
         directory = tmp_path / 'incidents'
         node = processes.start('incident_recorder', [
             ros_executable('havatar_bringup', 'incident_recorder'), '--ros-args',
@@ -80,7 +86,7 @@ def recorder(processes, tmp_path, ros_node):
                                   **params})])
         node.wait_for_output('keeping the last', timeout=20)
         running = Recorder(directory, diagnostics)
-        running.wait_heard(*hears)
+        running.wait_heard(*hears, nodes=nodes)
         return running
     return start
 
@@ -175,7 +181,7 @@ def test_serial_loss_is_recorded(start_sim, start_motor_node, recorder, ros_node
 
 
 def test_the_firmware_watchdog_is_recorded(start_sim, start_motor_node, recorder, ros_node):
-    rec = recorder(hears=('/diagnostics',))  # v2 has no battery telemetry: started first
+    rec = recorder(hears=(), nodes=())  # v2 has no battery telemetry: started first
     directory = rec.directory
     sim = start_sim('v2')
     node = start_motor_node(sim.port, diagnostics_period=0.2, max_linear_accel=0.0, cmd_timeout=5.0)
@@ -223,7 +229,7 @@ def test_the_emergency_lock_is_recorded(start_sim, start_motor_node, recorder, r
 
 def test_stale_commands_dropped_are_recorded(relay_robot, recorder, ros_node):
     sim, base, _, _ = relay_robot(diagnostics_period=0.2)
-    directory = recorder().directory
+    directory = recorder(nodes=('motor_node', 'relay_node')).directory
 
     async def scenario() -> None:
         user = await Client.connect(base, 'user', LOCAL_TOKEN, 'robot1')
@@ -247,7 +253,7 @@ def test_stale_commands_dropped_are_recorded(relay_robot, recorder, ros_node):
 
 def test_relay_loss_is_recorded(cloud_robot, recorder):
     rig = cloud_robot(relays=('a',), robot_on='a', diagnostics_period=0.2)
-    directory = recorder().directory
+    directory = recorder(nodes=('motor_node', 'relay_node')).directory
 
     async def scenario() -> float:
         alice = await rig.user('a')

@@ -150,7 +150,8 @@ class IncidentRecorder(Node):
         summary = {'reasons': reasons(stops), 'time_ns': first,
                    'stops': [{'reason': s.reason, 'time_ns': s.time_ns, 'detail': s.detail} for s in stops]}
         note = String(data=json.dumps(summary))
-        self.incident_pub.publish(note)
+        if self.context.ok():  # not when written at shutdown
+            self.incident_pub.publish(note)
         records = self.recent.between(first - self.keep_ns, now)
         records.append(Record(self._resolved('incident'), 'std_msgs/msg/String', first, serialize_message(note)))
         stamp = time.strftime('%Y%m%d-%H%M%S', time.localtime(first / 1e9))

@@ -50,7 +50,7 @@ class StopDetector:
 
     def __init__(self, moving_window: float) -> None:
         self.moving_window_ns = int(moving_window * 1e9)
-        self._counters: dict[tuple[str, str], int] = {}
+        self._counters: dict[tuple[str, str], tuple[int, bool]] = {}  # value, moving when reported
         self._cloud: dict[str, str] = {}
         self._locks: dict[str, bool] = {}
         self._wheels_moving = False
@@ -104,17 +104,24 @@ class StopDetector:
         return [s for s in stops if self._counts(s, now_ns)]
 
     def _counts(self, stop: Stop, now_ns: int) -> bool:
-        return self.moving(now_ns) and not (stop.reason == DEADMAN and self._driver_stopped())
+        if stop.reason == DEADMAN and self._driver_stopped():
+            return False
+        return stop.reason != RELAY_LOSS or self.moving(now_ns)
 
     def _counter(self, name: str, key: str, text: str, reason: str, now_ns: int) -> list[Stop]:
+        """A counter's increase is a stop if the wheels moved when it was last reported: the
+        stop happened since, while driving (a v2 firmware's first boot, before any command,
+        counts as a reset but stops nothing).
+        """
         try:
             value = int(text)
         except ValueError:
             return []
         before = self._counters.get((name, key))
-        self._counters[(name, key)] = value  # the first value, or a restarted node's, is a baseline
-        if before is not None and value > before:
-            return [Stop(reason, now_ns, f'{name}: {key} {before} -> {value}')]
+        # the first value, or a restarted node's, is a baseline
+        self._counters[(name, key)] = (value, self.moving(now_ns))
+        if before is not None and value > before[0] and before[1]:
+            return [Stop(reason, now_ns, f'{name}: {key} {before[0]} -> {value}')]
         return []
 
 

@@ -169,6 +169,7 @@ def test_serial_loss_is_recorded(start_sim, start_motor_node, recorder, ros_node
     driver = Driver(ros_node)
     try:
         sim.wait_for_line(lambda line: line == 'PWM 128 128', timeout=15)
+        time.sleep(0.5)  # drive for a while: a diagnostics report sees the wheels turning
         unplugged = time.time()
         sim.control.send('unplug 1.0')
         found = incident(directory, 'serial_loss')
@@ -190,6 +191,7 @@ def test_the_firmware_watchdog_is_recorded(start_sim, start_motor_node, recorder
     try:
         sim.wait_for_line(lambda line: line == 'PWM 128 128', timeout=20)
         rec.wait_heard('/cmd_vel', '/wheel_commands')
+        time.sleep(0.5)  # drive for a while: a diagnostics report sees the wheels turning
         node.signal(signal.SIGSTOP)  # the firmware hears nothing for longer than its 2 s watchdog
         try:
             wait_until(lambda: sim.control.state()['left'] == 0, 5, 'the firmware watchdog to stop the motors')
@@ -199,6 +201,8 @@ def test_the_firmware_watchdog_is_recorded(start_sim, start_motor_node, recorder
     finally:
         driver.stop()
     check_common(found, 'firmware_watchdog', battery=False)
+    assert [p.name for p in directory.glob('*.mcap')] == [found['path'].name], \
+        'the firmware booting before the first command is no incident'
 
 
 def test_the_emergency_lock_is_recorded(start_sim, start_motor_node, recorder, ros_node, processes):
@@ -206,12 +210,14 @@ def test_the_emergency_lock_is_recorded(start_sim, start_motor_node, recorder, r
     start_motor_node(sim.port, max_linear_accel=0.0)
     processes.start('twist_mux', [ros_executable('havatar_drivers', 'twist_mux'), '--ros-args',
                                   '-r', 'cmd_vel_out:=cmd_vel']).wait_for_output('muxing', timeout=20)
-    directory = recorder().directory
+    rec = recorder()
+    directory = rec.directory
     lock = ros_node.node.create_publisher(Bool, 'e_stop', 10)
     ros_node.wait_for_subscribers(lock, count=2)  # the mux and the recorder
     driver = Driver(ros_node, topic='cmd_vel/web')
     try:
         sim.wait_for_line(lambda line: line == 'PWM 128 128', timeout=15)
+        rec.wait_heard('/cmd_vel', '/cmd_vel/web', '/wheel_commands')
         locked = time.time()
         lock.publish(Bool(data=True))
         found = incident(directory, 'emergency_lock')

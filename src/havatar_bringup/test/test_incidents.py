@@ -37,27 +37,37 @@ def link(**counters: int) -> list[tuple[str, dict[str, str]]]:
 ])
 def test_each_reported_stop_is_a_reason_while_moving_and_none_when_still(before, after, reason):
     moving = StopDetector(moving_window=3.0)
-    assert moving.diagnostics(before, 0) == []
-    moving.wheels(100, 100, 1 * S)
+    moving.wheels(100, 100, 0)
+    assert moving.diagnostics(before, 1 * S) == []
     stops = moving.diagnostics(after, 2 * S)
     assert [s.reason for s in stops] == [reason] and stops[0].time_ns == 2 * S
 
     still = StopDetector(moving_window=3.0)
-    still.diagnostics(before, 0)
-    still.wheels(100, 100, 1 * S)
-    still.wheels(0, 0, 1 * S + 1)  # the driver stopped
+    still.wheels(100, 100, 0)
+    still.wheels(0, 0, 1)  # the driver stopped
+    still.diagnostics(before, 4 * S)
     assert still.diagnostics(after, 5 * S) == [], 'not moving for longer than the window'
+
+
+def test_a_first_boot_before_any_command_is_no_incident_even_if_driving_starts_before_its_report():
+    d = StopDetector(moving_window=3.0)
+    d.diagnostics(link(firmware_resets=0), 0)
+    d.wheels(0, 0, S // 2)  # STOP at connect
+    d.wheels(128, 128, S)   # v2 'initialized', then the operator's command at once
+    assert d.diagnostics(link(firmware_resets=1), S + S // 5) == []
+    assert [s.reason for s in d.diagnostics(link(firmware_resets=2), 2 * S)] == [inc.FIRMWARE_RESET]
 
 
 def test_the_deadman_after_the_drivers_own_zero_is_no_incident():
     d = StopDetector(moving_window=3.0)
-    d.diagnostics(link(), 0)
     d.wheels(100, 100, 1 * S)
+    d.diagnostics(link(), 1 * S)
     d.cmd_vel(0.0, 0.0, 1 * S + 10)  # the driver stops...
     d.wheels(0, 0, 1 * S + 20)
     assert d.diagnostics(link(deadman_stops=1), 2 * S) == [], '...and the deadman follows: no incident'
     d.cmd_vel(0.2, 0.0, 3 * S)
     d.wheels(100, 100, 3 * S + 10)
+    d.diagnostics(link(deadman_stops=1), 3 * S + 20)
     assert [s.reason for s in d.diagnostics(link(deadman_stops=2), 4 * S)] == [inc.DEADMAN]
 
 

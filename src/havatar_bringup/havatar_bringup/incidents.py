@@ -3,12 +3,14 @@
 ``StopDetector`` turns what the nodes already report into stop reasons: the motor node's
 ``ESP32 link`` diagnostics counters (deadman stops, firmware watchdog stops and resets,
 serial errors), the relay node's ``relay`` diagnostics (stale commands dropped, the cloud
-relay lost) and the twist_mux lock topics. A reason counts only while the robot moves (a
-wheel command not zero now or within ``moving_window`` seconds): the driver's own stop is
-a zero ``cmd_vel`` and is never a reason, nor is the deadman that follows it (the motor
-node counts a deadman stop when commands end, even after a zero). ``RecentMessages`` keeps the last seconds of
-serialized messages; ``IncidentWindow`` gathers the reasons that come close together into
-one incident, written once its tail (``post_seconds``) is recorded too.
+relay lost) and the twist_mux lock topics. A stop counts only while the robot drives: a
+counter's increase if the wheels turned (a wheel command not zero then or within
+``moving_window`` seconds before) when the counter was last reported, a lock or a lost relay
+if they turn now. The driver's own stop is a zero ``cmd_vel`` and is never a reason, nor is
+the deadman that follows it (the motor node counts a deadman stop when commands end, even
+after a zero). ``RecentMessages`` keeps the last seconds of serialized messages;
+``IncidentWindow`` gathers the reasons that come close together into one incident, written
+once its tail (``post_seconds``) is recorded too.
 """
 from __future__ import annotations
 

@@ -24,6 +24,7 @@ setup(
             'demo = havatar_bringup.demo:main',
             'run_robot = havatar_bringup.run_robot:main',
             'topic_table = havatar_bringup.topic_table:main',
+            'incident_recorder = havatar_bringup.incident_recorder:main',
         ],
     },
 )

@@ -26,6 +26,7 @@ setup(
             'motor_node = havatar_drivers.motor_node:main',
             'esp32_sim = havatar_drivers.esp32.simulator:main',
             'motor_guard = havatar_drivers.esp32.guard:main',
+            'twist_mux = havatar_drivers.twist_mux_node:main',
         ],
     },
 )

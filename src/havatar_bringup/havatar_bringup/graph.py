@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import Field, dataclass, field, fields
+from dataclasses import Field, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
@@ -78,6 +78,11 @@ class GraphArgs:
     sim_dir: str = _argument('/tmp/havatar-sim', 'Where the ESP32 simulator puts its port and record')
     foxglove: bool = _argument(False, 'Foxglove WebSocket server (foxglove_node, port 8765): every topic '
                                       'to Foxglove on the LAN, read only, no ROS tools needed')
+    twist_mux: str = _argument('auto', "cmd_vel arbitration: 'auto' (ros-teleop's twist_mux where installed, "
+                                       "else Havatar's), 'twist_mux', 'havatar' or 'off' (relay_node "
+                                       "publishes cmd_vel itself)")
+    incident_recorder: bool = _argument(True, 'Record the last 30 s of driving to an MCAP file when the robot '
+                                              'stops on its own (deadman, watchdog, lock, link loss)')
     extra: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-node overrides, not an argument
 
     @classmethod
@@ -138,6 +143,28 @@ def motor_lock_file(args: GraphArgs) -> str:
     return str(Path(base) / f'{instance + "." if instance else ""}motor_node.lock')
 
 
+TWIST_MUX_CHOICES = ('auto', 'twist_mux', 'havatar', 'off')
+WEB_CMD_VEL = 'cmd_vel/web'  # relay_node's cmd_vel under the mux: topics.web of /**/twist_mux
+
+
+def package_installed(package: str) -> bool:
+    try:
+        from ament_index_python.packages import get_package_prefix
+        get_package_prefix(package)
+        return True
+    except (ImportError, LookupError):
+        return False
+
+
+def twist_mux_package(choice: str) -> Optional[str]:
+    """The package whose ``twist_mux`` executable arbitrates ``cmd_vel`` (None: no mux)."""
+    if choice not in TWIST_MUX_CHOICES:
+        raise ValueError(f'twist_mux:={choice!r} must be one of {", ".join(TWIST_MUX_CHOICES)}')
+    if choice == 'auto':
+        return 'twist_mux' if package_installed('twist_mux') else 'havatar_drivers'
+    return {'twist_mux': 'twist_mux', 'havatar': 'havatar_drivers', 'off': None}[choice]
+
+
 def robot_graph(args: GraphArgs) -> list[NodeEntry]:
     """The robot's nodes for ``args``."""
     params = args.params_file or default_params_file()
@@ -156,6 +183,7 @@ def robot_graph(args: GraphArgs) -> list[NodeEntry]:
             '--dialect', 'v1', '--link', sim_port, '--record', str(Path(args.sim_dir) / 'record.jsonl'),
             '--control', str(Path(args.sim_dir) / 'control.sock')), ready_output='port:'))
     lock = motor_lock_file(args)
+    mux = twist_mux_package(args.twist_mux)
     entries += [
         NodeEntry('havatar_drivers', 'motor_guard', 'motor_guard', ros=False, arguments=('--lock', lock),
                   respawn=True, respawn_delay=MOTOR_RESPAWN_DELAY_S, ready_output='motor_guard: guarding'),
@@ -175,6 +203,16 @@ def robot_graph(args: GraphArgs) -> list[NodeEntry]:
     ]
     if args.foxglove:
         entries.append(node('havatar_relay', 'foxglove_node', {}, respawn=True))
+    if args.incident_recorder:
+        entries.append(node('havatar_bringup', 'incident_recorder',
+                            {'directory': str(Path(args.sim_dir) / 'incidents')} if args.sim else {},
+                            respawn=True))
+    if mux is not None:  # relay_node becomes one source of several; the mux owns cmd_vel
+        relay = next(i for i, e in enumerate(entries) if e.executable == 'relay_node')
+        entries[relay] = replace(entries[relay], remappings=(('cmd_vel', WEB_CMD_VEL),))
+        entries.insert(relay, replace(
+            node(mux, 'twist_mux', {}, respawn=True, respawn_delay=MOTOR_RESPAWN_DELAY_S),
+            remappings=(('cmd_vel_out', 'cmd_vel'),)))
     return entries
 
 

@@ -18,7 +18,20 @@ NODE_MODULES = {'motor_node': 'havatar_drivers.motor_node', 'camera_node': 'hava
                 'microphone_node': 'havatar_drivers.microphone_node',
                 'speaker_node': 'havatar_drivers.speaker_node',
                 'streaming_node': 'havatar_streaming.streaming_node',
-                'relay_node': 'havatar_relay.relay_node', 'foxglove_node': 'havatar_relay.foxglove_node'}
+                'relay_node': 'havatar_relay.relay_node', 'foxglove_node': 'havatar_relay.foxglove_node',
+                'twist_mux': 'havatar_drivers.twist_mux_node',
+                'incident_recorder': 'havatar_bringup.incident_recorder'}
+
+
+def flatten(tree: dict, prefix: str = '') -> dict:
+    """Nested parameters (twist_mux's ``topics: {web: {topic: ...}}``) as ROS names them."""
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f'{prefix}{key}.'))
+        else:
+            flat[f'{prefix}{key}'] = value
+    return flat
 
 
 class Recorded:
@@ -148,7 +161,7 @@ def test_robot_yaml_has_every_parameter_of_every_node_and_no_other():
     for name, module in NODE_MODULES.items():
         table = importlib.import_module(module).PARAMETERS
         declared = {p[0]: p[1] for p in table}
-        given = config[f'/**/{name}']['ros__parameters']
+        given = flatten(config[f'/**/{name}']['ros__parameters'])
         assert set(given) == set(declared), name
         for key, default in declared.items():
             assert given[key] == default, f'{name}.{key}: {given[key]!r} != default {default!r}'
@@ -189,3 +202,35 @@ def test_sim_launch_file_includes_the_robot_with_sim_true(fake_launch):
 ])
 def test_parameters_are_formatted_as_ros2_launch_passes_them(value, text):
     assert parameter_arguments({'p': value}) == ['-p', f'p:={text}']
+
+
+def test_the_mux_owns_cmd_vel_and_the_relay_publishes_on_its_web_source(monkeypatch):
+    from havatar_bringup import graph
+    config = yaml.safe_load((PACKAGE_DIR / 'config' / 'robot.yaml').read_text())
+    mux_params = config['/**/twist_mux']['ros__parameters']
+    assert mux_params['topics']['web']['topic'] == graph.WEB_CMD_VEL
+    assert mux_params['topics']['teleop']['priority'] > mux_params['topics']['web']['priority'] \
+        > mux_params['topics']['autonomy']['priority']
+    assert mux_params['locks']['e_stop']['priority'] == 255
+
+    monkeypatch.setattr(graph, 'package_installed', lambda package: False)
+    nodes = [e.executable for e in robot_graph(GraphArgs(sim=True))]
+    assert nodes.index('motor_node') < nodes.index('twist_mux') < nodes.index('relay_node')
+    entries = {e.executable: e for e in robot_graph(GraphArgs(sim=True))}
+    assert entries['twist_mux'].package == 'havatar_drivers' and entries['twist_mux'].respawn
+    assert entries['twist_mux'].remappings == (('cmd_vel_out', 'cmd_vel'),)
+    assert entries['relay_node'].remappings == (('cmd_vel', 'cmd_vel/web'),)
+    assert '-r' in command_line(entries['relay_node'], 'relay_node')[-2:-1]
+
+    monkeypatch.setattr(graph, 'package_installed', lambda package: package == 'twist_mux')
+    assert {e.executable: e for e in robot_graph(GraphArgs())}['twist_mux'].package == 'twist_mux'
+    assert {e.executable: e for e in robot_graph(GraphArgs(twist_mux='havatar'))}['twist_mux'].package \
+        == 'havatar_drivers'
+
+    assert entries['incident_recorder'].parameters[1]['directory'].endswith('incidents')
+    assert 'incident_recorder' not in [e.executable for e in robot_graph(GraphArgs(incident_recorder=False))]
+
+    off = {e.executable: e for e in robot_graph(GraphArgs(twist_mux='off'))}
+    assert 'twist_mux' not in off and off['relay_node'].remappings == ()
+    with pytest.raises(ValueError, match='twist_mux'):
+        robot_graph(GraphArgs(twist_mux='yes'))

@@ -1,0 +1,86 @@
+"""The speech endpoints, the same on the robot's server and the cloud relay (no ROS).
+
+``GET /api/phrases?lang=`` and ``PUT /api/phrases`` (the user's phrase board),
+``GET /api/recent`` (their last spoken phrases) and ``GET /api/predict?lang=&text=``
+(word suggestions, ``predictor.predict``), for the user the server found from the
+request's token (``user_of``, which refuses a wrong one). Bad input answers 400 with
+``{"error": ...}``; a body over ``MAX_BODY`` answers 413.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Awaitable, Callable
+
+from aiohttp import web
+
+from .predictor import LANGUAGES, MAX_TEXT, predict
+from .speech_store import SpeechStore, checked_phrases, default_phrases
+
+MAX_BODY = 64 * 1024
+UserOf = Callable[[web.Request], Awaitable[str]]
+
+
+class SpeechApi:
+    """The handlers, over ``store``; ``user_of`` names the request's user or raises 401."""
+
+    def __init__(self, store: SpeechStore, user_of: UserOf) -> None:
+        self.store = store
+        self.user_of = user_of
+
+    def add_routes(self, router: web.UrlDispatcher) -> None:
+        router.add_get('/api/phrases', self.phrases)
+        router.add_put('/api/phrases', self.save_phrases)
+        router.add_get('/api/recent', self.recent)
+        router.add_get('/api/predict', self.predict)
+
+    async def phrases(self, request: web.Request) -> web.Response:
+        user = await self.user_of(request)
+        lang = _lang(request.query.get('lang', 'en'))
+        record = await self.store.load(user)
+        edited = record.phrases is not None
+        return web.json_response({'phrases': record.phrases if edited else default_phrases(lang),
+                                  'default': not edited})
+
+    async def save_phrases(self, request: web.Request) -> web.Response:
+        user = await self.user_of(request)
+        if (request.content_length or 0) > MAX_BODY:
+            raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY, actual_size=request.content_length or 0)
+        raw = await request.content.read(MAX_BODY + 1)
+        if len(raw) > MAX_BODY:
+            raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY, actual_size=len(raw))
+        try:
+            body = json.loads(raw)
+            phrases = checked_phrases(body['phrases'] if isinstance(body, dict) else None)
+        except (ValueError, KeyError) as exc:
+            raise _bad(str(exc) if isinstance(exc, ValueError) else '{"phrases": [...]} expected') from None
+        record = await self.store.set_phrases(user, phrases)
+        return web.json_response({'phrases': record.phrases, 'default': False})
+
+    async def recent(self, request: web.Request) -> web.Response:
+        user = await self.user_of(request)
+        return web.json_response({'recent': (await self.store.load(user)).recent})
+
+    async def predict(self, request: web.Request) -> web.Response:
+        user = await self.user_of(request)
+        lang = _lang(request.query.get('lang', ''))
+        text = request.query.get('text', '')
+        if len(text) > MAX_TEXT:
+            raise _bad(f'text of at most {MAX_TEXT} characters expected')
+        history = (await self.store.load(user)).history
+        result = await asyncio.to_thread(predict, lang, text, history)  # the first call loads the list
+        return web.json_response({'lang': lang, **result})
+
+    async def spoke(self, user: str, text: str) -> None:
+        """A ``say`` of ``user`` passed: keep it (the relay core's ``on_say``)."""
+        await self.store.spoke(user, text)
+
+
+def _lang(value: str) -> str:
+    if value not in LANGUAGES:
+        raise _bad(f'lang must be one of {", ".join(LANGUAGES)}')
+    return value
+
+
+def _bad(message: str) -> web.HTTPBadRequest:
+    return web.HTTPBadRequest(text=json.dumps({'error': message}), content_type='application/json')

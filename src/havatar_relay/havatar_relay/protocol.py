@@ -200,6 +200,8 @@ class Control(Message):
 class Say(Message):
     type: Literal['say'] = 'say'
     text: Annotated[str, Field(min_length=1, max_length=MAX_SAY_CHARS)]
+    lang: Optional[Annotated[str, Field(max_length=16)]] = None    # the web UI's: en, ro, de
+    voice: Optional[Annotated[str, Field(max_length=64)]] = None
 
 
 class SetMode(Message):

@@ -1,15 +1,19 @@
-"""Speaking from the robot's web UI in headless Chromium (speech.js): the phrase board is
-edited, kept across a reload with the chosen language, and a phrase spoken from it reaches
-relay_node's ``say`` output; a word suggested for a Romanian prefix typed with a cedilla is
-picked and spoken with comma-below letters.
+"""Speaking from the web UI in headless Chromium (speech.js). On the robot's page: the
+phrase board is edited, kept across a reload with the chosen language, and a phrase spoken
+from it reaches relay_node's ``say`` output; a word suggested for a Romanian prefix typed
+with a cedilla is picked and spoken with comma-below letters. On the cloud page: each user's
+board is kept on the relay, and a phrase reaches the robot through it.
 """
 from __future__ import annotations
 
+import json
 import time
+import urllib.request
 
 import pytest
 from std_msgs.msg import String
 
+from havatar_testing import wait_until
 from havatar_testing.browser import PageWatch
 from havatar_testing.relay import LOCAL_TOKEN as TOKEN
 
@@ -94,3 +98,47 @@ def test_phrase_board_recent_phrases_and_suggestions(relay_robot, ros_node, chro
     assert board(page, '#speech-recent') == ['mulțumesc', 'Vino la bucătărie']
     # no camera in this test: the MJPEG stream's refusals are expected, nothing else
     assert watch.unexpected(r'/stream\.mjpg', r'ERR_CONNECTION_REFUSED.*8081') == []
+
+
+def robot_online(relay: str) -> bool:
+    request = urllib.request.Request(relay + '/api/status', headers={'Authorization': 'Bearer alice-token'})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return any(r['robot_id'] == 'robot1' and r['online'] for r in json.load(response)['robots'])
+
+
+def test_cloud_page_keeps_each_users_board_on_the_relay(relay_server, relay_robot, ros_node, chromium, tmp_path):
+    relay = relay_server(env={'HAVATAR_RELAY_DATA_DIR': str(tmp_path / 'relay-data')})
+    relay_robot(relay_url=relay.replace('http', 'ws') + '/ws')
+    wait_until(lambda: robot_online(relay), 20, 'the robot on the relay')
+    said = ros_node.subscribe(String, 'say')
+    ros_node.wait_for_publishers('say')
+
+    alice = chromium.new_page(viewport={'width': 1280, 'height': 900})
+    watch = PageWatch(alice)
+    alice.goto(f'{relay}/#robot=robot1&token=alice-token')
+    alice.wait_for_function(CONNECTED, timeout=15000)
+    alice.click('#speech-langs button[data-lang=de]')
+    alice.wait_for_function("[...document.querySelectorAll('#speech-phrases button')]"
+                            ".some(b => b.textContent === 'Ich brauche Hilfe')", timeout=10000)
+    alice.click('#speech-edit')
+    alice.fill('#speech-new', 'Bitte öffne die Tür')
+    alice.click('#speech-add')
+    alice.wait_for_function("[...document.querySelectorAll('#speech-phrases .speech-phrase')]"
+                            ".some(b => b.textContent === 'Bitte öffne die Tür')", timeout=10000)
+    alice.click('#speech-edit')
+    alice.click('#speech-phrases .speech-phrase:text-is("Bitte öffne die Tür")')
+    said.wait_for(lambda m: m.data == 'Bitte öffne die Tür', what="alice's phrase on the robot's say topic")
+    assert (tmp_path / 'relay-data' / 'speech.json').exists()
+
+    # bob, on his own page (another browser profile), has the defaults and no recent phrases
+    bob = chromium.new_context(viewport={'width': 1280, 'height': 900}).new_page()
+    bob.goto(f'{relay}/#robot=robot1&token=bob-token')
+    bob.wait_for_function("document.querySelectorAll('#speech-phrases button').length > 0", timeout=15000)
+    assert 'Bitte öffne die Tür' not in board(bob) and board(bob, '#speech-recent') == []
+    # alice's page, reloaded, has hers
+    alice.reload()
+    alice.wait_for_function("document.querySelectorAll('#speech-recent button').length === 1", timeout=15000)
+    assert board(alice, '#speech-recent') == ['Bitte öffne die Tür']
+    assert 'Bitte öffne die Tür' in board(alice)
+    # no video in this test (no MediaMTX): the page's WHEP and HLS tries fail, nothing else
+    assert watch.unexpected(r'/whep', r'/hls/', r'\.m3u8', r'WebRTC|HLS') == []

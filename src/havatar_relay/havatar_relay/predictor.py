@@ -64,6 +64,9 @@ def word_list(lang: str) -> WordList:
             import wordfreq  # imported here: loading the lists takes a moment
 
             _lists[lang] = WordList(wordfreq.top_n_list(lang, LIST_SIZE))
+            # wordfreq keeps the language's whole frequency list cached (tens of MB): only ours stays
+            for cached in (wordfreq.top_n_list, wordfreq.get_frequency_list, wordfreq.get_frequency_dict):
+                cached.cache_clear()
         return _lists[lang]
 
 

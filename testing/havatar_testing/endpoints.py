@@ -243,9 +243,6 @@ PROBES: list[Probe] = [
     Probe('caddy', 'GET /api/status', 'private', 'user', PUBLIC, _http('caddy', 'GET', '/api/status')),
     Probe('caddy', 'GET /api/robots/<robot>/recordings', 'private', 'user', PUBLIC,
           _http('caddy', 'GET', '/api/robots/<robot>/recordings')),
-    Probe('caddy', 'GET /api/phrases', 'private', 'user', PUBLIC, _http('caddy', 'GET', '/api/phrases')),
-    Probe('caddy', 'GET /api/predict?lang=ro&text=mul', 'private', 'user', PUBLIC,
-          _http('caddy', 'GET', '/api/predict?lang=ro&text=mul')),
     Probe('caddy', 'OPTIONS /<robot>/whep', 'private', 'user', PUBLIC,
           _http('caddy', 'OPTIONS', '/<robot>/whep')),
     Probe('caddy', 'POST /<robot>/whep (watch)', 'private', 'user', PUBLIC,
@@ -276,9 +273,6 @@ PROBES: list[Probe] = [
     Probe('relay', 'GET /api/status', 'private', 'user', COMPOSE, _http('relay', 'GET', '/api/status')),
     Probe('relay', 'GET /api/robots/<robot>/recordings', 'private', 'user', COMPOSE,
           _http('relay', 'GET', '/api/robots/<robot>/recordings')),
-    Probe('relay', 'GET /api/phrases', 'private', 'user', COMPOSE, _http('relay', 'GET', '/api/phrases')),
-    Probe('relay', 'GET /api/predict?lang=ro&text=mul', 'private', 'user', COMPOSE,
-          _http('relay', 'GET', '/api/predict?lang=ro&text=mul')),
     Probe('relay', 'GET /metrics', 'internal', 'admin', COMPOSE, _http('relay', 'GET', '/metrics')),
     Probe('relay', 'POST /mediamtx/auth (action api)', 'private', 'admin', COMPOSE, _hook('relay')),
     # MediaMTX, directly
@@ -331,6 +325,14 @@ PROBES: list[Probe] = [
           _http('mjpeg', 'GET', '/stream.mjpg', read_body=False)),
     Probe('mjpeg', 'GET /snapshot.jpg', 'private', 'access', ROBOT_LAN, _http('mjpeg', 'GET', '/snapshot.jpg')),
     Probe('mjpeg', 'GET /stats', 'private', 'access', ROBOT_LAN, _http('mjpeg', 'GET', '/stats')),
+    # last: their wrong tokens add to the relay's back-off of this address, which the WS
+    # hellos above must stay under (a hello's answer is awaited 5 s)
+    Probe('caddy', 'GET /api/phrases', 'private', 'user', PUBLIC, _http('caddy', 'GET', '/api/phrases')),
+    Probe('caddy', 'GET /api/predict?lang=ro&text=mul', 'private', 'user', PUBLIC,
+          _http('caddy', 'GET', '/api/predict?lang=ro&text=mul')),
+    Probe('relay', 'GET /api/phrases', 'private', 'user', COMPOSE, _http('relay', 'GET', '/api/phrases')),
+    Probe('relay', 'GET /api/predict?lang=ro&text=mul', 'private', 'user', COMPOSE,
+          _http('relay', 'GET', '/api/predict?lang=ro&text=mul')),
 ]
 
 

@@ -56,12 +56,18 @@ _lists_lock = threading.Lock()
 
 
 def word_list(lang: str) -> WordList:
-    """The word list of ``lang`` (one of ``LANGUAGES``), loaded once from ``wordfreq``."""
+    """The word list of ``lang`` (one of ``LANGUAGES``), loaded once from ``wordfreq``;
+    RuntimeError when that is not installed.
+    """
     if lang not in LANGUAGES:
         raise ValueError(f'unknown language {lang!r}: one of {", ".join(LANGUAGES)}')
     with _lists_lock:
         if lang not in _lists:
-            import wordfreq  # imported here: loading the lists takes a moment
+            try:
+                import wordfreq  # imported here: loading the lists takes a moment
+            except ImportError:
+                raise RuntimeError('word prediction needs the wordfreq package '
+                                   '(scripts/requirements-robot.txt)') from None
 
             _lists[lang] = WordList(wordfreq.top_n_list(lang, LIST_SIZE))
             # wordfreq keeps the language's whole frequency list cached (tens of MB): only ours stays

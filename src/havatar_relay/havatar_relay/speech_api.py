@@ -4,7 +4,8 @@
 ``GET /api/recent`` (their last spoken phrases) and ``GET /api/predict?lang=&text=``
 (word suggestions, ``predictor.predict``), for the user the server found from the
 request's token (``user_of``, which refuses a wrong one). Bad input answers 400 with
-``{"error": ...}``; a body over ``MAX_BODY`` answers 413.
+``{"error": ...}``; a body over ``MAX_BODY`` answers 413; prediction without the
+``wordfreq`` package answers 503.
 """
 from __future__ import annotations
 
@@ -68,7 +69,11 @@ class SpeechApi:
         if len(text) > MAX_TEXT:
             raise _bad(f'text of at most {MAX_TEXT} characters expected')
         history = (await self.store.load(user)).history
-        result = await asyncio.to_thread(predict, lang, text, history)  # the first call loads the list
+        try:
+            result = await asyncio.to_thread(predict, lang, text, history)  # the first call loads the list
+        except RuntimeError as exc:  # no wordfreq here
+            raise web.HTTPServiceUnavailable(text=json.dumps({'error': str(exc)}),
+                                             content_type='application/json') from None
         return web.json_response({'lang': lang, **result})
 
     async def spoke(self, user: str, text: str) -> None:

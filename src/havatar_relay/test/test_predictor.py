@@ -1,6 +1,8 @@
 """The word predictor: completions and next words from wordfreq's lists and the user's history."""
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from havatar_relay.predictor import History, normalise, predict, word_list, words_of
@@ -88,3 +90,12 @@ def test_a_sentence_start_suggests_capitalised_words():
     result = predict('en', 'Hello. ')
     assert result['next'] and all(w[0].isupper() for w in result['next'])
     assert predict('en', '')['next'][0][0].isupper()
+
+
+def test_without_wordfreq_prediction_says_what_is_missing(monkeypatch):
+    from havatar_relay import predictor
+
+    monkeypatch.setattr(predictor, '_lists', {})
+    monkeypatch.setitem(sys.modules, 'wordfreq', None)  # its import fails
+    with pytest.raises(RuntimeError, match='wordfreq'):
+        predict('en', 'hel')

@@ -16,10 +16,11 @@ from typing import Awaitable, Callable
 from aiohttp import web
 
 from .predictor import LANGUAGES, MAX_TEXT, predict
-from .speech_store import SpeechStore, checked_phrases, default_phrases
+from .speech_store import SpeechStore, StoreUnavailable, checked_phrases, default_phrases
 
 MAX_BODY = 64 * 1024
 UserOf = Callable[[web.Request], Awaitable[str]]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class SpeechApi:
@@ -30,10 +31,10 @@ class SpeechApi:
         self.user_of = user_of
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
-        router.add_get('/api/phrases', self.phrases)
-        router.add_put('/api/phrases', self.save_phrases)
-        router.add_get('/api/recent', self.recent)
-        router.add_get('/api/predict', self.predict)
+        router.add_get('/api/phrases', _answering_outages(self.phrases))
+        router.add_put('/api/phrases', _answering_outages(self.save_phrases))
+        router.add_get('/api/recent', _answering_outages(self.recent))
+        router.add_get('/api/predict', _answering_outages(self.predict))
 
     async def phrases(self, request: web.Request) -> web.Response:
         user = await self.user_of(request)
@@ -79,6 +80,17 @@ class SpeechApi:
     async def spoke(self, user: str, text: str) -> None:
         """A ``say`` of ``user`` passed: keep it (the relay core's ``on_say``)."""
         await self.store.spoke(user, text)
+
+
+def _answering_outages(handler: Handler) -> Handler:
+    """``handler`` with ``StoreUnavailable`` (Redis down) answered 503, as the relay does elsewhere."""
+    async def handle(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except StoreUnavailable:
+            raise web.HTTPServiceUnavailable(text=json.dumps({'error': 'the store is unavailable; try again'}),
+                                             content_type='application/json') from None
+    return handle
 
 
 def _lang(value: str) -> str:

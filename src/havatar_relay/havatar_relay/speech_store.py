@@ -14,7 +14,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from havatar_common.secrets import write_private
 
@@ -24,6 +24,10 @@ MAX_RECENT = 20
 MAX_PHRASES = 60
 MAX_PHRASE_CHARS = 500  # protocol.MAX_SAY_CHARS: a phrase is said whole
 log = logging.getLogger('havatar_relay')
+
+
+class StoreUnavailable(Exception):
+    """The store cannot be reached now (Redis down); nothing was changed."""
 
 DEFAULT_PHRASES = {
     'en': ['Hello', 'Goodbye', 'Yes', 'No', 'Thank you', 'Please come here', 'I need help',
@@ -94,25 +98,27 @@ class SpeechStore:
         self._lock = asyncio.Lock()
 
     async def load(self, user: str) -> SpeechRecord:
+        """``user``'s record (an empty one if none); ``StoreUnavailable`` when it cannot be read."""
         return SpeechRecord.from_json(await self._read(user))
 
     async def set_phrases(self, user: str, phrases: list[str]) -> SpeechRecord:
         """Save ``user``'s phrase board (checked by ``checked_phrases``)."""
-        async with self._lock:
-            record = await self.load(user)
-            record.phrases = phrases
-            await self._write(user, record.to_json())
-            return record
+        return await self._update(user, lambda record: setattr(record, 'phrases', phrases))
 
     async def spoke(self, user: str, text: str) -> None:
         """Record that ``user`` said ``text`` (``SpeechRecord.spoke``)."""
-        async with self._lock:
-            record = await self.load(user)
-            record.spoke(text)
-            await self._write(user, record.to_json())
+        await self._update(user, lambda record: record.spoke(text))
 
     async def close(self) -> None:
         pass
+
+    async def _update(self, user: str, change: Callable[[SpeechRecord], None]) -> SpeechRecord:
+        """Read, ``change`` and write ``user``'s record, one update at a time."""
+        async with self._lock:
+            record = await self.load(user)
+            change(record)
+            await self._write(user, record.to_json())
+            return record
 
     async def _read(self, user: str) -> Any:
         return self._records.get(user)
@@ -146,7 +152,10 @@ class FileSpeechStore(SpeechStore):
 
 
 class RedisSpeechStore(SpeechStore):
-    """Each user's record as JSON at ``<prefix>:speech:<user>`` (shared by relay instances)."""
+    """Each user's record as JSON at ``<prefix>:speech:<user>``, shared by relay instances:
+    an update is a read and a write under ``WATCH`` (retried when another instance wrote the
+    record in between, so none is lost).
+    """
 
     def __init__(self, url: str, prefix: str = 'havatar') -> None:
         super().__init__()
@@ -155,12 +164,38 @@ class RedisSpeechStore(SpeechStore):
         self._redis = redis.from_url(url, decode_responses=True)
         self._prefix = prefix
 
+    def _key(self, user: str) -> str:
+        return f'{self._prefix}:speech:{user}'
+
     async def _read(self, user: str) -> Any:
-        raw = await self._redis.get(f'{self._prefix}:speech:{user}')
+        from redis.exceptions import RedisError
+
+        try:
+            raw = await self._redis.get(self._key(user))
+        except RedisError as exc:
+            raise StoreUnavailable(f'Redis: {exc}') from None
         return json.loads(raw) if raw else None
 
-    async def _write(self, user: str, data: dict[str, Any]) -> None:
-        await self._redis.set(f'{self._prefix}:speech:{user}', json.dumps(data, ensure_ascii=False))
+    async def _update(self, user: str, change: Callable[[SpeechRecord], None]) -> SpeechRecord:
+        from redis.exceptions import RedisError, WatchError
+
+        key = self._key(user)
+        try:
+            async with self._redis.pipeline() as pipe:
+                while True:
+                    try:
+                        await pipe.watch(key)
+                        raw = await pipe.get(key)
+                        record = SpeechRecord.from_json(json.loads(raw) if raw else None)
+                        change(record)
+                        pipe.multi()
+                        pipe.set(key, json.dumps(record.to_json(), ensure_ascii=False))
+                        await pipe.execute()
+                        return record
+                    except WatchError:
+                        continue  # written meanwhile by another instance: again, from its version
+        except RedisError as exc:
+            raise StoreUnavailable(f'Redis: {exc}') from None
 
     async def close(self) -> None:
         await self._redis.aclose()

@@ -1,6 +1,7 @@
 """The speech endpoints (/api/phrases, /api/recent, /api/predict) on the cloud relay and on the
 robot's own server: a token is needed, bad input gets 400, bodies are bounded, each user has
-their own board, a say that passes is recorded, and all of it survives a restart.
+their own board, a say that passes is recorded, all of it survives a restart, and relays
+sharing Redis share it (503 while Redis is down).
 Real relay server and relay node processes.
 """
 from __future__ import annotations
@@ -121,6 +122,10 @@ def test_cloud_relay_keeps_each_users_speech_across_a_restart(relay_server, redi
     shared = [relay_server(redis_url=redis_url, name=f'relay-{n}') for n in 'ab']
     assert call(shared[0], '/api/phrases', 'carol-token', {'phrases': ['Hi from a']})[0] == 200
     assert call(shared[1], '/api/phrases', 'carol-token')[1]['phrases'] == ['Hi from a']
+    # Redis down: 503, as the relay answers an outage elsewhere
+    next(p for p in processes.processes if p.name == 'redis-server').stop()
+    assert call(shared[0], '/api/phrases', 'carol-token')[0] == 503
+    assert call(shared[1], '/api/phrases', 'carol-token', {'phrases': ['x']})[0] == 503
 
 
 def test_robot_keeps_the_local_users_speech_across_a_restart(relay_robot, ros_node, processes):

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from havatar_relay.speech_store import (MAX_PHRASES, MAX_RECENT, FileSpeechStore, RedisSpeechStore,
-                                        SpeechRecord, checked_phrases, default_phrases)
+                                        SpeechRecord, StoreUnavailable, checked_phrases, default_phrases)
 
 
 def test_defaults_are_in_the_uis_language():
@@ -88,3 +88,41 @@ def test_redis_store_is_shared_and_per_user(redis_url):
     alice, bob = asyncio.run(run())
     assert alice.phrases == ['Salut', 'Apă, te rog'] and alice.recent == ['Vreau apă rece']
     assert bob.recent == ['Hello there'] and bob.phrases is None
+
+
+def test_redis_updates_of_two_instances_are_all_kept(redis_url):
+    async def run() -> SpeechRecord:
+        stores = [RedisSpeechStore(redis_url), RedisSpeechStore(redis_url)]
+        try:
+            await asyncio.gather(*(stores[i % 2].spoke('alice', f'phrase number{i}') for i in range(40)))
+            return await stores[0].load('alice')
+        finally:
+            for store in stores:
+                await store.close()
+
+    record = asyncio.run(run())
+    assert record.history.words['phrase'] == 40  # no update lost between the instances
+    assert len(record.recent) == MAX_RECENT
+
+
+def test_redis_down_is_reported_as_unavailable(processes, tmp_path):
+    from havatar_bringup.processes import find_program, free_port
+
+    port = free_port()
+    redis = processes.start('redis-down', [find_program('redis-server'), '--port', str(port), '--bind',
+                                           '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', tmp_path])
+    redis.wait_for_port(port, timeout=10)
+
+    async def run() -> None:
+        store = RedisSpeechStore(f'redis://127.0.0.1:{port}/0')
+        try:
+            await store.spoke('alice', 'hello')
+            redis.stop()
+            with pytest.raises(StoreUnavailable):
+                await store.load('alice')
+            with pytest.raises(StoreUnavailable):
+                await store.spoke('alice', 'again')
+        finally:
+            await store.close()
+
+    asyncio.run(run())

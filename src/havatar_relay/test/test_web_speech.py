@@ -58,6 +58,7 @@ def test_phrase_board_recent_phrases_and_suggestions(relay_robot, ros_node, chro
                            ".some(b => b.textContent === 'Vino la bucătărie')", timeout=10000)
     page.click('#speech-edit')  # done
     assert (settings.parent / 'speech.json').exists()
+    page.wait_for_selector('#speech-words[lang=ro] button', timeout=15000)  # Romanian words offered
 
     # reload: the language and the board are back
     page.reload()

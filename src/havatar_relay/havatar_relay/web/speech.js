@@ -85,12 +85,14 @@ async function predict() {
   try {
     const r = await api(`/api/predict?${new URLSearchParams({ lang, text })}`);
     if (!r.ok || id !== predicted) return;
-    showSuggestions(await r.json());
+    const answer = await r.json();
+    if (id === predicted) showSuggestions(answer);
   } catch (e) { /* offline: no suggestions */ }
 }
 
 function showSuggestions(p) {
   const box = $('speech-words');
+  box.lang = p.lang;  // read out in the suggestions' language
   box.replaceChildren();
   const words = p.prefix ? p.completions : p.next;
   for (const word of words) {

@@ -13,7 +13,7 @@ import urllib.request
 import pytest
 from std_msgs.msg import String
 
-from havatar_testing import wait_until
+from havatar_testing import WORKSPACE, wait_until
 from havatar_testing.browser import PageWatch
 from havatar_testing.relay import LOCAL_TOKEN as TOKEN
 
@@ -97,6 +97,9 @@ def test_phrase_board_recent_phrases_and_suggestions(relay_robot, ros_node, chro
     page.reload()
     page.wait_for_function("document.querySelectorAll('#speech-recent button').length === 2", timeout=10000)
     assert board(page, '#speech-recent') == ['mulțumesc', 'Vino la bucătărie']
+    shot = WORKSPACE / 'build' / 'test-artifacts' / 'ui-speech.png'
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    page.locator('.speech').screenshot(path=str(shot))
     # no camera in this test: the MJPEG stream's refusals are expected, nothing else
     assert watch.unexpected(r'/stream\.mjpg', r'ERR_CONNECTION_REFUSED.*8081') == []
 

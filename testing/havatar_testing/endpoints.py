@@ -310,6 +310,9 @@ PROBES: list[Probe] = [
           lambda s, t: robot_talk(s.robot_ui, t), admitted='not_driver'),
     Probe('robot', 'GET /system_status', 'private', 'access', ROBOT_LAN, _http('robot', 'GET', '/system_status')),
     Probe('robot', 'GET /server/status', 'private', 'access', ROBOT_LAN, _http('robot', 'GET', '/server/status')),
+    Probe('robot', 'GET /api/phrases', 'private', 'access', ROBOT_LAN, _http('robot', 'GET', '/api/phrases')),
+    Probe('robot', 'GET /api/predict?lang=ro&text=mul', 'private', 'access', ROBOT_LAN,
+          _http('robot', 'GET', '/api/predict?lang=ro&text=mul')),
     Probe('robot', 'GET /server/config', 'private', 'access', ROBOT_LAN, _http('robot', 'GET', '/server/config')),
     # an invalid body: 400 with the right token shows the request got past authentication
     Probe('robot', 'POST /server/config (invalid body)', 'private', 'access', ROBOT_LAN,
@@ -323,6 +326,14 @@ PROBES: list[Probe] = [
           _http('mjpeg', 'GET', '/stream.mjpg', read_body=False)),
     Probe('mjpeg', 'GET /snapshot.jpg', 'private', 'access', ROBOT_LAN, _http('mjpeg', 'GET', '/snapshot.jpg')),
     Probe('mjpeg', 'GET /stats', 'private', 'access', ROBOT_LAN, _http('mjpeg', 'GET', '/stats')),
+    # last: their wrong tokens add to the relay's back-off of this address, which the WS
+    # hellos above must stay under (a hello's answer is awaited 5 s)
+    Probe('caddy', 'GET /api/phrases', 'private', 'user', PUBLIC, _http('caddy', 'GET', '/api/phrases')),
+    Probe('caddy', 'GET /api/predict?lang=ro&text=mul', 'private', 'user', PUBLIC,
+          _http('caddy', 'GET', '/api/predict?lang=ro&text=mul')),
+    Probe('relay', 'GET /api/phrases', 'private', 'user', COMPOSE, _http('relay', 'GET', '/api/phrases')),
+    Probe('relay', 'GET /api/predict?lang=ro&text=mul', 'private', 'user', COMPOSE,
+          _http('relay', 'GET', '/api/predict?lang=ro&text=mul')),
 ]
 
 

@@ -34,6 +34,8 @@ EXPECTED: dict[str, tuple[object, object, object]] = {
     'caddy WS /ws hello (user)': ('invalid', 'unauthorized', 'welcome'),
     'caddy GET /api/status': (401, 401, 200),
     'caddy GET /api/robots/<robot>/recordings': (401, 401, 200),
+    'caddy GET /api/phrases': (401, 401, 200),
+    'caddy GET /api/predict?lang=ro&text=mul': (401, 401, 200),
     'caddy OPTIONS /<robot>/whep': (401, 401, 204),
     'caddy POST /<robot>/whep (watch)': (REFUSED, REFUSED, 201),
     'caddy OPTIONS /<robot>/talk/whip': (401, 401, 204),

@@ -1,7 +1,7 @@
 """The robot's own web server (local mode): the web UI, the relay protocol at ``/ws``, the
 robot's microphone at ``/audio/ws`` (``audio_stream``), the driver's microphone at ``/talk/ws``
-(``talk_server``), and the original Flask robot's HTTP API (documented in
-``doc/ROBOT_HTTP_API.md``).
+(``talk_server``), the original Flask robot's HTTP API and the speech endpoints (``/api/``:
+``speech_api``), documented in ``doc/ROBOT_HTTP_API.md``.
 
 aiohttp on a thread with its own event loop (``BackgroundServer``). Every request except
 ``/`` and the static files needs the robot's access token (``Authorization: Bearer`` or
@@ -24,6 +24,7 @@ from havatar_common.auth import request_token, token_matches
 
 from .audio_stream import AudioHub
 from .relay_core import RelayCore
+from .speech_api import SpeechApi
 from .talk_server import TalkEndpoint
 
 WEB_DIR = Path(__file__).resolve().parent / 'web'
@@ -42,12 +43,14 @@ class RobotApi(Protocol):
 
 class LocalServer:
     def __init__(self, core: RelayCore, api: RobotApi, host: str, port: int, token: str,
-                 audio: AudioHub | None = None, *, talk: TalkEndpoint | None = None) -> None:
+                 audio: AudioHub | None = None, *, talk: TalkEndpoint | None = None,
+                 speech: SpeechApi | None = None) -> None:
         self.core = core
         self.audio = audio
         self.api = api
         self.token = token
         self.talk = talk
+        self.speech = speech
         self._server = BackgroundServer('local-server', host, port)
         self._started = time.monotonic()
         self._requests = 0  # the original /system_status app_state.total_requests
@@ -87,12 +90,15 @@ class LocalServer:
         app.router.add_get('/system_status', self._system_status)
         if self.audio is not None:
             app.router.add_get('/audio/ws', self.audio.handle)  # the robot's microphone, PCM
+        if self.speech is not None:  # phrases, recent phrases, word prediction (/api/...)
+            self.speech.add_routes(app.router)
+            self.core.on_say = self.speech.spoke
         return app
 
     @web.middleware
     async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
         self._requests += 1
-        if request.path.startswith(('/server/', '/system_status', '/audio/')):
+        if request.path.startswith(('/server/', '/system_status', '/audio/', '/api/')):
             token = request_token(request.headers, request.query)
             if not token_matches(token, self.token):
                 await self.core.throttle.refuse(self.core.client_address(request), token)

@@ -59,6 +59,8 @@ class RelayCore:
         self.robots: dict[str, Session] = {}             # robot id -> its connection here
         self.driving: dict[str, Session] = {}            # robot id -> its driver, if connected here
         self.local_robots: dict[str, Callable[[p.Message], Awaitable[None]]] = {}
+        # told (user name, text) of every say that reached its robot (speech_api: recent phrases)
+        self.on_say: Optional[Callable[[str, str], Awaitable[None]]] = None
         self._leases: Optional[asyncio.Task[None]] = None
 
     async def start(self) -> None:
@@ -262,6 +264,11 @@ class RelayCore:
                                   'take_control with force to take over', message.id)
         if outcome == OFFLINE:
             raise p.ProtocolError(p.ErrorCode.ROBOT_OFFLINE, f'robot {robot} is not connected', message.id)
+        if isinstance(message, p.Say) and self.on_say is not None:
+            try:
+                await self.on_say(session.name, message.text)
+            except Exception:  # noqa: BLE001 - the say went through; keeping it is secondary
+                log.exception('recording a say of %s failed', session.name)
 
     @staticmethod
     def _command_time(session: Session, sent: Optional[float]) -> float:

@@ -46,6 +46,8 @@ from .mic_forwarder import MicForwarder
 from .accounts import Accounts
 from .relay_core import RelayCore
 from .robot_api import RobotHttpApi, SettingsStore
+from .speech_api import SpeechApi
+from .speech_store import FileSpeechStore
 from .streaming_control import RosStreamingControl
 from .talk_server import TalkEndpoint
 
@@ -127,8 +129,10 @@ class RelayNode(Node):
         self.cloud: Optional[CloudClient] = None
         self.mic = MicForwarder(self, lambda callback, *args: self.server.call_soon(callback, *args))
         talk = TalkEndpoint(self.core, self.robot_id, self.token, self._play)
+        # the phrase board and word history beside the server-mode settings (the token is checked before)
+        speech = SpeechApi(FileSpeechStore(settings.path.parent / 'speech.json'), self._local_user)
         self.server = LocalServer(self.core, api, prm['http_host'], prm['http_port'], self.token, self.mic.hub,
-                                  talk=talk)
+                                  talk=talk, speech=speech)
         self.server.start(self._on_loop)
         self.create_timer(prm['status_period'], lambda: self.server.call(self.router.send_status()))
         self.create_timer(prm['diagnostics_period'], self._publish_diagnostics)
@@ -194,6 +198,10 @@ class RelayNode(Node):
         msg.sequence = self._talk_sequence % 2**32  # one count over every talk: never restarts
         self._talk_sequence += 1
         self.speaker_pub.publish(msg)
+
+    @staticmethod
+    async def _local_user(request: Any) -> str:
+        return 'local'  # the local server's one account (its middleware checked the token)
 
     def _relay_connected(self) -> bool:
         return bool(self.cloud and self.cloud.connected)

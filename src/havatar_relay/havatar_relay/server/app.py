@@ -9,7 +9,9 @@ may publish, watch and talk), the web UI at ``/`` with ``/web/site.json`` (where
 finds MediaMTX), and recordings (Bearer user token of a user of that robot; starting and
 stopping needs ``record: true``): ``GET /api/robots/<id>/recordings`` (state and files),
 ``POST /api/robots/<id>/recording`` (``{"record": true|false}``),
-``GET /api/robots/<id>/recordings/<start>?duration=<s>`` (the MP4).
+``GET /api/robots/<id>/recordings/<start>?duration=<s>`` (the MP4), and the user's speech
+aids (Bearer user token; ``speech_api``): ``GET``/``PUT /api/phrases``, ``GET /api/recent``,
+``GET /api/predict?lang=&text=``.
 
 The config file (YAML) holds the accounts; tokens may be written as ``sha256:<hex>``::
 
@@ -42,6 +44,8 @@ from ..accounts import Accounts
 from ..relay_core import RelayCore
 from .recording import START, Recorder, RecorderError
 from ..session import Limits
+from ..speech_api import SpeechApi
+from ..speech_store import FileSpeechStore, RedisSpeechStore, SpeechStore
 
 WEB_DIR = Path(__file__).resolve().parents[1] / 'web'
 SITE_PATH = '/web/site.json'  # the web UI asks it which site served it (the robot's has one too)
@@ -74,6 +78,9 @@ class Settings(BaseSettings):
     # API and playback server, asked with admin_token; '' = no recording
     mediamtx_api_url: str = ''        # http://mediamtx:9997
     mediamtx_playback_url: str = ''   # http://mediamtx:9996
+    # the users' phrase boards and word histories (/api/phrases, /api/recent, /api/predict):
+    # in Redis when redis_url is set, else in <data_dir>/speech.json, else in memory only
+    data_dir: Optional[Path] = None
 
 
 def load_accounts(path: Optional[Path]) -> Accounts:
@@ -156,6 +163,7 @@ def create_app(settings: Settings, broker: Optional[Broker] = None) -> web.Appli
         await broker.close()
         if recorder is not None:
             await recorder.close()
+        await speech.store.close()
 
     async def health(request: web.Request) -> web.Response:
         ok = await broker.healthy()
@@ -176,6 +184,17 @@ def create_app(settings: Settings, broker: Optional[Broker] = None) -> web.Appli
         except BrokerUnavailable:
             raise web.HTTPServiceUnavailable(text='shared state unavailable; try again') from None
         return web.json_response({'instance': core.instance, 'robots': robots})
+
+    async def speech_user(request: web.Request) -> str:
+        token = request_token(request.headers, {})
+        user = accounts.known_user(token) if token else None
+        if user is None:
+            await refuse(core.client_address(request), token, 'speech')
+            raise web.HTTPUnauthorized(text='a user token is needed')
+        return user
+
+    speech = SpeechApi(speech_store(settings), speech_user)
+    core.on_say = speech.spoke
 
     async def prometheus(request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(metrics.registry),
@@ -271,6 +290,7 @@ def create_app(settings: Settings, broker: Optional[Broker] = None) -> web.Appli
     app.router.add_get(f'{robot}/recordings', recordings)
     app.router.add_post(f'{robot}/recording', set_recording)
     app.router.add_get(f'{robot}/recordings/{{start}}', download)
+    speech.add_routes(app.router)
     if WEB_DIR.is_dir():
         app.router.add_get('/', index)
         app.router.add_get(SITE_PATH, site)  # before the static files it sits among
@@ -279,6 +299,16 @@ def create_app(settings: Settings, broker: Optional[Broker] = None) -> web.Appli
     app.on_shutdown.append(stop)
     app['core'] = core
     return app
+
+
+def speech_store(settings: Settings) -> SpeechStore:
+    """Where the users' phrases and word histories are kept (``Settings.data_dir``)."""
+    if settings.redis_url:
+        return RedisSpeechStore(settings.redis_url)
+    if settings.data_dir is not None:
+        return FileSpeechStore(settings.data_dir / 'speech.json')
+    log.warning('no redis_url nor data_dir: phrase boards are kept in memory only')
+    return SpeechStore()
 
 
 def recording_set_up(settings: Settings) -> bool:
@@ -335,6 +365,7 @@ def main(args: Optional[list[str]] = None) -> int:
     parser.add_argument('--port', type=int)
     parser.add_argument('--redis-url')
     parser.add_argument('--instance-id')
+    parser.add_argument('--data-dir', type=Path)
     options = parser.parse_args(args)
     overrides = {k: v for k, v in vars(options).items() if v is not None}
     try:

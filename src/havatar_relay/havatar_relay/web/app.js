@@ -4,6 +4,7 @@
 import * as sound from './audio.js';
 import { initTalk } from './talk.js';
 import { initSettings } from './settings.js';
+import { initSpeech } from './speech.js';
 import { Viewer, loadSite } from './viewer.js';
 
 const $ = (id) => document.getElementById(id);
@@ -208,12 +209,7 @@ function pollGamepad() {
 $('take-control').onclick = () => send({ type: 'take_control', force: true });
 
 // ---- talk and mode ----------------------------------------------------------------
-$('say-form').onsubmit = (e) => {
-  e.preventDefault();
-  const text = $('say-text').value.trim().slice(0, P.max_say_chars);
-  if (text) send({ type: 'say', text });
-  $('say-text').value = '';
-};
+// type-to-speak, phrases and word suggestions: speech.js (started with the connection, below)
 
 initTalk({ button: $('ptt'), status: () => status, token: () => auth.token, sessionId: () => sessionId,
   negotiate, site: () => site, onStream: (stream) => sound.meter(stream, $('talk-meter')),
@@ -255,5 +251,6 @@ sound.initSound();
   viewer = new Viewer(auth, site, sound.attachStream);
   if (site.site === 'robot') sound.listenToRobot(auth.token);  // its microphone over /audio/ws
   connect();
+  initSpeech({ send, token: () => auth.token, maxChars: () => P.max_say_chars });
   initSettings(auth.token, site).catch(() => { document.querySelector('.settings').hidden = true; });
 })();

@@ -1,0 +1,202 @@
+"""The robot's web UI without hands, in headless Chromium: every control by dwell (the
+pointer moves and waits, no clicks), the keyboard alone, the large-target layout at
+1280x720, and axe-core's accessibility check in every state.
+"""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from havatar_testing.axe import axe_violations
+from havatar_testing.relay import LOCAL_TOKEN as TOKEN
+
+pytest.importorskip('playwright.sync_api')
+
+DWELL_MS = 400
+VIEWPORT = {'width': 1280, 'height': 720}
+# every click the page gets that a person made (dwell.js's clicks are the page's own)
+COUNT_CLICKS = """window.realClicks = 0;
+  document.addEventListener('click', (e) => { if (e.isTrusted) window.realClicks += 1; }, true);"""
+REMEMBERED = f"localStorage.setItem('havatar.dwellMs', '{DWELL_MS}');"
+CONNECTED = "document.getElementById('connection').textContent === 'connected'"
+DRIVER_IS_ME = "document.getElementById('driver').textContent === 'you are driving'"
+# the ring's progress (0..1) over the control being dwelt on
+RING_PROGRESS = """() => { const ring = document.getElementById('dwell-ring');
+  if (!ring || ring.hidden) return -1;
+  const c = ring.querySelector('.progress');
+  return 1 - parseFloat(getComputedStyle(c).strokeDashoffset) / parseFloat(c.getAttribute('stroke-dasharray')); }"""
+# visible controls: none outside the viewport, and which is the largest
+CONTROLS = """() => [...document.querySelectorAll('button, summary, input, #joystick')]
+  .filter((el) => el.offsetParent !== null || getComputedStyle(el).position === 'fixed')
+  .map((el) => { const r = el.getBoundingClientRect();
+    return { id: el.id || el.dataset.dir || el.textContent.trim().slice(0, 20), area: r.width * r.height,
+             inside: r.left >= 0 && r.top >= 0 && r.right <= innerWidth + 0.5 && r.bottom <= innerHeight + 0.5 }; })"""
+SCROLLS = """() => { const s = document.scrollingElement;
+  return s.scrollHeight > innerHeight || s.scrollWidth > innerWidth; }"""
+
+
+def centre(page, selector: str) -> tuple[float, float]:
+    box = page.locator(selector).bounding_box()
+    assert box, f'{selector} is not shown'
+    return box['x'] + box['width'] / 2, box['y'] + box['height'] / 2
+
+
+def rest_on(page, selector: str) -> None:
+    """The pointer moves onto ``selector`` (scrolled into view) and stays there."""
+    page.locator(selector).scroll_into_view_if_needed()
+    page.mouse.move(*centre(page, selector), steps=4)
+
+
+def open_page(chromium, base: str, large: bool = False):
+    page = chromium.new_page(viewport=VIEWPORT)
+    page.add_init_script(COUNT_CLICKS + REMEMBERED + ("localStorage.setItem('havatar.largeTargets', '1');"
+                                                      if large else ''))
+    page.goto(f'{base}/#robot=robot1&token={TOKEN}')
+    page.wait_for_function(CONNECTED, timeout=15000)
+    return page
+
+
+def twists(ros_node):
+    from geometry_msgs.msg import Twist
+    from std_msgs.msg import String
+    return ros_node.subscribe(Twist, 'cmd_vel'), ros_node.subscribe(String, 'say')
+
+
+def test_dwell_only_takes_control_drives_forward_speaks_and_stops(relay_robot, ros_node, chromium):
+    cmd_vel, say = twists(ros_node)
+    _, base, _, _ = relay_robot()
+    page = open_page(chromium, base)
+    assert page.input_value('#dwell-ms') == str(DWELL_MS), 'the dwell time is remembered'
+    page.mouse.move(5, 5)
+
+    rest_on(page, '#take-control')
+    page.wait_for_function(f'() => ({RING_PROGRESS})() > 0.2', timeout=10000)  # the ring fills
+    page.wait_for_function(DRIVER_IS_ME, timeout=10000)
+
+    rest_on(page, '.dwell[data-dir=forward]')
+    cmd_vel.wait_for(lambda m: m.linear.x > 0 and m.angular.z == 0, timeout=10, what='forward from relay_node')
+    assert page.locator('.dwell[data-dir=forward]').get_attribute('class').split().count('active') == 1
+
+    page.fill('#say-text', 'hello from the gaze')  # typed: the text box is no dwell target
+    cmd_vel.clear()
+    left = time.monotonic()
+    rest_on(page, '#say-form button[type=submit]')  # the pointer leaves "forward" for "Speak"
+    cmd_vel.wait_for(lambda m: m.linear.x == 0 and m.angular.z == 0, timeout=5, what='a stop on leaving')
+    stopped = time.monotonic() - left
+    message = say.wait_for(lambda m: 'hello from the gaze' in m.data, timeout=10, what='the typed text spoken')
+    assert stopped < 0.6 + DWELL_MS / 1000, stopped
+    # no forward command after the stop, while the pointer rests on Speak
+    time_after = cmd_vel.timed[-1][0]
+    page.wait_for_timeout(300)
+    assert all(m.linear.x == 0 for t, m in cmd_vel.timed if t >= time_after), 'still driving'
+    assert page.evaluate('window.realClicks') == 0, 'nothing was clicked'
+    assert message.data
+
+
+def test_every_control_and_later_buttons_take_a_dwell(relay_robot, chromium):
+    _, base, _, _ = relay_robot()
+    page = open_page(chromium, base)
+    # record dwell clicks, and keep them from acting (no mode switch, no downloads here)
+    page.evaluate("""() => { window.dwelt = [];
+      document.addEventListener('click', (e) => { const el = e.target.closest('button, summary');
+        if (el && !e.isTrusted) {
+          window.dwelt.push(el.id || el.tagName); e.preventDefault(); e.stopImmediatePropagation(); }
+      }, true);
+      const b = document.createElement('button'); b.id = 'added-later'; b.textContent = 'Later';
+      document.querySelector('.talk').appendChild(b); }""")
+    wanted = ['#take-control', '#mode-toggle', '#snapshot', '#sound-enable', '#large-layout', '#dwell-more',
+              '.settings summary', '#say-form button[type=submit]', '#added-later']
+    for selector in wanted:
+        if not page.locator(selector).is_visible():
+            continue
+        page.mouse.move(5, 5)
+        before = page.evaluate('window.dwelt.length')
+        rest_on(page, selector)
+        page.wait_for_function(f'window.dwelt.length > {before}', timeout=DWELL_MS + 3000)
+    dwelt = page.evaluate('window.dwelt')
+    assert 'added-later' in dwelt and 'take-control' in dwelt and 'SUMMARY' in dwelt, dwelt
+    # one dwell, one click: the pointer resting on a button does not repeat it
+    page.wait_for_timeout(DWELL_MS * 2)
+    assert page.evaluate('window.dwelt').count('added-later') == 1
+    assert page.evaluate('window.realClicks') == 0
+
+
+def test_keyboard_only_drives_speaks_and_stops(relay_robot, ros_node, chromium):
+    cmd_vel, say = twists(ros_node)
+    _, base, _, _ = relay_robot()
+    page = open_page(chromium, base)
+
+    def tab_to(selector: str) -> None:
+        for _ in range(60):
+            page.keyboard.press('Tab')
+            if page.evaluate(f'document.activeElement === document.querySelector({selector!r})'):
+                return
+        raise AssertionError(f'Tab never reaches {selector}')
+
+    tab_to('#take-control')
+    page.keyboard.press('Enter')
+    page.wait_for_function(DRIVER_IS_ME, timeout=10000)
+    tab_to('#say-text')
+    page.keyboard.type('typed by keys')
+    page.keyboard.press('Enter')
+    say.wait_for(lambda m: 'typed by keys' in m.data, timeout=10, what='the typed text spoken')
+    page.keyboard.press('Tab')  # off the text box: the arrows drive
+    page.keyboard.down('ArrowUp')
+    cmd_vel.wait_for(lambda m: m.linear.x > 0, timeout=10, what='forward')
+    cmd_vel.clear()
+    page.keyboard.press(' ')  # Space stops, the arrow still held
+    cmd_vel.wait_for(lambda m: m.linear.x == 0 and m.angular.z == 0, timeout=5, what='a stop')
+    page.wait_for_timeout(300)
+    assert cmd_vel.messages[-1].linear.x == 0, 'Space stopped the robot for good'
+    page.keyboard.up('ArrowUp')
+    # the driving buttons: Enter drives while held
+    tab_to('.dwell[data-dir=left]')
+    cmd_vel.clear()
+    page.keyboard.down('Enter')
+    cmd_vel.wait_for(lambda m: m.angular.z > 0, timeout=10, what='a left turn')
+    cmd_vel.clear()
+    page.keyboard.up('Enter')
+    cmd_vel.wait_for(lambda m: m.angular.z == 0 and m.linear.x == 0, timeout=5, what='a stop on release')
+    assert page.evaluate('window.realClicks') == 0
+
+
+def check_large_layout(page, shot) -> None:
+    """The large layout at 1280x720: no scrolling, every control on screen, stop the largest."""
+    page.wait_for_function("document.body.classList.contains('large')")
+    assert not page.evaluate(SCROLLS), 'the large layout scrolls at 1280x720'
+    controls = page.evaluate(CONTROLS)
+    outside = [c['id'] for c in controls if not c['inside']]
+    assert outside == [], outside
+    largest = max(controls, key=lambda c: c['area'])
+    assert largest['id'] == 'stop', controls
+    page.screenshot(path=str(shot))
+
+
+def test_robot_page_passes_axe_in_every_state_and_the_large_layout_fits(relay_robot, chromium, tmp_path):
+    _, base, _, node = relay_robot()
+    page = open_page(chromium, base)
+    found = {}
+    controls = page.evaluate(CONTROLS)
+    assert max(controls, key=lambda c: c['area'])['id'] == 'stop', controls
+    found['connected'] = axe_violations(page)
+    page.click('.settings summary')
+    page.wait_for_function("document.querySelector('.settings').open")
+    found['settings open'] = axe_violations(page)
+    rest_on(page, '.dwell[data-dir=forward]')
+    page.wait_for_selector('.dwell[data-dir=forward].active', timeout=10000)
+    found['driving'] = axe_violations(page)
+    page.mouse.move(5, 5)
+    page.click('.settings summary')
+    rest_on(page, '#large-layout')  # the setting by dwell; remembered
+    check_large_layout(page, tmp_path / 'large-layout.png')
+    print(f'\nlarge-target layout: {tmp_path / "large-layout.png"}')
+    found['large layout'] = axe_violations(page)
+    page.reload()
+    page.wait_for_function(CONNECTED, timeout=15000)
+    assert page.evaluate("document.body.classList.contains('large')"), 'the large layout is remembered'
+    node.stop()
+    page.wait_for_function("document.getElementById('connection').textContent.startsWith('disconnected')",
+                           timeout=10000)
+    found['disconnected'] = axe_violations(page)
+    assert {state: v for state, v in found.items() if v} == {}

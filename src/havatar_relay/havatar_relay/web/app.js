@@ -133,7 +133,7 @@ document.addEventListener('keydown', (e) => {
   const dir = KEYS[e.key];
   if (!dir || e.target.tagName === 'INPUT') return;
   e.preventDefault();
-  if (dir === 'stop') { stopDriving(); return; }
+  if (dir === 'stop') { held.clear(); stopDriving(); return; }  // sticky: a held arrow drives again when pressed again
   held.add(dir);
   sources.key = combine(held);
 });

@@ -34,6 +34,10 @@ CONTROLS = """() => [...document.querySelectorAll('button, summary, input, #joys
     return { id: el.id || el.dataset.dir || el.textContent.trim().slice(0, 20), area: r.width * r.height,
              dwell: el.matches('button, summary'),
              inside: r.left >= 0 && r.top >= 0 && r.right <= innerWidth + 0.5 && r.bottom <= innerHeight + 0.5 }; })"""
+VIDEO_INSIDE = """() => { const section = document.querySelector('.video').getBoundingClientRect();
+  return [...document.querySelectorAll('#mjpeg, #webrtc')].filter((el) => !el.hidden).every((el) => {
+    const r = el.getBoundingClientRect();
+    return r.top >= section.top - 0.5 && r.bottom <= section.bottom + 0.5; }); }"""
 SCROLLS = """() => { const s = document.scrollingElement;
   return s.scrollHeight > innerHeight || s.scrollWidth > innerWidth; }"""
 
@@ -174,6 +178,7 @@ def check_large_layout(page, shot) -> None:
     controls = page.evaluate(CONTROLS)
     outside = [c['id'] for c in controls if not c['inside']]
     assert outside == [], outside
+    assert page.evaluate(VIDEO_INSIDE), 'the camera image stays inside its section'
     assert largest_target(controls) == 'stop', controls
     page.screenshot(path=str(shot))
     artifact = WORKSPACE / 'build' / 'test-artifacts' / shot.name  # kept after the test
@@ -202,9 +207,12 @@ def test_robot_page_passes_axe_in_every_state_and_the_large_layout_fits(relay_ro
     page = open_page(chromium, base)
     page.wait_for_function("document.getElementById('mjpeg').naturalWidth === 320", timeout=15000)
     # axe sees what it is here for: the joystick without its slider value (as it once was)
-    page.evaluate("document.getElementById('joystick').removeAttribute('aria-valuenow')")
+    values = page.evaluate("""() => { const j = document.getElementById('joystick');
+      const kept = [...j.attributes].filter((a) => a.name.startsWith('aria-value')).map((a) => [a.name, a.value]);
+      kept.forEach(([name]) => j.removeAttribute(name)); return kept; }""")
     assert any(v.startswith('aria-required-attr') for v in axe_violations(page))
-    page.evaluate("document.getElementById('joystick').setAttribute('aria-valuenow', '0')")
+    page.evaluate("(values) => values.forEach(([n, v]) => document.getElementById('joystick').setAttribute(n, v))",
+                  values)
     found = {}
     controls = page.evaluate(CONTROLS)
     assert largest_target(controls) == 'stop', controls

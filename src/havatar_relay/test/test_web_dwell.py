@@ -179,6 +179,8 @@ def check_large_layout(page, shot) -> None:
     outside = [c['id'] for c in controls if not c['inside']]
     assert outside == [], outside
     assert page.evaluate(VIDEO_INSIDE), 'the camera image stays inside its section'
+    page.mouse.move(5, 5)  # no dwell ring in the picture
+    page.wait_for_selector('#dwell-ring', state='hidden')
     assert largest_target(controls) == 'stop', controls
     page.screenshot(path=str(shot))
     artifact = WORKSPACE / 'build' / 'test-artifacts' / shot.name  # kept after the test

@@ -8,7 +8,7 @@
 const $ = (id) => document.getElementById(id);
 const KEY_MS = 'havatar.dwellMs';
 const KEY_LARGE = 'havatar.largeTargets';
-const TARGETS = 'button, summary, input[type=checkbox], input[type=radio], [data-dwell]';
+const TARGETS = 'button, summary, input[type=checkbox], input[type=radio], label:has(> input[type=checkbox]), [data-dwell]';
 const DRIVING = '.dwell[data-dir]';
 // controls with a dwell of their own (talk.js: talk toggles; audio.js: sound): the ring only
 const OWN_DWELL = '#ptt, .sound .gaze';
@@ -109,7 +109,7 @@ function initPreferences() {
   if (input && saved !== null) input.value = saved;
   if (input) input.addEventListener('change', () => localStorage.setItem(KEY_MS, String(dwellMs())));
   const step = (d) => () => {
-    input.value = String(Math.max(0, Math.min(3000, dwellMs() + d)));
+    input.value = String(Math.max(100, Math.min(3000, dwellMs() + d)));
     localStorage.setItem(KEY_MS, input.value);
   };
   if ($('dwell-less')) $('dwell-less').onclick = step(-100);

@@ -145,6 +145,12 @@ fi
 step "MediaMTX and Toxiproxy"
 bash "$WS/scripts/build_mediamtx.sh" || fail "MediaMTX could not be built (see above)"
 bash "$WS/scripts/build_toxiproxy.sh" || fail "Toxiproxy (used by the tests) could not be built (see above)"
+# axe-core from npm: the browser tests check both web UIs with it (havatar_testing/axe.py)
+AXE_VERSION=4.14.1
+if [ "$(node -p "require('$TOOLS/node/node_modules/axe-core/package.json').version" 2>/dev/null)" != "$AXE_VERSION" ]; then
+  npm install --prefix "$TOOLS/node" --no-audit --no-fund --silent "axe-core@$AXE_VERSION" \
+    || fail "npm could not install axe-core (used by the browser tests)"
+fi
 
 # ---------------------------------------------------------------------------------------
 step "Building the workspace (colcon)"

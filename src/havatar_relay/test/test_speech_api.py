@@ -13,7 +13,7 @@ import urllib.parse
 import urllib.request
 from typing import Any, Optional
 
-from std_msgs.msg import String
+from havatar_msgs.msg import Speech
 
 from havatar_testing import wait_until
 from havatar_testing.relay import LOCAL_TOKEN, Client
@@ -132,10 +132,10 @@ def test_robot_keeps_the_local_users_speech_across_a_restart(relay_robot, ros_no
     _, base, settings, node = relay_robot()
     check_auth_and_bounds(base, LOCAL_TOKEN)
     check_board(base, LOCAL_TOKEN)
-    said = ros_node.subscribe(String, 'say')
-    ros_node.wait_for_publishers('say')
+    said = ros_node.subscribe(Speech, 'speech')
+    ros_node.wait_for_publishers('speech')
     asyncio.run(say(base, LOCAL_TOKEN, 'robot1', 'Aş vrea să ies afară'))
-    said.wait_for(lambda m: m.data.endswith('vrea să ies afară'), what='the say on the say topic')
+    said.wait_for(lambda m: m.text.endswith('vrea să ies afară'), what='the say on the speech topic')
     recent_is(base, LOCAL_TOKEN, ['Aș vrea să ies afară'])
     speech = settings.parent / 'speech.json'
     assert speech.stat().st_mode & 0o077 == 0

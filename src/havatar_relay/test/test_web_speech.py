@@ -1,6 +1,6 @@
 """Speaking from the web UI in headless Chromium (speech.js). On the robot's page: the
 phrase board is edited, kept across a reload with the chosen language, and a phrase spoken
-from it reaches relay_node's ``say`` output; a word suggested for a Romanian prefix typed
+from it reaches relay_node's ``speech`` output; a word suggested for a Romanian prefix typed
 with a cedilla is picked and spoken with comma-below letters. On the cloud page: each user's
 board is kept on the relay, and a phrase reaches the robot through it.
 """
@@ -11,7 +11,7 @@ import time
 import urllib.request
 
 import pytest
-from std_msgs.msg import String
+from havatar_msgs.msg import Speech
 
 from havatar_testing import WORKSPACE, wait_until
 from havatar_testing.browser import PageWatch
@@ -27,8 +27,8 @@ def board(page, selector: str = '#speech-phrases') -> list[str]:
 
 def test_phrase_board_recent_phrases_and_suggestions(relay_robot, ros_node, chromium):
     _, base, settings, _ = relay_robot()
-    said = ros_node.subscribe(String, 'say')
-    ros_node.wait_for_publishers('say')
+    said = ros_node.subscribe(Speech, 'speech')
+    ros_node.wait_for_publishers('speech')
 
     page = chromium.new_page(viewport={'width': 1280, 'height': 900})
     watch = PageWatch(page)
@@ -69,10 +69,10 @@ def test_phrase_board_recent_phrases_and_suggestions(relay_robot, ros_node, chro
     phrases = board(page)
     assert 'Da, mulțumesc' in phrases and 'Nu' not in phrases and 'Da' not in phrases
 
-    # speak a phrase: it reaches relay_node's say output and is first of the recent ones
+    # speak a phrase: it reaches relay_node's speech output and is first of the recent ones
     clicked = time.time()
     page.click('#speech-phrases .speech-phrase:text-is("Vino la bucătărie")')
-    said.wait_for(lambda m: m.data == 'Vino la bucătărie', what='the phrase on the say topic')
+    said.wait_for(lambda m: m.text == 'Vino la bucătărie', what='the phrase on the speech topic')
     assert time.time() - clicked < 10
     assert board(page, '#speech-recent')[0] == 'Vino la bucătărie'
 
@@ -86,7 +86,7 @@ def test_phrase_board_recent_phrases_and_suggestions(relay_robot, ros_node, chro
     assert page.input_value('#speech-text') == 'mulțumesc '
     page.wait_for_function("document.querySelectorAll('#speech-words button').length > 0", timeout=10000)
     page.click('#speech-say')
-    said.wait_for(lambda m: m.data == 'mulțumesc', what='the picked word on the say topic')
+    said.wait_for(lambda m: m.text == 'mulțumesc', what='the picked word on the speech topic')
     assert page.input_value('#speech-text') == ''
     # an empty box: the words that start a sentence (capitalised) are offered
     page.wait_for_function("document.querySelectorAll('#speech-words button').length > 0 && "
@@ -114,8 +114,8 @@ def test_cloud_page_keeps_each_users_board_on_the_relay(relay_server, relay_robo
     relay = relay_server(env={'HAVATAR_RELAY_DATA_DIR': str(tmp_path / 'relay-data')})
     relay_robot(relay_url=relay.replace('http', 'ws') + '/ws')
     wait_until(lambda: robot_online(relay), 20, 'the robot on the relay')
-    said = ros_node.subscribe(String, 'say')
-    ros_node.wait_for_publishers('say')
+    said = ros_node.subscribe(Speech, 'speech')
+    ros_node.wait_for_publishers('speech')
 
     alice = chromium.new_page(viewport={'width': 1280, 'height': 900})
     watch = PageWatch(alice)
@@ -131,7 +131,7 @@ def test_cloud_page_keeps_each_users_board_on_the_relay(relay_server, relay_robo
                             ".some(b => b.textContent === 'Bitte öffne die Tür')", timeout=10000)
     alice.click('#speech-edit')
     alice.click('#speech-phrases .speech-phrase:text-is("Bitte öffne die Tür")')
-    said.wait_for(lambda m: m.data == 'Bitte öffne die Tür', what="alice's phrase on the robot's say topic")
+    said.wait_for(lambda m: m.text == 'Bitte öffne die Tür', what="alice's phrase on the robot's speech topic")
     assert (tmp_path / 'relay-data' / 'speech.json').exists()
 
     # bob, on his own page (another browser profile), has the defaults and no recent phrases

@@ -5,6 +5,7 @@ import * as sound from './audio.js';
 import { initTalk } from './talk.js';
 import { initSettings } from './settings.js';
 import { initSpeech } from './speech.js';
+import { initDwell } from './dwell.js';
 import { Viewer, loadSite } from './viewer.js';
 
 const $ = (id) => document.getElementById(id);
@@ -133,7 +134,7 @@ document.addEventListener('keydown', (e) => {
   const dir = KEYS[e.key];
   if (!dir || e.target.tagName === 'INPUT') return;
   e.preventDefault();
-  if (dir === 'stop') { stopDriving(); return; }
+  if (dir === 'stop') { held.clear(); stopDriving(); return; }  // sticky: a held arrow drives again when pressed again
   held.add(dir);
   sources.key = combine(held);
 });
@@ -153,32 +154,8 @@ document.addEventListener('visibilitychange', () => { if (document.hidden) { hel
 window.addEventListener('pagehide', stopDriving);
 window.addEventListener('beforeunload', stopDriving);
 
-// Large buttons: dwell (eye gaze) or press-and-hold. Leaving the button stops at once.
-document.querySelectorAll('.dwell').forEach((button) => {
-  let timer = null;
-  const start = () => {
-    if (button.dataset.dir === 'stop') { stopDriving(); return; }
-    button.classList.remove('dwelling');
-    button.classList.add('active');
-    sources.dwell = twistFor(button.dataset.dir);
-  };
-  const end = () => {
-    clearTimeout(timer);
-    button.classList.remove('active', 'dwelling');
-    if (sources.dwell) { sources.dwell = null; }
-  };
-  button.addEventListener('pointerenter', (e) => {
-    if (e.pointerType === 'touch') return;
-    button.classList.add('dwelling');
-    timer = setTimeout(start, parseInt($('dwell-ms').value, 10) || 0);
-  });
-  button.addEventListener('pointerdown', (e) => { clearTimeout(timer); button.setPointerCapture(e.pointerId); start(); });
-  button.addEventListener('pointerup', end);
-  button.addEventListener('pointerleave', end);
-  button.addEventListener('pointercancel', end);
-  button.addEventListener('keydown', (e) => { if (e.key === 'Enter') start(); });
-  button.addEventListener('keyup', (e) => { if (e.key === 'Enter') end(); });
-});
+// Large buttons: dwell (eye gaze) or press-and-hold (dwell.js). Leaving the button stops at once.
+initDwell({ start: (dir) => { sources.dwell = twistFor(dir); }, end: () => { sources.dwell = null; }, stop: stopDriving });
 
 // On-screen joystick.
 (() => {

@@ -31,6 +31,11 @@ from .rtsp_auth_hop import RtspAuthHop, default_port
 
 AUDIO_CHUNK_S = 0.02
 AUDIO_CHUNK_BYTES = int(PCM_RATE * AUDIO_CHUNK_S) * PCM_CHANNELS * PCM_SAMPLE_BYTES
+# a session starts when a viewer arrives (encoding on demand): key frames every
+# START_KEY_INTERVAL s for its first START_KEY_SPAN s, so a reader that joins a moment after
+# the first key frame does not wait a whole GOP for the next one
+START_KEY_SPAN = 3.0
+START_KEY_INTERVAL = 0.25
 AUDIO_QUEUE_MAX = 2  # chunks (40 ms): beyond this the oldest are dropped, so no standing delay builds up
 
 
@@ -83,7 +88,9 @@ def ffmpeg_argv(s: PublishSettings, url: str, audio_fifo: Optional[str],
                  '-ac', str(PCM_CHANNELS), '-thread_queue_size', '256', '-i', audio_fifo]
     video = ['-c:v', s.encoder, '-b:v', f'{s.video_bitrate_kbps}k',
              '-maxrate', f'{s.video_bitrate_kbps}k', '-bufsize', f'{s.video_bitrate_kbps // 2}k',
-             '-g', str(s.gop), '-bf', '0', '-pix_fmt', 'yuv420p', '-fps_mode', 'passthrough']
+             '-g', str(s.gop), '-bf', '0',
+             '-force_key_frames', f'expr:if(lt(t,{START_KEY_SPAN}),gte(t,n_forced*{START_KEY_INTERVAL}),0)',
+             '-pix_fmt', 'yuv420p', '-fps_mode', 'passthrough']
     if s.encoder == 'libx264':
         video += ['-preset', 'ultrafast', '-tune', 'zerolatency', '-profile:v', 'baseline']
     argv += ['-map', '0:v'] + video

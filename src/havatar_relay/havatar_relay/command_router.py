@@ -23,7 +23,8 @@ class CommandRouter:
                  reply: Callable[[p.Message], Awaitable[None]], say: Callable[[str], None],
                  set_mode: Callable[[str], Awaitable[tuple[bool, str]]],
                  status: Callable[[], p.Status], now_ms: Callable[[], float] = p.now_ms,
-                 now_s: Callable[[], float] = time.monotonic) -> None:
+                 now_s: Callable[[], float] = time.monotonic,
+                 viewers: Callable[[p.Viewers], None] = lambda message: None) -> None:
         """``publish`` a twist, ``reply`` to the users, ``say`` a text, ``set_mode`` of the
         streaming node (ok, message), the robot's ``status``; ``now_ms`` is the protocol's
         clock (commands' age), ``now_s`` a monotonic one (how long a command is held).
@@ -36,6 +37,7 @@ class CommandRouter:
         self.status = status
         self.now_ms = now_ms
         self.now_s = now_s
+        self.viewers = viewers
         self._tasks: set[asyncio.Future[None]] = set()
 
     async def route(self, message: p.Message) -> None:
@@ -60,6 +62,8 @@ class CommandRouter:
             self._background(self._switch_mode(message))  # a service call: beside the driving
         elif isinstance(message, p.GetStatus):
             await self.send_status()
+        elif isinstance(message, p.Viewers):
+            self.viewers(message)
 
     def stop(self) -> None:
         """Stop now (a stop message, or the link to the driver is gone)."""

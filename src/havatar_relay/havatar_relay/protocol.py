@@ -15,7 +15,9 @@ from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2 added ``viewers`` (relay to robot); hello v1 is still spoken
+SUPPORTED_VERSIONS = (1, 2)
+VIEWERS_SINCE = 2  # the first version whose robots are sent ``viewers``
 MAX_MESSAGE_BYTES = 8192
 MAX_SAY_CHARS = 500
 MAX_LINEAR = 2.0     # m/s; the robot clamps further to its own limits
@@ -176,6 +178,17 @@ class Lease(Message):
     ttl_ms: Annotated[int, Field(ge=50, le=10000)]
 
 
+class Viewers(Message):
+    """Relay to robot (protocol v2): who reads the robot's stream on MediaMTX now, sent
+    every heartbeat while the relay can ask MediaMTX, and at once when a reader arrives. The
+    robot encodes while ``readers`` or ``recording`` says so, or while this word is missing.
+    """
+
+    type: Literal['viewers'] = 'viewers'
+    readers: Annotated[int, Field(ge=0, le=1_000_000)]
+    recording: bool = False
+
+
 class TakeControl(Message):
     """Ask to become the driver; ``force`` takes over from the current driver."""
 
@@ -259,13 +272,13 @@ class Status(Message):
 
 AnyMessage = Annotated[
     Union[Hello, Welcome, Ping, Pong, Error, Drive, MotorControl, Stop, Ack, Lease, TakeControl,
-          ReleaseControl, Control, Say, SetMode, GetStatus, Status],
+          ReleaseControl, Control, Say, SetMode, GetStatus, Status, Viewers],
     Field(discriminator='type'),
 ]
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(AnyMessage)
 MESSAGE_TYPES: tuple[str, ...] = (
     'hello', 'welcome', 'ping', 'pong', 'error', 'drive', 'motor_control', 'stop', 'ack', 'lease',
-    'take_control', 'release_control', 'control', 'say', 'set_mode', 'get_status', 'status')
+    'take_control', 'release_control', 'control', 'say', 'set_mode', 'get_status', 'status', 'viewers')
 
 
 class ProtocolError(Exception):
@@ -326,7 +339,7 @@ def dump_with(message: Message, **update: Any) -> str:
     return _dumps({k: v for k, v in fields.items() if v is not None})
 
 
-_FLAT = (Drive, MotorControl, Ack, Stop, Say, SetMode, GetStatus)
+_FLAT = (Drive, MotorControl, Ack, Stop, Say, SetMode, GetStatus, Viewers)
 try:  # optional: orjson is faster than json (both write enums as their values)
     import orjson
 
@@ -341,6 +354,7 @@ def json_schema() -> dict[str, Any]:
     """The protocol as JSON Schema plus its constants, for the web UI and other clients."""
     return {
         'version': PROTOCOL_VERSION,
+        'supported_versions': list(SUPPORTED_VERSIONS),
         'max_message_bytes': MAX_MESSAGE_BYTES,
         'max_linear': MAX_LINEAR,
         'max_angular': MAX_ANGULAR,

@@ -24,7 +24,7 @@ from geometry_msgs.msg import Twist
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import BatteryState
-from std_msgs.msg import String
+from std_msgs.msg import Int32, String
 
 from havatar_common.audio import PCM_CHANNELS, PCM_RATE, PCM_SAMPLE_BYTES
 from havatar_common.diagnostics import OK, WARN, diagnostic_array
@@ -104,6 +104,7 @@ class RelayNode(Node):
 
         self.cmd_pub = self.create_publisher(Twist, 'cmd_vel', 10)
         self.say_pub = self.create_publisher(String, 'say', 10)
+        self.readers_pub = self.create_publisher(Int32, 'stream/readers', 10)
         self.speaker_pub = self.create_publisher(AudioChunk, 'audio/speaker', qos_profile_sensor_data)
         self._talk_sequence = 0
         self.create_subscription(BatteryState, 'battery', self._on_battery, LATCHED)
@@ -116,7 +117,7 @@ class RelayNode(Node):
                            prm['motor_control_hold'], prm['driver_lease'])
         self.router = CommandRouter(gate, self._publish, self._reply,
                                     lambda text: self.say_pub.publish(String(data=text)),
-                                    streaming.set_mode, self.status)
+                                    streaming.set_mode, self.status, viewers=self._on_viewers)
         settings = SettingsStore(Path(prm['settings_file'] or config_dir() / 'server_mode.json').expanduser())
         api = RobotHttpApi(settings, streaming, self.status, self._relay_connected)
 
@@ -149,8 +150,13 @@ class RelayNode(Node):
         await self.core.attach_local_robot(self.robot_id, self.router.route)
         self.router.start()
 
+    def _on_viewers(self, message: p.Viewers) -> None:
+        """Who reads the stream, from the relay, to the streaming node (a recording is one)."""
+        self.readers_pub.publish(Int32(data=message.readers + int(message.recording)))
+
     def _on_cloud_link(self, up: bool) -> None:
         if not up:  # the relay (and with it the driver) is gone: stop now
+            self.readers_pub.publish(Int32(data=-1))  # and nobody says who watches: encode
             self.router.stop()
             self.get_logger().warning('cloud relay connection lost: motors stopped')
 

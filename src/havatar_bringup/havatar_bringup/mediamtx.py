@@ -13,10 +13,18 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any
 
-from .processes import free_port
+from .processes import find_program, free_port
 
 ROBOT_PATH = '~^[A-Za-z0-9_-]{1,64}$'          # <robot id>: the robot's camera and microphone
 TALK_PATH = '~^[A-Za-z0-9_-]{1,64}/talk$'      # <robot id>/talk: a browser's push-to-talk
+# Robots encode only while someone reads (the relay tells them; havatar_relay's
+# server/watchers.py). A robot path is "on demand" so that MediaMTX holds a reader that
+# arrives while the robot is idle until the robot publishes (at most the start timeout)
+# instead of answering 404. The relay's authentication hook is what wakes the robot; the
+# command itself does nothing (the container's MediaMTX binary printing its version).
+ON_DEMAND_COMMAND = '/mediamtx --version'
+ON_DEMAND = {'runOnDemand': ON_DEMAND_COMMAND, 'runOnDemandStartTimeout': '5s',
+             'runOnDemandCloseAfter': '10s'}
 
 SETTINGS: dict[str, Any] = {
     'logLevel': 'info',
@@ -38,7 +46,7 @@ SETTINGS: dict[str, Any] = {
     # record setting MediaMTX changes without dropping the publisher); relative to
     # MediaMTX's working directory: /recordings in the container, the run dir in the demo
     'pathDefaults': {'record': False, 'recordPath': './recordings/%path/%Y-%m-%d_%H-%M-%S-%f'},
-    'paths': {ROBOT_PATH: {}, TALK_PATH: {}},
+    'paths': {ROBOT_PATH: ON_DEMAND, TALK_PATH: {}},
 }
 
 # where it listens and whom it tells to connect where: differs per deployment
@@ -110,4 +118,7 @@ def local_config(ports: MediaMtxPorts, auth: dict[str, Any],
         'webrtcLocalTCPAddress': '', 'webrtcIPsFromInterfaces': False,
         'webrtcAdditionalHosts': [host], 'webrtcICEServers2': [],
     }
-    return {**SETTINGS, **addresses, **auth, **tls}
+    # the on-demand command as the container's, with the MediaMTX found here
+    paths = {**SETTINGS['paths'], ROBOT_PATH: {
+        **ON_DEMAND, 'runOnDemand': ON_DEMAND_COMMAND.replace('/mediamtx', str(find_program('mediamtx')), 1)}}
+    return {**SETTINGS, **addresses, **auth, **tls, 'paths': paths}

@@ -77,10 +77,12 @@ class Message(BaseModel):
 # --- session -------------------------------------------------------------------------------
 
 class Hello(Message):
-    """First message on every connection. Users name the robot they want; robots their own id."""
+    """First message on every connection. Users name the robot they want; robots their own
+    id. A hello without ``v`` speaks version 1.
+    """
 
     type: Literal['hello'] = 'hello'
-    v: int = PROTOCOL_VERSION
+    v: int = 1
     role: Role
     token: Token
     robot_id: RobotId

@@ -309,6 +309,13 @@ class RelayCore:
         return {robot_id: session.post for robot_id, session in self.robots.items()
                 if not session.closed and session.version >= p.VIEWERS_SINCE}
 
+    async def connected_elsewhere(self, robot_id: str) -> bool:
+        """The robot is connected to another instance of the relay."""
+        try:
+            return robot_id not in self.robots and await self.broker.is_online(robot_id)
+        except BrokerUnavailable:
+            return False
+
     async def send_to_robot(self, robot_id: str, message: p.Message) -> None:
         """Send ``message`` to the robot, wherever it is connected."""
         await self._send_to_robot(robot_id, message)

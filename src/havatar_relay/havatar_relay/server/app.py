@@ -11,7 +11,7 @@ stopping needs ``record: true``): ``GET /api/robots/<id>/recordings`` (state and
 ``POST /api/robots/<id>/recording`` (``{"record": true|false}``),
 ``GET /api/robots/<id>/recordings/<start>?duration=<s>`` (the MP4). With MediaMTX's API
 and the admin token set, robots (protocol v2) hear who watches them (``watchers.py``) and
-encode only then; a reader's authentication waits until the robot's stream is ready.
+encode only then; a reader's authentication wakes the robot's encoder at once.
 
 The config file (YAML) holds the accounts; tokens may be written as ``sha256:<hex>``::
 
@@ -144,7 +144,8 @@ def create_app(settings: Settings, broker: Optional[Broker] = None) -> web.Appli
     recorder = (Recorder(settings.mediamtx_api_url, settings.mediamtx_playback_url, settings.admin_token)
                 if recording_set_up(settings) else None)
     watchers = (Watchers(settings.mediamtx_api_url, settings.admin_token, core.viewer_robots,
-                         core.send_to_robot) if settings.mediamtx_api_url and settings.admin_token else None)
+                         core.connected_elsewhere, core.send_to_robot)
+                if settings.mediamtx_api_url and settings.admin_token else None)
     if settings.trust_forwarded:
         core.client_address = forwarded_client
 

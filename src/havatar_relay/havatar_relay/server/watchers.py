@@ -4,11 +4,11 @@ MediaMTX's control API (asked with the admin token, like the recordings) lists e
 readers and which paths record. Every ``poll_s`` each relay instance tells the robots
 connected to it how many read their path and whether a recording runs; the robot encodes
 while either says so, and whenever this word stops coming (the robot's ``readers_lease``).
-A reader arriving is seen first by MediaMTX's authentication hook: the robot is told at once,
-and the hook's answer waits (up to ``hold_s``) until the robot's path is ready, so the
-reader's WHEP/RTSP request finds the stream rather than a 404. When MediaMTX cannot be
-asked, nothing is sent and robots encode: every doubt ends in video, never in a viewer
-without it.
+A reader arriving is seen first by MediaMTX's authentication hook: the robot is told at once
+(the hook's answer does not wait: MediaMTX's path manager waits for it). MediaMTX holds the
+reader meanwhile, as the robot paths are on demand (``runOnDemand``, see
+``havatar_bringup.mediamtx``), until the robot publishes. When MediaMTX cannot be asked,
+nothing is sent and robots encode: every doubt ends in video, never in a viewer without it.
 """
 from __future__ import annotations
 
@@ -23,8 +23,6 @@ from .. import protocol as p
 
 POLL_S = 1.0     # between two counts sent to each robot (the robot's readers_lease is 3 s)
 PENDING_S = 5.0  # a reader the hook let in counts this long before MediaMTX lists it
-HOLD_S = 5.0     # longest wait of the hook's answer for the robot's stream to be ready
-HOLD_STEP_S = 0.05
 log = logging.getLogger('havatar_relay')
 
 
@@ -35,17 +33,21 @@ class WatchersError(Exception):
 class Watchers:
     def __init__(self, api_url: str, admin_token: str,
                  robots: Callable[[], dict[str, Callable[[p.Message], None]]],
+                 elsewhere: Callable[[str], Awaitable[bool]],
                  send: Callable[[str, p.Message], Awaitable[None]], poll_s: float = POLL_S,
-                 pending_s: float = PENDING_S, hold_s: float = HOLD_S) -> None:
+                 pending_s: float = PENDING_S) -> None:
         """``robots``: the robots connected here that understand ``viewers``, each with a way
-        to post it; ``send``: to any robot, through the broker (it may be on another instance).
+        to post it; ``elsewhere``: whether a robot is connected to another instance;
+        ``send``: to a robot through the broker.
         """
+        self.elsewhere = elsewhere
         self.api = api_url.rstrip('/')
         self.headers = {'Authorization': f'Bearer {admin_token}'}
         self.robots = robots
         self.send = send
-        self.poll_s, self.pending_s, self.hold_s = poll_s, pending_s, hold_s
+        self.poll_s, self.pending_s = poll_s, pending_s
         self._pending: dict[str, float] = {}  # robot -> until when a reader let in counts
+        self._seen: dict[str, tuple[int, bool]] = {}  # robot -> what it was told last (for the log)
         self._session: Optional[aiohttp.ClientSession] = None
         self._task: Optional[asyncio.Task[None]] = None
 
@@ -88,7 +90,11 @@ class Watchers:
             count = readers.get(robot_id, 0)
             if self._pending.get(robot_id, 0.0) > now:
                 count = max(count, 1)
-            post(p.Viewers(readers=count, recording=robot_id in recording, ts=p.now_ms()))
+            seen = (count, robot_id in recording)
+            if self._seen.get(robot_id) != seen:
+                self._seen[robot_id] = seen
+                log.info('%s: %d reader(s)%s', robot_id, count, ', recording' if seen[1] else '')
+            post(p.Viewers(readers=count, recording=seen[1], ts=p.now_ms()))
 
     async def _run(self) -> None:
         failing = False
@@ -105,26 +111,11 @@ class Watchers:
             await asyncio.sleep(self.poll_s)
 
     async def reader_arrives(self, robot_id: str) -> None:
-        """MediaMTX let a reader of ``robot_id``'s stream in: wake the robot's encoder and
-        return once its stream is ready (or after ``hold_s``), before the reader asks for it.
-        """
+        """MediaMTX let a reader of ``robot_id``'s stream in: wake the robot's encoder."""
         self._pending[robot_id] = time.monotonic() + self.pending_s
-        try:
-            if await self._ready(robot_id):
-                return
-            await self.send(robot_id, p.Viewers(readers=1, ts=p.now_ms()))
-            deadline = time.monotonic() + self.hold_s
-            while time.monotonic() < deadline:
-                await asyncio.sleep(HOLD_STEP_S)
-                if await self._ready(robot_id):
-                    return
-        except WatchersError as exc:
-            log.info('reader of %s let in without waiting: %s', robot_id, exc)
-
-    async def _ready(self, robot_id: str) -> bool:
-        try:
-            return bool((await self._get(f'/v3/paths/get/{robot_id}')).get('ready'))
-        except WatchersError as exc:
-            if '404' in str(exc):
-                return False  # no publisher (MediaMTX lists no path without one)
-            raise
+        message = p.Viewers(readers=1, ts=p.now_ms())
+        post = self.robots().get(robot_id)
+        if post is not None:
+            post(message)
+        elif await self.elsewhere(robot_id):  # its instance's next count may say 0 first:
+            await self.send(robot_id, message)  # the robot's idle_linger covers that

@@ -145,9 +145,26 @@ class RtspSession:
             thread.start()
 
     def stop(self) -> None:
+        """Stop writing, close ffmpeg's inputs (so it ends at once rather than waiting in a
+        read), then terminate it.
+        """
         self._stop.set()
         self._video_event.set()
+        if self._fifo:  # unblock a writer still waiting for ffmpeg to open the FIFO
+            try:
+                fd = os.open(self._fifo, os.O_RDONLY | os.O_NONBLOCK)
+                os.close(fd)
+            except OSError:
+                pass
+        writers = [t for t in self._threads if t.name != 'publish-_read_progress']
+        for thread in writers:
+            thread.join(timeout=1)
         process = self._process
+        if process is not None and process.stdin is not None and not any(t.is_alive() for t in writers):
+            try:
+                process.stdin.close()
+            except OSError:
+                pass
         if process is not None and process.poll() is None:
             process.terminate()
             try:
@@ -155,12 +172,6 @@ class RtspSession:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        if self._fifo:  # unblock a writer still waiting for ffmpeg to open the FIFO
-            try:
-                fd = os.open(self._fifo, os.O_RDONLY | os.O_NONBLOCK)
-                os.close(fd)
-            except OSError:
-                pass
         for thread in self._threads:
             thread.join(timeout=3)
         self._hop.stop()

@@ -11,7 +11,8 @@ relay node: how many read the robot's path on MediaMTX, a recording counting as 
 unknown) lets server mode stop its encoder ``idle_linger`` seconds after the last reader
 left; without fresh word (``readers_lease``) it encodes. Raw camera images are subscribed
 only while something needs them (the encoder, or MJPEG viewers when the camera offers no
-JPEG), so a camera that decodes only for raw subscribers decodes nothing meanwhile.
+JPEG), so a camera that decodes only for raw subscribers decodes nothing meanwhile; the
+microphone only while the encoder needs it.
 
 The node only wires: the mode machine (``mode.py``) decides, the session supervisor
 (``supervisor.py``) alone starts and stops the sessions, ``session_health.py`` judges them.
@@ -222,7 +223,7 @@ class StreamingNode(Node):
         self.speaker_pub = self.create_publisher(AudioChunk, 'audio/speaker', qos_profile_sensor_data)
         self._image_sub = None
         self.create_subscription(Int32, 'stream/readers', self._on_readers, 10)
-        self.create_subscription(AudioChunk, 'audio/mic', self._on_audio, qos_profile_sensor_data)
+        self._audio_sub = None
         self._jpeg_sub = None
         self._last_jpeg = 0.0
         self.create_service(SetStreamMode, 'stream/set_mode', self._on_set_mode)
@@ -280,15 +281,21 @@ class StreamingNode(Node):
 
     def _on_readers(self, msg: Int32) -> None:
         was = self.demand.wanted(time.monotonic())
+        if (msg.data != 0) != (self.demand.readers != 0):
+            self.get_logger().info(f'stream readers: {msg.data}' if msg.data >= 0 else 'stream readers unknown')
         self.demand.report(msg.data, time.monotonic())
         if self.demand.wanted(time.monotonic()) and not was:
             self._manage_subscriptions()  # frames ready for the encoder about to start
             self.supervisor.wake()
 
+    def _encoding(self) -> bool:
+        """The encoder runs, or is about to."""
+        return self.supervisor.session is not None or (
+            self.supervisor.status().active == SERVER and self.demand.wanted(time.monotonic()))
+
     def _raw_wanted(self) -> bool:
         """Raw images feed the encoder (running or about to) and MJPEG without camera JPEGs."""
-        encoding = self.supervisor.session is not None or (
-            self.supervisor.status().active == SERVER and self.demand.wanted(time.monotonic()))
+        encoding = self._encoding()
         camera_jpeg = (self._jpeg_sub is not None
                        and time.monotonic() - self._last_jpeg <= CAMERA_JPEG_FRESH)
         return encoding or (self.hub.wanted() and not camera_jpeg)
@@ -311,6 +318,13 @@ class StreamingNode(Node):
         elif not raw and self._image_sub is not None:
             self.destroy_subscription(self._image_sub)
             self._image_sub = None
+        audio = self.params['audio'] and self._encoding()
+        if audio and self._audio_sub is None:
+            self._audio_sub = self.create_subscription(AudioChunk, 'audio/mic', self._on_audio,
+                                                       qos_profile_sensor_data)
+        elif not audio and self._audio_sub is not None:
+            self.destroy_subscription(self._audio_sub)
+            self._audio_sub = None
 
     def _on_audio(self, msg: AudioChunk) -> None:
         session = self.supervisor.session

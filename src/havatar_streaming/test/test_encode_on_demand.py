@@ -4,7 +4,8 @@ server mode with the camera's test pattern.
 
 Nobody reads: no encoder runs (server mode stays active). A WHEP reader, then an RTSP one,
 arriving starts it and gets decoded video; after the reader leaves the encoder stops once
-``idle_linger`` has passed. A recording keeps it running without readers.
+``idle_linger`` has passed. A recording keeps it running without readers, and a reader
+after it still gets video.
 """
 from __future__ import annotations
 
@@ -82,3 +83,8 @@ def test_a_recording_keeps_the_encoder(stack):
     assert stack.encoders() and stack.path().get('ready')
     stack.set_recording(False)
     idle(stack)
+
+    async def watch() -> None:  # the recording's own path configuration is on demand too
+        _, pc = await first_video_frame(stack.whep_url())
+        await pc.close()
+    asyncio.run(watch())

@@ -12,7 +12,10 @@ pattern, 640x480 at 30 Hz), microphone, relay node and streaming node in server 
   baseline: what server mode cost before, whether anyone watched or not).
 - Time from a WHEP offer to the first decoded video frame, p50/p95 over ``--tries``: cold
   (the encoder idle: the reader wakes it; goal p95 < 1.0 s) beside warm (another reader
-  keeps the encoder running: the time WebRTC itself takes).
+  keeps the encoder running: the time WebRTC itself takes). For the cold tries, the time
+  from the offer until MediaMTX reports the robot's path ready (polled every 50 ms) splits
+  it into waking the robot (relay hook, relay node, streaming node, ffmpeg publishing) and
+  the WebRTC part after it.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -113,9 +117,23 @@ def main() -> int:
 
         cold_failures: list[str] = []
         cold: list[float] = []
+        ready: list[float] = []
         for _ in range(options.tries):
             idle(stack)
+            offered = time.monotonic()
+            stop = threading.Event()
+
+            def poll() -> None:
+                while not stop.is_set():
+                    if stack.path().get('ready'):
+                        ready.append(time.monotonic() - offered)
+                        return
+                    stop.wait(0.05)
+            poller = threading.Thread(target=poll, daemon=True)
+            poller.start()
             seconds = asyncio.run(one_try(stack.whep_url(), cold_failures))
+            stop.set()
+            poller.join()
             if seconds is not None:
                 cold.append(seconds)
 
@@ -136,6 +154,7 @@ def main() -> int:
         warm = asyncio.run(warm_tries())
         print('\nWHEP offer -> first decoded video frame')
         print(f'  cold (encoder idle, woken by the reader) {percentiles(cold)}, {len(cold_failures)} failed')
+        print(f'    of which offer -> robot path ready     {percentiles(ready)}')
         print(f'  warm (encoder already running)           {percentiles(warm)}, {len(warm_failures)} failed')
         for failure in cold_failures + warm_failures:
             print(f'  failed try: {failure}')

@@ -32,6 +32,11 @@ def idle(stack: OnDemandStack, timeout: float = 20.0) -> None:
                'no encoder and no stream while nobody reads')
 
 
+def raw_inputs(ros_node) -> tuple[int, int]:
+    """Subscribers of the camera's raw images and of the microphone (only the streaming node's)."""
+    return ros_node.node.count_subscribers('/camera/image_raw'), ros_node.node.count_subscribers('/audio/mic')
+
+
 async def first_video_frame(url: str) -> tuple[float, object]:
     """Seconds from the WHEP offer to the first decoded video frame, and the open connection."""
     start = time.monotonic()
@@ -44,14 +49,17 @@ async def first_video_frame(url: str) -> tuple[float, object]:
     return time.monotonic() - start, pc
 
 
-def test_encoder_runs_only_while_someone_reads(stack):
+def test_encoder_runs_only_while_someone_reads(stack, ros_node):
     idle(stack)
     stack.streaming.wait_for_output('encoder stopped', timeout=5)
+    # nothing to encode: the camera's raw images and the microphone are not even subscribed
+    wait_until(lambda: raw_inputs(ros_node) == (0, 0), 10, 'no raw image or microphone subscription')
 
     async def watch() -> float:
         seconds, pc = await first_video_frame(stack.whep_url())
         try:
             assert stack.encoders(), 'video arrived from an encoder'
+            assert raw_inputs(ros_node) == (1, 1)
             await asyncio.sleep(LINGER + 2)  # a reader keeps it, linger or not
             assert stack.encoders() and stack.path().get('readers')
         finally:

@@ -6,7 +6,9 @@ while a browser listens) and the driver's microphone at ``/talk/ws`` (played on
 ``audio/speaker``) on ``http_port``. Server mode (``relay_url`` set): it is
 also a WebSocket client of the cloud relay. Either way, commands become ``cmd_vel``
 (``geometry_msgs/Twist``) — stale ones are dropped — text becomes ``say``, mode changes go
-to the streaming node's ``stream/set_mode``, and robot status goes back to the users. Its
+to the streaming node's ``stream/set_mode``, the relay's ``viewers`` (who reads the stream)
+go to ``stream/readers`` (-1 when the relay link drops), and robot status goes back to the
+users. Its
 ``/diagnostics`` status ``relay_node: relay`` is also its heartbeat: sent only while both
 the ROS executor and the web server's event loop run, so run_robot's watchdog restarts a
 relay node whose server hangs.

@@ -26,9 +26,9 @@ TALK_PATH = '~^[A-Za-z0-9_-]{1,64}/talk$'      # <robot id>/talk: a browser's pu
 # talk (under readTimeout) instead of starting a new ffmpeg every two seconds, which was
 # most of an idle robot's CPU.
 ON_DEMAND_COMMAND = '/mediamtx --version'
-ON_DEMAND = {'runOnDemand': ON_DEMAND_COMMAND, 'runOnDemandStartTimeout': '5s',
+ON_DEMAND = {'runOnDemand': ON_DEMAND_COMMAND, 'runOnDemandStartTimeout': '8s',
              'runOnDemandCloseAfter': '10s'}
-TALK_ON_DEMAND = {**ON_DEMAND, 'runOnDemandStartTimeout': '8s'}
+TALK_ON_DEMAND = ON_DEMAND
 
 SETTINGS: dict[str, Any] = {
     'logLevel': 'info',

@@ -68,7 +68,7 @@ def test_cloud_ui_retries_webrtc_until_the_stream_is_there_and_after_it_returns(
     page, watch, _ = open_ui(chromium, proxied_stack)
     page.evaluate('window.sameDocument = true')
     page.wait_for_function("document.getElementById('video-state').textContent.includes('retrying')",
-                           timeout=15000)
+                           timeout=25000)  # MediaMTX holds the first WHEP up to 8 s (on demand)
     proxied_stack.publish()
     published = time.monotonic()
     page.wait_for_function(WEBRTC_PLAYING, timeout=30000)

@@ -46,3 +46,30 @@ def cpu_percent(pids: Iterable[int], seconds: float) -> float:
     meter = CpuMeter(pids)
     time.sleep(seconds)
     return meter.percent()
+
+
+def cpu_seconds_all(pids: Iterable[int]) -> float:
+    """``cpu_seconds`` plus the CPU of descendants that ended and were waited for (a process
+    that starts short-lived children, such as a retrying ffmpeg, pays for them too).
+    """
+    total = 0.0
+    for pid in pids:
+        try:
+            processes = tree(pid)
+        except psutil.NoSuchProcess:
+            continue
+        for process in processes:
+            try:
+                times = process.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += times.user + times.system + times.children_user + times.children_system
+    return total
+
+
+def cpu_percent_all(pids: Iterable[int], seconds: float) -> float:
+    """``cpu_percent`` counting ended children too (``cpu_seconds_all``)."""
+    pids = list(pids)
+    start, t0 = cpu_seconds_all(pids), time.monotonic()
+    time.sleep(seconds)
+    return 100 * (cpu_seconds_all(pids) - start) / (time.monotonic() - t0)

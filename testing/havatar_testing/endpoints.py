@@ -218,6 +218,8 @@ def _rtsp_read(stack: Stack, token: str) -> object:
 
 def _rtsp_publish(stack: Stack, token: str) -> object:
     if token == stack.tokens['robot']:  # would replace the robot's own stream: it publishes
+        if not stack.published():  # idle while nobody watches: a viewer wakes it (on demand)
+            _rtsp_read(stack, stack.tokens['user'])
         return 'publishing' if stack.published() else 'not published'
     return rtsp_status(_port(stack, 'mediamtx-rtsp'), 'ANNOUNCE', stack.robot_id, stack.robot_id if token else '',
                        token, stack.rtsps)

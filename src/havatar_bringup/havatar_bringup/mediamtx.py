@@ -13,10 +13,22 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any
 
-from .processes import free_port
+from .processes import find_program, free_port
 
 ROBOT_PATH = '~^[A-Za-z0-9_-]{1,64}$'          # <robot id>: the robot's camera and microphone
 TALK_PATH = '~^[A-Za-z0-9_-]{1,64}/talk$'      # <robot id>/talk: a browser's push-to-talk
+# Robots encode only while someone reads (the relay tells them; havatar_relay's
+# server/watchers.py). A robot path is "on demand" so that MediaMTX holds a reader that
+# arrives while the robot is idle until the robot publishes (at most the start timeout)
+# instead of answering 404. The relay's authentication hook is what wakes the robot; the
+# command itself does nothing (the container's MediaMTX binary printing its version).
+# The talk path is on demand too: the robot's talkback reader waits there for a browser to
+# talk (under readTimeout) instead of starting a new ffmpeg every two seconds, which was
+# most of an idle robot's CPU.
+ON_DEMAND_COMMAND = '/mediamtx --version'
+ON_DEMAND = {'runOnDemand': ON_DEMAND_COMMAND, 'runOnDemandStartTimeout': '8s',
+             'runOnDemandCloseAfter': '10s'}
+TALK_ON_DEMAND = ON_DEMAND
 
 SETTINGS: dict[str, Any] = {
     'logLevel': 'info',
@@ -38,7 +50,7 @@ SETTINGS: dict[str, Any] = {
     # record setting MediaMTX changes without dropping the publisher); relative to
     # MediaMTX's working directory: /recordings in the container, the run dir in the demo
     'pathDefaults': {'record': False, 'recordPath': './recordings/%path/%Y-%m-%d_%H-%M-%S-%f'},
-    'paths': {ROBOT_PATH: {}, TALK_PATH: {}},
+    'paths': {ROBOT_PATH: ON_DEMAND, TALK_PATH: TALK_ON_DEMAND},
 }
 
 # where it listens and whom it tells to connect where: differs per deployment
@@ -85,6 +97,15 @@ class MediaMtxPorts:
     rtsps: int = field(default_factory=free_port)  # listens only with rtsps_only's settings
 
 
+def as_shipped(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with its on-demand commands as the container runs them (``local_config``
+    runs the MediaMTX binary found here instead).
+    """
+    paths = {name: {**conf, 'runOnDemand': ON_DEMAND_COMMAND} if 'runOnDemand' in conf else conf
+             for name, conf in config.get('paths', {}).items()}
+    return {**config, 'paths': paths} if 'paths' in config else config
+
+
 def local_config(ports: MediaMtxPorts, auth: dict[str, Any],
                  tls: dict[str, Any] | None = None) -> dict[str, Any]:
     """``SETTINGS`` listening only on 127.0.0.1 at ``ports``, with ``auth`` (``AUTH_KEYS``)
@@ -110,4 +131,8 @@ def local_config(ports: MediaMtxPorts, auth: dict[str, Any],
         'webrtcLocalTCPAddress': '', 'webrtcIPsFromInterfaces': False,
         'webrtcAdditionalHosts': [host], 'webrtcICEServers2': [],
     }
-    return {**SETTINGS, **addresses, **auth, **tls}
+    # the on-demand command as the container's, with the MediaMTX found here
+    command = ON_DEMAND_COMMAND.replace('/mediamtx', str(find_program('mediamtx')), 1)
+    paths = {name: {**conf, 'runOnDemand': command} if 'runOnDemand' in conf else conf
+             for name, conf in SETTINGS['paths'].items()}
+    return {**SETTINGS, **addresses, **auth, **tls, 'paths': paths}

@@ -7,7 +7,7 @@ import yaml
 
 from havatar_bringup.demo import Demo
 from havatar_bringup.mediamtx import (ADDRESS_KEYS, AUTH_KEYS, CLEAR_RTSP, SETTINGS, SHIPPED_CERT, SHIPPED_KEY,
-                                     TLS_KEYS, MediaMtxPorts, relay_auth, rtsps_only)
+                                     TLS_KEYS, MediaMtxPorts, as_shipped, relay_auth, rtsps_only)
 from havatar_testing import WORKSPACE
 from havatar_testing.mediamtx import MediaMtxUser, mediamtx_config
 
@@ -81,7 +81,7 @@ def test_demo_and_test_mediamtx_agree_with_the_shipped_config(tmp_path):
     tests = mediamtx_config(MediaMtxPorts(), [MediaMtxUser('viewer', 'secret')])
     deployment = set(ADDRESS_KEYS) | set(AUTH_KEYS) | set(TLS_KEYS)
     for config in (shipped, demo, tests):
-        assert {k: v for k, v in config.items() if k not in deployment} == SETTINGS
+        assert {k: v for k, v in as_shipped(config).items() if k not in deployment} == SETTINGS
         assert set(ADDRESS_KEYS) <= set(config)
     for config in (demo, tests):
         listeners = [v for k, v in config.items() if k in ADDRESS_KEYS and k.endswith('Address') and v]

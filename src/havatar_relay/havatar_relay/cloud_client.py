@@ -63,6 +63,7 @@ class CloudClient:
         self.on_link = on_link
         self.backoff = backoff or Backoff()
         self.clock = p.ClockOffset()
+        self.version = p.PROTOCOL_VERSION  # lowered to 1 when the relay speaks only that
         self.connected = False
         self.last_error = ''
         self._outbox: Optional[asyncio.Queue[str]] = None
@@ -106,13 +107,16 @@ class CloudClient:
         ws = await asyncio.wait_for(session.ws_connect(
             self.url, heartbeat=None, max_msg_size=p.MAX_MESSAGE_BYTES * 2), CONNECT_TIMEOUT_S)
         async with ws:
-            await ws.send_str(p.dump(p.Hello(role=p.Role.ROBOT, token=self._token,
+            await ws.send_str(p.dump(p.Hello(role=p.Role.ROBOT, token=self._token, v=self.version,
                                              robot_id=self.robot_id, client='havatar relay_node')))
             frame = await ws.receive(timeout=CONNECT_TIMEOUT_S)
             if frame.type != aiohttp.WSMsgType.TEXT:
                 raise RelayRefused(f'closed before the welcome ({frame.type.name} {frame.data!r} '
                                    f'{frame.extra or ""})'.strip())
             reply = p.parse(frame.data)
+            if (isinstance(reply, p.Error) and reply.code is p.ErrorCode.UNSUPPORTED_VERSION
+                    and self.version > 1):
+                self.version = 1  # a relay older than this robot: the next attempt says v1
             if not isinstance(reply, p.Welcome):
                 raise RelayRefused(getattr(reply, 'message', f'{reply.type} instead of welcome'))  # type: ignore[attr-defined]
             self.clock = p.ClockOffset()  # a new connection may go through another relay

@@ -24,6 +24,7 @@ class CommandRouter:
                  reply: Callable[[p.Message], Awaitable[None]], say: Callable[[p.Say], None],
                  set_mode: Callable[[str], Awaitable[tuple[bool, str]]],
                  status: Callable[[], p.Status], *, stop_speaking: Callable[[], None],
+                 viewers: Callable[[p.Viewers], None] = lambda message: None,
                  now_ms: Callable[[], float] = p.now_ms, now_s: Callable[[], float] = time.monotonic) -> None:
         """``publish`` a twist, ``reply`` to the users, ``say`` a text, ``stop_speaking``, ``set_mode`` of the
         streaming node (ok, message), the robot's ``status``; ``now_ms`` is the protocol's
@@ -38,6 +39,7 @@ class CommandRouter:
         self.status = status
         self.now_ms = now_ms
         self.now_s = now_s
+        self.viewers = viewers
         self._tasks: set[asyncio.Future[None]] = set()
 
     async def route(self, message: p.Message) -> None:
@@ -64,6 +66,8 @@ class CommandRouter:
             self._background(self._switch_mode(message))  # a service call: beside the driving
         elif isinstance(message, p.GetStatus):
             await self.send_status()
+        elif isinstance(message, p.Viewers):
+            self.viewers(message)
 
     def stop(self) -> None:
         """Stop now (a stop message, or the link to the driver is gone)."""

@@ -15,8 +15,9 @@ from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-PROTOCOL_VERSION = 1
-PROTOCOL_REVISION = 2  # additions within a version (optional fields, new messages); see the doc
+PROTOCOL_VERSION = 2  # 2 added ``viewers`` (relay to robot); hello v1 is still spoken
+SUPPORTED_VERSIONS = (1, 2)
+VIEWERS_SINCE = 2  # the first version whose robots are sent ``viewers``
 MAX_MESSAGE_BYTES = 8192
 MAX_SAY_CHARS = 500
 SAY_LANGUAGES = ('en', 'ro', 'de')  # the languages every robot speaks (others: its default)
@@ -77,10 +78,12 @@ class Message(BaseModel):
 # --- session -------------------------------------------------------------------------------
 
 class Hello(Message):
-    """First message on every connection. Users name the robot they want; robots their own id."""
+    """First message on every connection. Users name the robot they want; robots their own
+    id. A hello without ``v`` speaks version 1.
+    """
 
     type: Literal['hello'] = 'hello'
-    v: int = PROTOCOL_VERSION
+    v: int = 1
     role: Role
     token: Token
     robot_id: RobotId
@@ -176,6 +179,17 @@ class Lease(Message):
     type: Literal['lease'] = 'lease'
     driver: SessionId
     ttl_ms: Annotated[int, Field(ge=50, le=10000)]
+
+
+class Viewers(Message):
+    """Relay to robot (protocol v2): who reads the robot's stream on MediaMTX now, sent
+    every heartbeat while the relay can ask MediaMTX, and at once when a reader arrives. The
+    robot encodes while ``readers`` or ``recording`` says so, or while this word is missing.
+    """
+
+    type: Literal['viewers'] = 'viewers'
+    readers: Annotated[int, Field(ge=0, le=1_000_000)]
+    recording: bool = False
 
 
 class TakeControl(Message):
@@ -277,14 +291,14 @@ class Status(Message):
 
 AnyMessage = Annotated[
     Union[Hello, Welcome, Ping, Pong, Error, Drive, MotorControl, Stop, Ack, Lease, TakeControl,
-          ReleaseControl, Control, Say, StopSpeaking, SetMode, GetStatus, Status],
+          ReleaseControl, Control, Say, StopSpeaking, SetMode, GetStatus, Status, Viewers],
     Field(discriminator='type'),
 ]
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(AnyMessage)
 MESSAGE_TYPES: tuple[str, ...] = (
     'hello', 'welcome', 'ping', 'pong', 'error', 'drive', 'motor_control', 'stop', 'ack', 'lease',
     'take_control', 'release_control', 'control', 'say', 'stop_speaking', 'set_mode', 'get_status',
-    'status')
+    'status', 'viewers')
 
 
 class ProtocolError(Exception):
@@ -345,7 +359,7 @@ def dump_with(message: Message, **update: Any) -> str:
     return _dumps({k: v for k, v in fields.items() if v is not None})
 
 
-_FLAT = (Drive, MotorControl, Ack, Stop, Say, StopSpeaking, SetMode, GetStatus)
+_FLAT = (Drive, MotorControl, Ack, Stop, Say, StopSpeaking, SetMode, GetStatus, Viewers)
 try:  # optional: orjson is faster than json (both write enums as their values)
     import orjson
 
@@ -360,7 +374,7 @@ def json_schema() -> dict[str, Any]:
     """The protocol as JSON Schema plus its constants, for the web UI and other clients."""
     return {
         'version': PROTOCOL_VERSION,
-        'revision': PROTOCOL_REVISION,
+        'supported_versions': list(SUPPORTED_VERSIONS),
         'max_message_bytes': MAX_MESSAGE_BYTES,
         'max_linear': MAX_LINEAR,
         'max_angular': MAX_ANGULAR,

@@ -120,9 +120,9 @@ class RelayCore:
             if not isinstance(hello, p.Hello):
                 raise p.ProtocolError(p.ErrorCode.HELLO_REQUIRED, 'the first message must be hello')
             token = hello.token
-            if hello.v != p.PROTOCOL_VERSION:
-                raise p.ProtocolError(p.ErrorCode.UNSUPPORTED_VERSION,
-                                      f'protocol v{hello.v} is not supported (v{p.PROTOCOL_VERSION})')
+            if hello.v not in p.SUPPORTED_VERSIONS:
+                raise p.ProtocolError(p.ErrorCode.UNSUPPORTED_VERSION, f'protocol v{hello.v} is not '
+                                      f'supported (v{", v".join(map(str, p.SUPPORTED_VERSIONS))})')
             return await self._admit(ws, hello)
         except p.ProtocolError as exc:
             if exc.code is p.ErrorCode.UNAUTHORIZED:  # a wrong token waits (auth_throttle)
@@ -155,6 +155,7 @@ class RelayCore:
         welcome = dict(robot_online=await self.broker.is_online(robot),
                        driver=await self.broker.driver(robot))
         session = Session(ws, hello.role, robot, name, bucket)
+        session.version = hello.v
         # the welcome is queued before the session can receive anything else
         session.post(p.Welcome(session_id=session.id, robot_id=robot, role=hello.role,
                                heartbeat_ms=int(self.limits.heartbeat_s * 1000),
@@ -309,6 +310,22 @@ class RelayCore:
             del self.driving[session.robot_id]
         await self._send_to_robot(session.robot_id, p.Stop(ts=p.now_ms()))
         await self._control_changed(session.robot_id, None)
+
+    def viewer_robots(self) -> dict[str, Callable[[p.Message], None]]:
+        """The robots connected here that are told who watches them (protocol v2 and up)."""
+        return {robot_id: session.post for robot_id, session in self.robots.items()
+                if not session.closed and session.version >= p.VIEWERS_SINCE}
+
+    async def connected_elsewhere(self, robot_id: str) -> bool:
+        """The robot is connected to another instance of the relay."""
+        try:
+            return robot_id not in self.robots and await self.broker.is_online(robot_id)
+        except BrokerUnavailable:
+            return False
+
+    async def send_to_robot(self, robot_id: str, message: p.Message) -> None:
+        """Send ``message`` to the robot, wherever it is connected."""
+        await self._send_to_robot(robot_id, message)
 
     async def _send_to_robot(self, robot_id: str, message: p.Message) -> None:
         await self.broker.to_robot(robot_id, self._robot_envelope_of(message))

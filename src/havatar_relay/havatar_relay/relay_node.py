@@ -7,7 +7,9 @@ while a browser listens) and the driver's microphone at ``/talk/ws`` (played on
 also a WebSocket client of the cloud relay. Either way, commands become ``cmd_vel``
 (``geometry_msgs/Twist``) — stale ones are dropped — text becomes ``speech`` (text, language,
 voice), ``stop_speaking`` an ``std_msgs/Empty`` on ``stop_speaking``, mode changes go
-to the streaming node's ``stream/set_mode``, and robot status goes back to the users. Its
+to the streaming node's ``stream/set_mode``, the relay's ``viewers`` (who reads the stream)
+go to ``stream/readers`` (-1 when the relay link drops), and robot status goes back to the
+users. Its
 ``/diagnostics`` status ``relay_node: relay`` is also its heartbeat: sent only while both
 the ROS executor and the web server's event loop run, so run_robot's watchdog restarts a
 relay node whose server hangs.
@@ -25,7 +27,7 @@ from geometry_msgs.msg import Twist
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import BatteryState
-from std_msgs.msg import Empty
+from std_msgs.msg import Empty, Int32
 
 from havatar_common.audio import PCM_CHANNELS, PCM_RATE, PCM_SAMPLE_BYTES
 from havatar_common.diagnostics import OK, WARN, diagnostic_array
@@ -108,6 +110,7 @@ class RelayNode(Node):
         self.cmd_pub = self.create_publisher(Twist, 'cmd_vel', 10)
         self.speech_pub = self.create_publisher(Speech, 'speech', 10)
         self.stop_speaking_pub = self.create_publisher(Empty, 'stop_speaking', 10)
+        self.readers_pub = self.create_publisher(Int32, 'stream/readers', 10)
         self.speaker_pub = self.create_publisher(AudioChunk, 'audio/speaker', qos_profile_sensor_data)
         self._talk_sequence = 0
         self.create_subscription(BatteryState, 'battery', self._on_battery, LATCHED)
@@ -120,7 +123,8 @@ class RelayNode(Node):
                            prm['motor_control_hold'], prm['driver_lease'])
         self.router = CommandRouter(gate, self._publish, self._reply,
                                     self._say, streaming.set_mode, self.status,
-                                    stop_speaking=lambda: self.stop_speaking_pub.publish(Empty()))
+                                    stop_speaking=lambda: self.stop_speaking_pub.publish(Empty()),
+                                    viewers=self._on_viewers)
         settings = SettingsStore(Path(prm['settings_file'] or config_dir() / 'server_mode.json').expanduser())
         api = RobotHttpApi(settings, streaming, self.status, self._relay_connected)
 
@@ -155,8 +159,13 @@ class RelayNode(Node):
         await self.core.attach_local_robot(self.robot_id, self.router.route)
         self.router.start()
 
+    def _on_viewers(self, message: p.Viewers) -> None:
+        """Who reads the stream, from the relay, to the streaming node (a recording is one)."""
+        self.readers_pub.publish(Int32(data=message.readers + int(message.recording)))
+
     def _on_cloud_link(self, up: bool) -> None:
         if not up:  # the relay (and with it the driver) is gone: stop now
+            self.readers_pub.publish(Int32(data=-1))  # and nobody says who watches: encode
             self.router.stop()
             self.get_logger().warning('cloud relay connection lost: motors stopped')
 

@@ -78,6 +78,7 @@ class Session:
         self.clock = p.ClockOffset()
         self.last_heard = time.monotonic()
         self.moved = False  # a driving command of this session since its last stop
+        self.version = p.PROTOCOL_VERSION  # the protocol version its hello named
         self._outbox: asyncio.Queue[str] = asyncio.Queue(self.OUTBOX)
         self._tasks = [asyncio.create_task(self._write())]
 

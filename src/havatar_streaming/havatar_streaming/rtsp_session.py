@@ -31,6 +31,11 @@ from .rtsp_auth_hop import RtspAuthHop, default_port
 
 AUDIO_CHUNK_S = 0.02
 AUDIO_CHUNK_BYTES = int(PCM_RATE * AUDIO_CHUNK_S) * PCM_CHANNELS * PCM_SAMPLE_BYTES
+# a session starts when a viewer arrives (encoding on demand): key frames every
+# START_KEY_INTERVAL s for its first START_KEY_SPAN s, so a reader that joins a moment after
+# the first key frame does not wait a whole GOP for the next one
+START_KEY_SPAN = 3.0
+START_KEY_INTERVAL = 0.25
 AUDIO_QUEUE_MAX = 2  # chunks (40 ms): beyond this the oldest are dropped, so no standing delay builds up
 
 
@@ -83,7 +88,9 @@ def ffmpeg_argv(s: PublishSettings, url: str, audio_fifo: Optional[str],
                  '-ac', str(PCM_CHANNELS), '-thread_queue_size', '256', '-i', audio_fifo]
     video = ['-c:v', s.encoder, '-b:v', f'{s.video_bitrate_kbps}k',
              '-maxrate', f'{s.video_bitrate_kbps}k', '-bufsize', f'{s.video_bitrate_kbps // 2}k',
-             '-g', str(s.gop), '-bf', '0', '-pix_fmt', 'yuv420p', '-fps_mode', 'passthrough']
+             '-g', str(s.gop), '-bf', '0',
+             '-force_key_frames', f'expr:if(lt(t,{START_KEY_SPAN}),gte(t,n_forced*{START_KEY_INTERVAL}),0)',
+             '-pix_fmt', 'yuv420p', '-fps_mode', 'passthrough']
     if s.encoder == 'libx264':
         video += ['-preset', 'ultrafast', '-tune', 'zerolatency', '-profile:v', 'baseline']
     argv += ['-map', '0:v'] + video
@@ -138,9 +145,26 @@ class RtspSession:
             thread.start()
 
     def stop(self) -> None:
+        """Stop writing, close ffmpeg's inputs (so it ends at once rather than waiting in a
+        read), then terminate it.
+        """
         self._stop.set()
         self._video_event.set()
+        if self._fifo:  # unblock a writer still waiting for ffmpeg to open the FIFO
+            try:
+                fd = os.open(self._fifo, os.O_RDONLY | os.O_NONBLOCK)
+                os.close(fd)
+            except OSError:
+                pass
+        writers = [t for t in self._threads if t.name != 'publish-_read_progress']
+        for thread in writers:
+            thread.join(timeout=1)
         process = self._process
+        if process is not None and process.stdin is not None and not any(t.is_alive() for t in writers):
+            try:
+                process.stdin.close()
+            except OSError:
+                pass
         if process is not None and process.poll() is None:
             process.terminate()
             try:
@@ -148,12 +172,6 @@ class RtspSession:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        if self._fifo:  # unblock a writer still waiting for ffmpeg to open the FIFO
-            try:
-                fd = os.open(self._fifo, os.O_RDONLY | os.O_NONBLOCK)
-                os.close(fd)
-            except OSError:
-                pass
         for thread in self._threads:
             thread.join(timeout=3)
         self._hop.stop()

@@ -6,6 +6,14 @@ Opus published to MediaMTX over RTSP, talkback read back from ``<stream_key>/tal
 run time; a failing server makes the node fall back to local and retry with back-off.
 ``stream/status`` (latched) and ``/diagnostics`` report the state.
 
+Encoding on demand (``encode_on_demand``): ``stream/readers`` (``std_msgs/Int32``, from the
+relay node: how many read the robot's path on MediaMTX, a recording counting as one, -1
+unknown) lets server mode stop its encoder ``idle_linger`` seconds after the last reader
+left; without fresh word (``readers_lease``) it encodes. Raw camera images are subscribed
+only while something needs them (the encoder, or MJPEG viewers when the camera offers no
+JPEG), so a camera that decodes only for raw subscribers decodes nothing meanwhile; the
+microphone only while the encoder needs it.
+
 The node only wires: the mode machine (``mode.py``) decides, the session supervisor
 (``supervisor.py``) alone starts and stops the sessions, ``session_health.py`` judges them.
 Of the parameters only ``DYNAMIC`` ones change at run time (a server setting restarts a
@@ -27,6 +35,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Int32
 
 from havatar_drivers.audio.pcm import convert
 from havatar_common.diagnostics import OK, WARN, diagnostic_array
@@ -39,6 +48,7 @@ from havatar_common.spin import spin_node
 from havatar_msgs.msg import AudioChunk, AudioFormat, StreamStatus
 from havatar_msgs.srv import SetStreamMode
 
+from .demand import Demand
 from .http_server import MjpegServer
 from .mjpeg import FrameHub
 from .mode import LOCAL, SERVER, ModeMachine
@@ -97,6 +107,11 @@ PARAMETERS: ParameterTable = [
     ('start_timeout', 6.0, 'Seconds for a new publish session to become ready', (1.0, 60.0)),
     ('stall_timeout', 1.5, 'Seconds without encoder output or server progress before the '
      'session counts as failed', (0.3, 30.0)),
+    ('encode_on_demand', True, 'In server mode, encode only while someone reads the stream or '
+     'a recording runs, as the relay reports on stream/readers (no report: always encode)', None),
+    ('idle_linger', 10.0, 'Seconds the encoder goes on after the last reader left', (0.0, 3600.0)),
+    ('readers_lease', 3.0, 'Seconds a stream/readers report holds: without a fresh one the '
+     'encoder runs', (0.5, 60.0)),
     ('diagnostics_period', 1.0, 'Seconds between status and /diagnostics messages', (0.1, 60.0)),
 ]
 
@@ -105,7 +120,8 @@ DYNAMIC = ('mode', 'server_url', 'stream_key', 'stream_password', 'fallback_to_l
 SERVER_PARAMETERS = ('server_url', 'stream_key', 'stream_password')
 
 JPEG_TOPIC = 'camera/image_raw/compressed'
-JPEG_TOPIC_CHECK_PERIOD = 0.25  # s between checks whether the camera's JPEGs are wanted
+IMAGE_TOPIC = 'camera/image_raw'
+JPEG_TOPIC_CHECK_PERIOD = 0.25  # s between checks whether the camera's images are wanted
 CAMERA_JPEG_FRESH = 1.0  # s a camera JPEG stays the MJPEG source before frames are encoded here
 SEQUENCE_MODULO = 2**32  # AudioChunk.sequence is a uint32
 
@@ -170,6 +186,7 @@ class StreamingNode(Node):
         self.params = p
         self.last_error_stamp = self.get_clock().now()
         self._talk_sequence = 0
+        self.demand = Demand(p['idle_linger'], p['readers_lease'], p['encode_on_demand'])
 
         publish = PublishSettings(
             server_url=p['server_url'], path=p['stream_key'], user='', password='',
@@ -181,7 +198,8 @@ class StreamingNode(Node):
                         backoff_max=p['retry_max']),
             SessionParts(publish, p['talkback'], self._on_talkback), self._target(p),
             p['start_timeout'], p['stall_timeout'], self.get_logger(),
-            on_change=self._publish_status, on_failure=self._on_failure)
+            on_change=self._publish_status, on_failure=self._on_failure,
+            demand=lambda: self.demand.wanted(time.monotonic()))
 
         self.hub = FrameHub(p['jpeg_quality'], p['mjpeg_max_fps'])
         anonymous = p['allow_anonymous_viewers']
@@ -203,16 +221,18 @@ class StreamingNode(Node):
         self.status_pub = self.create_publisher(StreamStatus, 'stream/status', LATCHED)
         self.diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.speaker_pub = self.create_publisher(AudioChunk, 'audio/speaker', qos_profile_sensor_data)
-        self.create_subscription(Image, 'camera/image_raw', self._on_image, qos_profile_sensor_data)
-        self.create_subscription(AudioChunk, 'audio/mic', self._on_audio, qos_profile_sensor_data)
+        self._image_sub = None
+        self.create_subscription(Int32, 'stream/readers', self._on_readers, 10)
+        self._audio_sub = None
         self._jpeg_sub = None
         self._last_jpeg = 0.0
         self.create_service(SetStreamMode, 'stream/set_mode', self._on_set_mode)
         self.add_on_set_parameters_callback(self._on_parameters)
-        self.create_timer(JPEG_TOPIC_CHECK_PERIOD, self._manage_jpeg_subscription)
+        self.create_timer(JPEG_TOPIC_CHECK_PERIOD, self._manage_subscriptions)
         self.create_timer(p['diagnostics_period'], self._publish_status)
         self.supervisor.start()
         self._request(p['mode'])
+        self._manage_subscriptions()
         viewers = ('anyone' if anonymous else 'the configured access token'
                    if secret(p['access_token'], ACCESS_TOKEN_ENV) else f'the access token in {token_file}')
         self.get_logger().info(f"MJPEG on http://{p['mjpeg_host']}:{p['mjpeg_port']}/stream.mjpg "
@@ -259,8 +279,31 @@ class StreamingNode(Node):
         if 'jpeg' in msg.format.lower() and self.hub.put(jpeg=bytes(msg.data)):
             self._last_jpeg = time.monotonic()
 
-    def _manage_jpeg_subscription(self) -> None:
-        """Use the camera's JPEG topic while someone watches and the camera offers it."""
+    def _on_readers(self, msg: Int32) -> None:
+        was = self.demand.wanted(time.monotonic())
+        if (msg.data != 0) != (self.demand.readers != 0):
+            self.get_logger().info(f'stream readers: {msg.data}' if msg.data >= 0 else 'stream readers unknown')
+        self.demand.report(msg.data, time.monotonic())
+        if self.demand.wanted(time.monotonic()) and not was:
+            self._manage_subscriptions()  # frames ready for the encoder about to start
+            self.supervisor.wake()
+
+    def _encoding(self) -> bool:
+        """The encoder runs, or is about to."""
+        return self.supervisor.session is not None or (
+            self.supervisor.status().active == SERVER and self.demand.wanted(time.monotonic()))
+
+    def _raw_wanted(self) -> bool:
+        """Raw images feed the encoder (running or about to) and MJPEG without camera JPEGs."""
+        encoding = self._encoding()
+        camera_jpeg = (self._jpeg_sub is not None
+                       and time.monotonic() - self._last_jpeg <= CAMERA_JPEG_FRESH)
+        return encoding or (self.hub.wanted() and not camera_jpeg)
+
+    def _manage_subscriptions(self) -> None:
+        """Use the camera's JPEG topic while someone watches and the camera offers it, and
+        the raw images only while something needs them.
+        """
         wanted = self.hub.wanted() and self.count_publishers(JPEG_TOPIC) > 0
         if wanted and self._jpeg_sub is None:
             self._jpeg_sub = self.create_subscription(CompressedImage, JPEG_TOPIC, self._on_jpeg,
@@ -268,6 +311,20 @@ class StreamingNode(Node):
         elif not wanted and self._jpeg_sub is not None:
             self.destroy_subscription(self._jpeg_sub)
             self._jpeg_sub = None
+        raw = self._raw_wanted()
+        if raw and self._image_sub is None:
+            self._image_sub = self.create_subscription(Image, IMAGE_TOPIC, self._on_image,
+                                                       qos_profile_sensor_data)
+        elif not raw and self._image_sub is not None:
+            self.destroy_subscription(self._image_sub)
+            self._image_sub = None
+        audio = self.params['audio'] and self._encoding()
+        if audio and self._audio_sub is None:
+            self._audio_sub = self.create_subscription(AudioChunk, 'audio/mic', self._on_audio,
+                                                       qos_profile_sensor_data)
+        elif not audio and self._audio_sub is not None:
+            self.destroy_subscription(self._audio_sub)
+            self._audio_sub = None
 
     def _on_audio(self, msg: AudioChunk) -> None:
         session = self.supervisor.session
@@ -347,10 +404,16 @@ class StreamingNode(Node):
         values = {'requested_mode': s.requested, 'active_mode': s.active,
                   'server_reachable': s.server_reachable, 'fps': f'{msg.fps:.1f}',
                   'bitrate_kbps': f'{msg.bitrate_kbps:.0f}', 'mjpeg_viewers': msg.local_viewers,
-                  'jpeg_encodes': self.hub.encodes, 'last_error': s.last_error}
+                  'jpeg_encodes': self.hub.encodes, 'encoder': self._encoder_state(s.active),
+                  'stream_readers': self.demand.readers, 'last_error': s.last_error}
         self.diag_pub.publish(diagnostic_array(
             self, 'streaming', target.stream_key, WARN if s.fallback else OK,
             f'fallback to local: {s.last_error}' if s.fallback else f'{s.active} mode', values))
+
+    def _encoder_state(self, active: str) -> str:
+        if active != SERVER:
+            return 'off'
+        return 'idle: nobody reads the stream' if self.supervisor.idle else 'running'
 
     def shutdown(self) -> None:
         self.supervisor.stop()  # its thread closes the session

@@ -5,6 +5,11 @@ and wake the supervisor (``request``, ``retarget``); the supervisor alone opens 
 the RTSP session and the talkback reader. Each step it compares the attempt the machine
 wants with the one it runs and closes a session nobody wants any more, so a switch at any
 point of a start leaves nothing running. ROS-free: the streaming node wires it.
+
+Encoding on demand: once server mode is active, a session nobody wants (``demand()`` false:
+nobody reads the robot's path, see ``demand.py``) is stopped and the mode stays active
+(talkback goes on); when it is wanted again a new session starts, which begins with a key
+frame, and becomes the running one when the server reports it ready.
 """
 from __future__ import annotations
 
@@ -41,7 +46,8 @@ class SessionSupervisor:
                  start_timeout: float, stall_timeout: float, log: Log,
                  on_change: Callable[[], None] = lambda: None,
                  on_failure: Callable[[str], None] = lambda reason: None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 demand: Callable[[], bool] = lambda: True) -> None:
         self.machine = machine  # changed only under _lock
         self.parts = parts
         self.start_timeout = start_timeout
@@ -50,6 +56,7 @@ class SessionSupervisor:
         self.on_change = on_change
         self.on_failure = on_failure
         self.clock = clock
+        self.demand = demand
         self._lock = threading.Lock()
         self._target = target
         self._wake = threading.Event()
@@ -87,6 +94,15 @@ class SessionSupervisor:
         with self._lock:
             self.machine.set_fallback_to_local(value, self.clock())
         self._wake.set()
+
+    def wake(self) -> None:
+        """Look at the demand now rather than at the next watch period."""
+        self._wake.set()
+
+    @property
+    def idle(self) -> bool:
+        """Server mode is active with no session: nobody reads the stream."""
+        return self._attempt is not None and self._session is None
 
     @property
     def target(self) -> ServerTarget:
@@ -138,14 +154,26 @@ class SessionSupervisor:
             target = self._target
         if retry:
             self.on_change()
-        if self._session is not None and self._attempt != wanted:
+        if self._attempt is not None and self._attempt != wanted:
             self._close()  # switched to local, or restarted with new settings
         if wanted is None:
             return
         if self._session is None:
+            if self.idle and not self.demand():
+                return  # server mode active, nobody reads: no encoder
             self._open(wanted, target)
+        elif self._health is not None and self._health.ready and not self.demand():
+            self._pause()
         else:
             self._watch(wanted)
+
+    def _pause(self) -> None:
+        """Stop encoding, staying in server mode (the talkback goes on)."""
+        session, self._session, self._health = self._session, None, None
+        if session is not None:
+            session.stop()
+        self.log.info('nobody reads the stream: encoder stopped')
+        self.on_change()
 
     def _wanted(self, attempt: int) -> bool:
         with self._lock:
@@ -198,9 +226,10 @@ class SessionSupervisor:
                 return  # switched meanwhile: the next step closes the session
             if self._api is None:
                 self.server_reachable = True
-            self._talkback = self.parts.talkback(target)
-            if self._talkback is not None:
-                self._talkback.start()
+            if self._talkback is None:  # a session after an idle time keeps its talkback
+                self._talkback = self.parts.talkback(target)
+                if self._talkback is not None:
+                    self._talkback.start()
             self.log.info('server mode active')
             self.on_change()
 

@@ -311,3 +311,41 @@ def test_real_sessions_leave_no_ffmpeg_after_a_switch_at_any_point(mediamtx_fact
             feeder.join()
             supervisor.close()
         wait_until(lambda: not server.path_ready(ROBOT.path), 10, 'the path unpublished')
+
+
+def test_idle_without_readers_and_back_on_demand():
+    """Once active, a session nobody wants stops (talkback stays); wanted again, a new one starts."""
+    supervisor, parts, clock = fake_supervisor(Hooks())
+    wanted = [True]
+    supervisor.demand = lambda: wanted[0]
+    supervisor.request('server')
+    steps(supervisor, clock, 3)
+    assert supervisor.status().active == 'server' and len(parts.sessions) == 1
+    wanted[0] = False
+    steps(supervisor, clock, 2)
+    assert supervisor.idle and supervisor.session is None
+    assert parts.running() == [parts.talkbacks[0]]  # no encoder; talkback and server mode go on
+    assert supervisor.status().active == 'server'
+    steps(supervisor, clock, 5)
+    assert len(parts.sessions) == 1
+    wanted[0] = True
+    steps(supervisor, clock, 3)
+    assert len(parts.sessions) == 2 and parts.sessions[1].running and not supervisor.idle
+    assert len(parts.talkbacks) == 1 and parts.talkbacks[0].running
+    supervisor.request('local')
+    steps(supervisor, clock, 1)
+    assert parts.running() == []
+
+
+def test_idle_then_local_stops_the_talkback():
+    supervisor, parts, clock = fake_supervisor(Hooks())
+    wanted = [True]
+    supervisor.demand = lambda: wanted[0]
+    supervisor.request('server')
+    steps(supervisor, clock, 3)
+    wanted[0] = False
+    steps(supervisor, clock, 1)
+    assert supervisor.idle
+    supervisor.request('local')
+    steps(supervisor, clock, 1)
+    assert parts.running() == [] and not supervisor.idle

@@ -11,7 +11,9 @@ stopping needs ``record: true``): ``GET /api/robots/<id>/recordings`` (state and
 ``POST /api/robots/<id>/recording`` (``{"record": true|false}``),
 ``GET /api/robots/<id>/recordings/<start>?duration=<s>`` (the MP4), and the user's speech
 aids (Bearer user token; ``speech_api``): ``GET``/``PUT /api/phrases``, ``GET /api/recent``,
-``GET /api/predict?lang=&text=``.
+``GET /api/predict?lang=&text=``. With MediaMTX's API and the admin token set, robots
+(protocol v2) hear who watches them (``watchers.py``) and encode only then; a reader's
+authentication wakes the robot's encoder at once.
 
 The config file (YAML) holds the accounts; tokens may be written as ``sha256:<hex>``::
 
@@ -43,6 +45,7 @@ from ..brokers import Broker, BrokerUnavailable, MemoryBroker, RedisBroker
 from ..accounts import Accounts
 from ..relay_core import RelayCore
 from .recording import START, Recorder, RecorderError
+from .watchers import Watchers
 from ..session import Limits
 from ..speech_api import SpeechApi
 from ..speech_store import FileSpeechStore, RedisSpeechStore, SpeechStore
@@ -147,6 +150,9 @@ def create_app(settings: Settings, broker: Optional[Broker] = None) -> web.Appli
     throttle = core.throttle
     recorder = (Recorder(settings.mediamtx_api_url, settings.mediamtx_playback_url, settings.admin_token)
                 if recording_set_up(settings) else None)
+    watchers = (Watchers(settings.mediamtx_api_url, settings.admin_token, core.viewer_robots,
+                         core.connected_elsewhere, core.send_to_robot)
+                if settings.mediamtx_api_url and settings.admin_token else None)
     if settings.trust_forwarded:
         core.client_address = forwarded_client
 
@@ -157,8 +163,12 @@ def create_app(settings: Settings, broker: Optional[Broker] = None) -> web.Appli
     async def start(app: web.Application) -> None:
         await broker.start()
         await core.start()
+        if watchers is not None:
+            await watchers.start()
 
     async def stop(app: web.Application) -> None:
+        if watchers is not None:
+            await watchers.close()
         await core.close()
         await broker.close()
         if recorder is not None:
@@ -212,6 +222,8 @@ def create_app(settings: Settings, broker: Optional[Broker] = None) -> web.Appli
             await refuse(str(body.get('ip') or ''), presented_secret(body), 'mediamtx')
             log.info('MediaMTX %s on %r refused for %r from %s', body.get('action'),
                      body.get('path'), body.get('user') or '(token)', body.get('ip'))
+        elif watchers is not None and body.get('action') == 'read' and '/' not in str(body.get('path')):
+            await watchers.reader_arrives(str(body.get('path')))  # the robot encodes on demand
         return web.Response(status=200 if allowed else 401)
 
     async def index(request: web.Request) -> web.StreamResponse:

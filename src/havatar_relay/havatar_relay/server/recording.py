@@ -3,8 +3,9 @@
 The relay holds MediaMTX's admin token; users never reach MediaMTX's API or its playback
 server (recordings), only the relay's endpoints, which check their own tokens first.
 Recording one robot adds a path configuration of its own (``robot1``, ahead of the robot
-pattern) with ``record: true``; MediaMTX changes a path's record setting without dropping
-the publisher, so the live stream goes on. Stopping sets it back to false.
+pattern) with ``record: true`` and the pattern's on-demand settings (so a reader arriving
+while the robot is idle still waits for it); MediaMTX changes a path's record setting
+without dropping the publisher, so the live stream goes on. Stopping sets it back to false.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any, Optional
 
 import aiohttp
 
+ON_DEMAND_KEYS = ('runOnDemand', 'runOnDemandStartTimeout', 'runOnDemandCloseAfter')
 START = re.compile(r'^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$')  # a recording's start (UTC)
 
 
@@ -61,9 +63,20 @@ class Recorder:
                                         json={'record': on})
         if status == 404 and on:  # first time: a path configuration of its own
             status, body = await self._call('POST', f'{self.api}/v3/config/paths/add/{robot_id}',
-                                            json={'record': True})
+                                            json={'record': True, **await self._on_demand(robot_id)})
         if status not in (200, 404):
             raise RecorderError(f'MediaMTX API answered {status}: {str(body)[:200]}')
+
+    async def _on_demand(self, robot_id: str) -> dict[str, Any]:
+        """The on-demand settings of the path pattern ``robot_id`` falls under ({} if none)."""
+        status, body = await self._call('GET', f'{self.api}/v3/config/paths/list', params={'itemsPerPage': '1000'})
+        if status != 200:
+            return {}
+        for item in body.get('items') or []:
+            name = str(item.get('name') or '')
+            if name.startswith('~') and re.search(name[1:], robot_id):
+                return {key: item[key] for key in ON_DEMAND_KEYS if item.get(key)}
+        return {}
 
     async def files(self, robot_id: str) -> list[dict[str, Any]]:
         """The robot's recordings, oldest first: ``{start, duration}`` (ISO 8601 UTC, s)."""

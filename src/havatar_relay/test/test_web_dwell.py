@@ -81,7 +81,7 @@ def test_dwell_only_takes_control_drives_forward_speaks_and_stops(relay_robot, r
     page.wait_for_function(DRIVER_IS_ME, timeout=10000)
 
     page.fill('#speech-text', 'hello from the gaze wonderf')  # typed (the text box is no dwell target); may scroll
-    suggestion = '#speech-words button >> nth=0'  # a completion of "wonderf", picked by a dwell
+    suggestion = '#speech-words button >> text=/^wonderf/ >> nth=0'  # a completion, picked by a dwell
     page.wait_for_selector(suggestion, timeout=10000)
     word = page.locator(suggestion).text_content()
     rest_on(page, suggestion)
@@ -195,18 +195,18 @@ def largest_target(controls: list[dict]) -> str:
 def check_large_layout(page, shot) -> None:
     """The large layout at 1280x720: no scrolling, every control on screen, stop the largest."""
     page.wait_for_function("document.body.classList.contains('large')")
+    page.mouse.move(5, 5)  # no dwell ring in the picture
+    page.wait_for_selector('#dwell-ring', state='hidden')
+    page.screenshot(path=str(shot))
+    artifact = WORKSPACE / 'build' / 'test-artifacts' / shot.name  # kept after the test
+    artifact.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(artifact))
     assert not page.evaluate(SCROLLS), 'the large layout scrolls at 1280x720'
     controls = page.evaluate(CONTROLS)
     outside = [c['id'] for c in controls if not c['inside']]
     assert outside == [], outside
     assert page.evaluate(VIDEO_INSIDE), 'the camera image stays inside its section'
-    page.mouse.move(5, 5)  # no dwell ring in the picture
-    page.wait_for_selector('#dwell-ring', state='hidden')
     assert largest_target(controls) == 'stop', controls
-    page.screenshot(path=str(shot))
-    artifact = WORKSPACE / 'build' / 'test-artifacts' / shot.name  # kept after the test
-    artifact.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(artifact))
 
 
 def start_camera(processes) -> int:

@@ -23,6 +23,7 @@ setup(
         'console_scripts': [
             'demo = havatar_bringup.demo:main',
             'run_robot = havatar_bringup.run_robot:main',
+            'robot_container = havatar_bringup.container:main',
         ],
     },
 )

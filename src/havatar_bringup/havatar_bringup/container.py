@@ -13,7 +13,7 @@ in a separate process. A node is named by its executable (``COMPOSABLE``) or, fo
 ``module:Class``.
 
 Failure policy: the container is one unit. A node that cannot start (a parameter out of
-range) exits the container with 2, as a node process does; an exception escaping any
+range) exits the container with 2 and names the node; an exception escaping any
 node's callback stops the executor, every node is shut down (the motor node writes STOP)
 and the container exits with 1, so its supervisor (``ros2 launch`` respawn, ``run_robot``,
 systemd) starts it again. A Python exception can leave threads and state shared by the
@@ -31,6 +31,7 @@ import traceback
 from typing import Any, Optional
 
 import rclpy
+from rclpy.exceptions import ParameterException
 from rclpy.executors import Executor, ExternalShutdownException, MultiThreadedExecutor, \
     SingleThreadedExecutor
 
@@ -107,7 +108,7 @@ def run(groups: list[tuple[str, list[str]]], executor_kind: str) -> int:
         try:
             for spec, args in groups:
                 nodes.append(node_class(spec)(cli_args=args, use_global_arguments=False))
-        except ValueError as exc:  # a parameter out of range or not one of the choices
+        except (ValueError, ParameterException) as exc:  # a parameter out of range or not a choice
             logger.fatal(f'{groups[len(nodes)][0]}: {exc}')
             return EXIT_BAD_PARAMETER
         executor = make_executor(executor_kind)

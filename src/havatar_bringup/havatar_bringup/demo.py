@@ -35,6 +35,8 @@ from .processes import ProcessManager, find_program, free_port
 ROBOT_ID = 'demo-robot'
 STARTUP_TIMEOUT_S = 30.0
 WATCH_PERIOD_S = 0.5
+# the robot's nodes in one robot_container process (see container_benchmark.py for why)
+DEMO_ONE_PROCESS = False
 
 
 def any_status(status: int) -> bool:
@@ -186,7 +188,7 @@ def start_robot(demo: Demo, processes: ProcessManager) -> None:
     mtx = demo.mediamtx
     graph_args = GraphArgs(sim=True, server_mode=True, robot_id=ROBOT_ID,
                            relay_url=f'ws://127.0.0.1:{demo.relay}/ws',
-                           sim_dir=str(demo.run_dir / 'sim'))
+                           sim_dir=str(demo.run_dir / 'sim'), one_process=DEMO_ONE_PROCESS)
     graph_args.extra = {
         'streaming_node': {'mjpeg_port': demo.mjpeg, 'mjpeg_host': '127.0.0.1',
                            'server_url': demo.stream_url,
@@ -208,7 +210,7 @@ def start_robot(demo: Demo, processes: ProcessManager) -> None:
         started = processes.start(entry.name, command_line(entry, executable))
         if entry.ready_output:
             started.wait_for_output(entry.ready_output, timeout=STARTUP_TIMEOUT_S)
-    relay_node = next(p for p in processes.processes if p.name == 'relay_node')
+    relay_node = next(p for p in processes.processes if p.name in ('relay_node', 'robot_container'))
     relay_node.wait_for_http(f'http://127.0.0.1:{demo.ui}/', STARTUP_TIMEOUT_S, any_status)
 
 

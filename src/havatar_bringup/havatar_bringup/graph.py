@@ -17,6 +17,8 @@ PACKAGE = 'havatar_bringup'
 # moment it dies (so does run_robot's watchdog), and the respawned node writes STOP the
 # moment it opens the port, so it comes back soon
 MOTOR_RESPAWN_DELAY_S = 0.2
+# the executor of one_process:=true (see container_benchmark.py for why)
+CONTAINER_EXECUTOR = 'single'
 
 
 def parameter_value(value: Any) -> str:
@@ -53,6 +55,7 @@ class NodeEntry:
     ros: bool = True
     respawn_delay: float = 2.0  # seconds after it exited
     ready_output: str = ''
+    members: tuple['NodeEntry', ...] = ()  # the nodes a robot_container runs
 
 
 def _argument(default: Any, description: str) -> Any:
@@ -76,6 +79,8 @@ class GraphArgs:
     namespace: str = _argument('', 'ROS namespace of all nodes')
     params_file: str = _argument('', "Parameter file; '' = the package's config/robot.yaml")
     sim_dir: str = _argument('/tmp/havatar-sim', 'Where the ESP32 simulator puts its port and record')
+    one_process: bool = _argument(False, "Run the robot's nodes in one process with one executor "
+                                         '(robot_container) instead of a process each')
     extra: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-node overrides, not an argument
 
     @classmethod
@@ -171,7 +176,24 @@ def robot_graph(args: GraphArgs) -> list[NodeEntry]:
              {'robot_id': args.robot_id, **({'relay_url': args.relay_url} if args.relay_url else {})},
              respawn=True),
     ]
+    if args.one_process:
+        nodes = [e for e in entries if e.ros]
+        entries = [e for e in entries if not e.ros] + [container_entry(nodes)]
     return entries
+
+
+def container_entry(nodes: list[NodeEntry], executor: str = CONTAINER_EXECUTOR) -> NodeEntry:
+    """One ``robot_container`` process running ``nodes``, each with its own command line.
+
+    It respawns as soon as the motor node would (it holds the motor node).
+    """
+    arguments = ['--executor', executor]
+    for entry in nodes:
+        arguments += command_line(entry, entry.executable) + ['--']
+    motor = any(e.executable == 'motor_node' for e in nodes)
+    return NodeEntry(PACKAGE, 'robot_container', 'robot_container', ros=False, arguments=tuple(arguments),
+                     respawn=True, respawn_delay=MOTOR_RESPAWN_DELAY_S if motor else 2.0,
+                     members=tuple(nodes))
 
 
 def command_line(entry: NodeEntry, executable_path: str) -> list[str]:

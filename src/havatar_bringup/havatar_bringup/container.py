@@ -37,6 +37,8 @@ from rclpy.executors import Executor, ExternalShutdownException, MultiThreadedEx
 
 from havatar_common.lifetime import die_with_parent, inherited_parent_pid
 
+from .graph import EXECUTORS
+
 NAME = 'robot_container'
 COMPOSABLE: dict[str, str] = {
     'motor_node': 'havatar_drivers.motor_node:MotorNode',
@@ -46,7 +48,6 @@ COMPOSABLE: dict[str, str] = {
     'streaming_node': 'havatar_streaming.streaming_node:StreamingNode',
     'relay_node': 'havatar_relay.relay_node:RelayNode',
 }
-EXECUTORS = ('single', 'multi', 'events')
 EXIT_BAD_PARAMETER = 2
 EXIT_NODE_FAILED = 1
 

@@ -19,6 +19,7 @@ PACKAGE = 'havatar_bringup'
 MOTOR_RESPAWN_DELAY_S = 0.2
 # the executor of one_process:=true (see container_benchmark.py for why)
 CONTAINER_EXECUTOR = 'single'
+EXECUTORS = ('single', 'multi', 'events')
 
 
 def parameter_value(value: Any) -> str:
@@ -81,7 +82,14 @@ class GraphArgs:
     sim_dir: str = _argument('/tmp/havatar-sim', 'Where the ESP32 simulator puts its port and record')
     one_process: bool = _argument(False, "Run the robot's nodes in one process with one executor "
                                          '(robot_container) instead of a process each')
+    container_executor: str = _argument(CONTAINER_EXECUTOR, "one_process's executor: 'single' "
+                                        "(SingleThreadedExecutor), 'multi' or 'events' (EventsExecutor)")
     extra: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-node overrides, not an argument
+
+    def __post_init__(self) -> None:
+        if self.container_executor not in EXECUTORS:
+            raise ValueError(f'container_executor must be one of {", ".join(EXECUTORS)}, '
+                             f'not {self.container_executor!r}')
 
     @classmethod
     def from_strings(cls, values: dict[str, str]) -> 'GraphArgs':
@@ -178,7 +186,7 @@ def robot_graph(args: GraphArgs) -> list[NodeEntry]:
     ]
     if args.one_process:
         nodes = [e for e in entries if e.ros]
-        entries = [e for e in entries if not e.ros] + [container_entry(nodes)]
+        entries = [e for e in entries if not e.ros] + [container_entry(nodes, args.container_executor)]
     return entries
 
 

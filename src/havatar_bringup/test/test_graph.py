@@ -170,6 +170,10 @@ def test_robot_yaml_has_every_parameter_of_every_node_and_no_other():
 def test_unknown_launch_argument_is_refused():
     with pytest.raises(ValueError, match='serial'):
         GraphArgs.from_strings({'serial': '/dev/ttyUSB0'})
+    with pytest.raises(ValueError, match='container_executor'):
+        GraphArgs.from_strings({'container_executor': 'threads'})
+    executor = robot_graph(GraphArgs(one_process=True, container_executor='multi'))[-1].arguments[:2]
+    assert executor == ('--executor', 'multi')
 
 
 def test_launch_arguments_are_the_fields_of_graph_args(fake_launch):

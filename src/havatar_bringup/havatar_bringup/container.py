@@ -36,6 +36,7 @@ from rclpy.executors import Executor, ExternalShutdownException, MultiThreadedEx
     SingleThreadedExecutor
 
 from havatar_common.lifetime import die_with_parent, inherited_parent_pid
+from havatar_common.spin import make_executor as events_or_single_executor, spin_executor
 
 from .graph import EXECUTORS
 
@@ -84,11 +85,7 @@ def make_executor(kind: str) -> Executor:
     if kind == 'multi':
         return MultiThreadedExecutor(num_threads=len(COMPOSABLE))
     if kind == 'events':
-        try:
-            from rclpy.experimental import EventsExecutor  # type: ignore[attr-defined]
-            return EventsExecutor()  # type: ignore[no-any-return]
-        except ImportError:  # Humble
-            pass
+        return events_or_single_executor()
     return SingleThreadedExecutor()
 
 
@@ -117,7 +114,7 @@ def run(groups: list[tuple[str, list[str]]], executor_kind: str) -> int:
             executor.add_node(node)
         logger.info(f'{len(nodes)} nodes in one process ({executor_kind} executor): '
                     + ', '.join(n.get_fully_qualified_name() for n in nodes))
-        executor.spin()
+        spin_executor(executor)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except Exception:  # noqa: BLE001 - any node's failure ends the container: see the module doc

@@ -4,7 +4,7 @@
 
 1. ``resources``: runs ``demo --headless`` (server mode, test pattern 640x480@30) once per
    way: ``separate`` (a process per node), then ``one_process`` with each executor asked for
-   (``--executors``, default ``single,multi,events``). For each, RSS and CPU (% of one core)
+   (``--executors``, default ``single,multi``). For each, RSS and CPU (% of one core)
    of the robot side only -- motor_guard and the ROS nodes with their children (ffmpeg), not
    the ESP32 simulator, MediaMTX, Redis or the relay server -- idle for ``--seconds``, then
    with one MJPEG viewer, one WebRTC viewer (WHEP through MediaMTX) and a driver at 20 Hz.
@@ -166,7 +166,7 @@ def hop(pm: ProcessManager, work: Path, same_process: bool, executor: str, secon
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--seconds', type=float, default=10.0)
-    parser.add_argument('--executors', default='single,multi,events')
+    parser.add_argument('--executors', default='single,multi')
     parser.add_argument('--sections', default='resources,hop')
     options = parser.parse_args(argv)
     sections = set(options.sections.split(','))
@@ -188,7 +188,10 @@ def main(argv: Optional[list[str]] = None) -> int:
                       f'{figures["p95_ms"]:7.2f}', flush=True)
         if 'resources' in sections:
             ways = ['separate'] + [f'one_process:{e}' for e in executors]
-            results = {way: run_demo(pm, work, lease.domain_id, way, options.seconds) for way in ways}
+            results = {}
+            for way in ways:
+                results[way] = run_demo(pm, work, lease.domain_id, way, options.seconds)
+                print(f'  ({way}: {results[way]})', flush=True)
             print(f'\nrobot side of the demo (motor_guard + nodes + ffmpeg), {options.seconds:g} s each; '
                   'watched = 1 MJPEG + 1 WebRTC viewer + driving at 20 Hz')
             print(f'  {"":24}' + ''.join(f'{way:>22}' for way in ways))

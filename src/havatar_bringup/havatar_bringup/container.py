@@ -36,7 +36,7 @@ from rclpy.executors import Executor, ExternalShutdownException, MultiThreadedEx
     SingleThreadedExecutor
 
 from havatar_common.lifetime import die_with_parent, inherited_parent_pid
-from havatar_common.spin import make_executor as events_or_single_executor, spin_executor
+from havatar_common.spin import spin_executor
 
 from .graph import EXECUTORS
 
@@ -79,13 +79,13 @@ def node_class(spec: str) -> Any:
 
 
 def make_executor(kind: str) -> Executor:
-    """``single``: SingleThreadedExecutor; ``multi``: MultiThreadedExecutor (one thread per node);
-    ``events``: rclpy's EventsExecutor (Jazzy), else the single-threaded one.
+    """``single``: SingleThreadedExecutor; ``multi``: MultiThreadedExecutor (one thread per node).
+
+    Not the EventsExecutor the motor node spins on alone: rclpy 7.1.6's raises "Guard
+    conditions not supported" for the streaming and relay nodes.
     """
     if kind == 'multi':
         return MultiThreadedExecutor(num_threads=len(COMPOSABLE))
-    if kind == 'events':
-        return events_or_single_executor()
     return SingleThreadedExecutor()
 
 

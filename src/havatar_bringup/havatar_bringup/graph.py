@@ -19,7 +19,7 @@ PACKAGE = 'havatar_bringup'
 MOTOR_RESPAWN_DELAY_S = 0.2
 # the executor of one_process:=true (see container_benchmark.py for why)
 CONTAINER_EXECUTOR = 'single'
-EXECUTORS = ('single', 'multi', 'events')
+EXECUTORS = ('single', 'multi')  # not the EventsExecutor: it has no guard conditions (Jazzy)
 
 
 def parameter_value(value: Any) -> str:
@@ -83,7 +83,7 @@ class GraphArgs:
     one_process: bool = _argument(False, "Run the robot's nodes in one process with one executor "
                                          '(robot_container) instead of a process each')
     container_executor: str = _argument(CONTAINER_EXECUTOR, "one_process's executor: 'single' "
-                                        "(SingleThreadedExecutor), 'multi' or 'events' (EventsExecutor)")
+                                        "(SingleThreadedExecutor) or 'multi' (MultiThreadedExecutor)")
     extra: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-node overrides, not an argument
 
     def __post_init__(self) -> None:

@@ -49,8 +49,9 @@ def spin_node(make_node: Callable[[], Any], name: str, args: Optional[list[str]]
               events: bool = False) -> None:
     """Create and spin a node; on exit call its ``shutdown()``. Bad parameters exit with 2.
 
-    ``events``: on rclpy's EventsExecutor where there is one (experimental in Jazzy; so far
-    the motor node, whose latency it was measured on), else the SingleThreadedExecutor.
+    ``events``: on rclpy's EventsExecutor where there is one (experimental in Jazzy: the motor
+    node, whose latency it was measured on; it has no guard conditions, which the streaming
+    and relay nodes use), else the SingleThreadedExecutor.
 
     The node dies with whatever started it (``ros2 launch``, the demo), even when that is
     SIGKILLed: the kernel sends SIGTERM, which stops the node like Ctrl-C (the motor node

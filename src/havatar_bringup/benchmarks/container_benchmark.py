@@ -53,32 +53,37 @@ def robot_side(demo_pid: int) -> list[psutil.Process]:
     return found
 
 
-def measure(demo_pid: int, seconds: float) -> tuple[float, float, dict[str, float]]:
-    """(CPU % of one core, RSS MiB, RSS MiB per process) of the robot side over ``seconds``."""
+def process_name(line: list[str]) -> str:
+    """robot_container, a node's name, or the program's."""
+    if any('robot_container' in a for a in line[:2]):
+        return 'robot_container'
+    return next((a.split(':=')[1] for a in line if a.startswith('__node:=')),
+                Path(line[1] if 'python' in Path(line[0]).name else line[0]).name)
+
+
+def measure(demo_pid: int, seconds: float) -> tuple[float, float, dict[str, tuple[float, float]]]:
+    """(CPU % of one core, RSS MiB, per process: (CPU %, RSS MiB)) of the robot side over ``seconds``."""
     processes = robot_side(demo_pid)
 
-    def cpu() -> float:
-        total = 0.0
-        for p in processes:
-            try:
-                times = p.cpu_times()
-                total += times.user + times.system
-            except psutil.NoSuchProcess:
-                pass
-        return total
-    start, t0 = cpu(), time.monotonic()
-    time.sleep(seconds)
-    percent = (cpu() - start) / (time.monotonic() - t0) * 100
-    rss: dict[str, float] = {}
-    for p in processes:
+    def cpu(p: psutil.Process) -> float:
         try:
-            line = p.cmdline()
-            name = next((a.split(':=')[1] for a in line if a.startswith('__node:=')), Path(line[0]).name
-                        if 'python' not in Path(line[0]).name else Path(line[1]).name)
-            rss[name] = rss.get(name, 0.0) + p.memory_info().rss / 2**20
+            times = p.cpu_times()
+            return times.user + times.system
+        except psutil.NoSuchProcess:
+            return 0.0
+    start, t0 = [cpu(p) for p in processes], time.monotonic()
+    time.sleep(seconds)
+    elapsed = time.monotonic() - t0
+    per: dict[str, tuple[float, float]] = {}
+    for p, before in zip(processes, start):
+        try:
+            name = process_name(p.cmdline())
+            used, rss = (cpu(p) - before) / elapsed * 100, p.memory_info().rss / 2**20
         except (psutil.NoSuchProcess, IndexError):
-            pass
-    return percent, sum(rss.values()), rss
+            continue
+        old = per.get(name, (0.0, 0.0))
+        per[name] = (old[0] + used, old[1] + rss)
+    return sum(c for c, _ in per.values()), sum(r for _, r in per.values()), per
 
 
 def node_argument(demo_pid: int, node: str, name: str) -> str:
@@ -191,7 +196,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             results = {}
             for way in ways:
                 results[way] = run_demo(pm, work, lease.domain_id, way, options.seconds)
-                print(f'  ({way}: {results[way]})', flush=True)
+                print(f'  ({way}: measured)', flush=True)
             print(f'\nrobot side of the demo (motor_guard + nodes + ffmpeg), {options.seconds:g} s each; '
                   'watched = 1 MJPEG + 1 WebRTC viewer + driving at 20 Hz')
             print(f'  {"":24}' + ''.join(f'{way:>22}' for way in ways))
@@ -202,8 +207,10 @@ def main(argv: Optional[list[str]] = None) -> int:
                     f'{results[w][state][1]:22.1f}' for w in ways))  # type: ignore[index]
             print(f'  {"MJPEG frames/s seen":24}' + ''.join(f'{results[w]["mjpeg_fps"]:22.1f}' for w in ways))
             for way in ways:
-                per = results[way]['idle'][2]  # type: ignore[index]
-                print(f'  idle RSS per process, {way}: ' + ', '.join(f'{n} {v:.0f}' for n, v in per.items()))
+                for state in ('idle', 'watched'):
+                    per = results[way][state][2]  # type: ignore[index]
+                    print(f'  {state} per process (CPU %, RSS MiB), {way}: '
+                          + ', '.join(f'{n} {c:.1f} % {r:.0f}' for n, (c, r) in per.items()))
     finally:
         pm.stop_all()
         lease.release()

@@ -9,10 +9,12 @@ arguments ``robot.launch.py`` takes, written the same way::
 Like the launch file it respawns every node (``respawn`` in the graph) 2 s after it exits,
 the motor node and motor_guard after 0.2 s (``respawn_delay``); an entry without ``respawn``
 exiting would stop everything with exit code 1 (systemd's ``Restart=always`` starts the robot
-again). Its watchdog (``havatar_bringup.watchdog``) also SIGKILLs a hung node (stopped, or no
-``/diagnostics`` heartbeat for 5 s), writes STOP to the motor port itself while the motor
-node is down (v1 firmware keeps its last PWM; motor_guard does too), and reports restarts on ``/diagnostics`` (status
-``run_robot: watchdog``, which the web UI shows). Under systemd (``$NOTIFY_SOCKET``) it sends
+again). With ``one_process:=true`` the nodes run in one ``robot_container`` that respawns after
+0.2 s and counts as hung when any node in it is. Its watchdog (``havatar_bringup.watchdog``)
+also SIGKILLs a hung node (stopped, or no ``/diagnostics`` heartbeat for 5 s), writes STOP
+to the motor port itself while the motor node is down (v1 firmware keeps its last PWM;
+motor_guard does too), and reports restarts on ``/diagnostics`` (status ``run_robot: watchdog``,
+which the web UI shows). Under systemd (``$NOTIFY_SOCKET``) it sends
 ``READY=1`` once every node runs and the local web UI answers. SIGINT, SIGTERM or SIGHUP
 stops every node (SIGINT first, as ``ros2 launch`` does) and exits 0. Each node's output
 goes to ``--log-dir`` (default ``$LOGS_DIRECTORY``, else ``~/.local/state/havatar/logs``).

@@ -25,6 +25,7 @@ setup(
             'run_robot = havatar_bringup.run_robot:main',
             'topic_table = havatar_bringup.topic_table:main',
             'incident_recorder = havatar_bringup.incident_recorder:main',
+            'robot_container = havatar_bringup.container:main',
         ],
     },
 )

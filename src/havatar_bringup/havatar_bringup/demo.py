@@ -10,7 +10,7 @@ No process it starts outlives it: each gets SIGTERM from the kernel when the dem
 however it ends (even SIGKILL), and stops as on Ctrl-C. A closed stdout (``demo | tee log``
 stopped by Ctrl-C) only silences the demo; it still stops everything.
 
-    demo [--headless] [--duration SECONDS] [--run-dir DIR]
+    demo [--headless] [--duration SECONDS] [--run-dir DIR] [--one-process|--no-one-process]
 """
 from __future__ import annotations
 
@@ -28,13 +28,17 @@ from typing import Any, Optional, TextIO
 
 import yaml
 
-from .graph import GraphArgs, NodeEntry, command_line, dds_profile, find_executable, robot_graph
+from .graph import CONTAINER_EXECUTOR, EXECUTORS, GraphArgs, NodeEntry, command_line, dds_profile, find_executable, \
+    robot_graph
 from .mediamtx import MediaMtxPorts, local_config, relay_auth, rtsps_only
 from .processes import ProcessManager, find_program, free_port
 
 ROBOT_ID = 'demo-robot'
 STARTUP_TIMEOUT_S = 30.0
 WATCH_PERIOD_S = 0.5
+# a process per node: one robot_container wins memory (225 against 695 MiB) but not CPU, and
+# costs the image hop about 5 ms (container_benchmark.py); --one-process runs it that way
+DEMO_ONE_PROCESS = False
 
 
 def any_status(status: int) -> bool:
@@ -181,12 +185,14 @@ def start_servers(demo: Demo, processes: ProcessManager) -> None:
                            STARTUP_TIMEOUT_S, any_status)
 
 
-def start_robot(demo: Demo, processes: ProcessManager) -> None:
+def start_robot(demo: Demo, processes: ProcessManager, one_process: bool = DEMO_ONE_PROCESS,
+                executor: str = CONTAINER_EXECUTOR) -> None:
     """The robot: the same graph as ``robot.launch.py sim:=true``, in server mode."""
     mtx = demo.mediamtx
     graph_args = GraphArgs(sim=True, server_mode=True, robot_id=ROBOT_ID,
                            relay_url=f'ws://127.0.0.1:{demo.relay}/ws',
-                           sim_dir=str(demo.run_dir / 'sim'))
+                           sim_dir=str(demo.run_dir / 'sim'), one_process=one_process,
+                           container_executor=executor)
     graph_args.extra = {
         'streaming_node': {'mjpeg_port': demo.mjpeg, 'mjpeg_host': '127.0.0.1',
                            'server_url': demo.stream_url,
@@ -208,7 +214,7 @@ def start_robot(demo: Demo, processes: ProcessManager) -> None:
         started = processes.start(entry.name, command_line(entry, executable))
         if entry.ready_output:
             started.wait_for_output(entry.ready_output, timeout=STARTUP_TIMEOUT_S)
-    relay_node = next(p for p in processes.processes if p.name == 'relay_node')
+    relay_node = next(p for p in processes.processes if p.name in ('relay_node', 'robot_container'))
     relay_node.wait_for_http(f'http://127.0.0.1:{demo.ui}/', STARTUP_TIMEOUT_S, any_status)
 
 
@@ -242,6 +248,10 @@ def parse_options(args: Optional[list[str]]) -> argparse.Namespace:
     parser.add_argument('--duration', type=float, help='stop after this many seconds')
     parser.add_argument('--run-dir', type=Path, help='logs and state (default: a new temp dir)')
     parser.add_argument('--domain-id', type=int, default=int(os.environ.get('ROS_DOMAIN_ID', '42')))
+    parser.add_argument('--one-process', action=argparse.BooleanOptionalAction, default=DEMO_ONE_PROCESS,
+                        help="the robot's nodes in one process (launch argument one_process)")
+    parser.add_argument('--container-executor', choices=EXECUTORS, default=CONTAINER_EXECUTOR,
+                        help="that process's executor (launch argument container_executor)")
     return parser.parse_args(args)
 
 
@@ -257,7 +267,7 @@ def main(args: Optional[list[str]] = None) -> int:
                                interrupt=signals.check)
     try:
         start_servers(demo, processes)
-        start_robot(demo, processes)
+        start_robot(demo, processes, options.one_process, options.container_executor)
         announce(demo, options.headless)
         return watch(processes, signals, options.duration)
     except StopRequested as exc:

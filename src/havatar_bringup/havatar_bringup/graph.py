@@ -17,6 +17,22 @@ PACKAGE = 'havatar_bringup'
 # moment it dies (so does run_robot's watchdog), and the respawned node writes STOP the
 # moment it opens the port, so it comes back soon
 MOTOR_RESPAWN_DELAY_S = 0.2
+# the executor of one_process:=true (see container_benchmark.py for why)
+CONTAINER_EXECUTOR = 'single'
+EXECUTORS = ('single', 'multi')  # not the EventsExecutor: it has no guard conditions (Jazzy)
+# the nodes one_process:=true runs in its container (executable: module:Class); others (a C++
+# twist_mux) keep a process of their own
+COMPOSABLE: dict[str, str] = {
+    'motor_node': 'havatar_drivers.motor_node:MotorNode',
+    'camera_node': 'havatar_drivers.camera_node:CameraNode',
+    'microphone_node': 'havatar_drivers.microphone_node:MicrophoneNode',
+    'speaker_node': 'havatar_drivers.speaker_node:SpeakerNode',
+    'streaming_node': 'havatar_streaming.streaming_node:StreamingNode',
+    'relay_node': 'havatar_relay.relay_node:RelayNode',
+    'twist_mux': 'havatar_drivers.twist_mux_node:TwistMuxNode',
+    'incident_recorder': 'havatar_bringup.incident_recorder:IncidentRecorder',
+    'foxglove_node': 'havatar_relay.foxglove_node:FoxgloveNode',
+}
 
 
 def parameter_value(value: Any) -> str:
@@ -53,6 +69,7 @@ class NodeEntry:
     ros: bool = True
     respawn_delay: float = 2.0  # seconds after it exited
     ready_output: str = ''
+    members: tuple['NodeEntry', ...] = ()  # the nodes a robot_container runs
 
 
 def _argument(default: Any, description: str) -> Any:
@@ -83,7 +100,16 @@ class GraphArgs:
                                        "publishes cmd_vel itself)")
     incident_recorder: bool = _argument(True, 'Record the last 30 s of driving to an MCAP file when the robot '
                                               'stops on its own (deadman, watchdog, lock, link loss)')
+    one_process: bool = _argument(False, "Run the robot's nodes in one process with one executor "
+                                         '(robot_container) instead of a process each')
+    container_executor: str = _argument(CONTAINER_EXECUTOR, "one_process's executor: 'single' "
+                                        "(SingleThreadedExecutor) or 'multi' (MultiThreadedExecutor)")
     extra: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-node overrides, not an argument
+
+    def __post_init__(self) -> None:
+        if self.container_executor not in EXECUTORS:
+            raise ValueError(f'container_executor must be one of {", ".join(EXECUTORS)}, '
+                             f'not {self.container_executor!r}')
 
     @classmethod
     def from_strings(cls, values: dict[str, str]) -> 'GraphArgs':
@@ -213,7 +239,24 @@ def robot_graph(args: GraphArgs) -> list[NodeEntry]:
         entries.insert(relay, replace(
             node(mux, 'twist_mux', {}, respawn=True, respawn_delay=MOTOR_RESPAWN_DELAY_S),
             remappings=(('cmd_vel_out', 'cmd_vel'),)))
+    if args.one_process:
+        composed = [e for e in entries if e.ros and COMPOSABLE.get(e.executable, '').startswith(e.package + '.')]
+        entries = [e for e in entries if e not in composed] + [container_entry(composed, args.container_executor)]
     return entries
+
+
+def container_entry(nodes: list[NodeEntry], executor: str = CONTAINER_EXECUTOR) -> NodeEntry:
+    """One ``robot_container`` process running ``nodes``, each with its own command line.
+
+    It respawns as soon as the motor node would (it holds the motor node).
+    """
+    arguments = ['--executor', executor]
+    for entry in nodes:
+        arguments += command_line(entry, entry.executable) + ['--']
+    motor = any(e.executable == 'motor_node' for e in nodes)
+    return NodeEntry(PACKAGE, 'robot_container', 'robot_container', ros=False, arguments=tuple(arguments),
+                     respawn=True, respawn_delay=MOTOR_RESPAWN_DELAY_S if motor else 2.0,
+                     members=tuple(nodes))
 
 
 def command_line(entry: NodeEntry, executable_path: str) -> list[str]:

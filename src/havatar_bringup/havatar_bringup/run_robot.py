@@ -9,10 +9,12 @@ arguments ``robot.launch.py`` takes, written the same way::
 Like the launch file it respawns every node (``respawn`` in the graph) 2 s after it exits,
 the motor node and motor_guard after 0.2 s (``respawn_delay``); an entry without ``respawn``
 exiting would stop everything with exit code 1 (systemd's ``Restart=always`` starts the robot
-again). Its watchdog (``havatar_bringup.watchdog``) also SIGKILLs a hung node (stopped, or no
-``/diagnostics`` heartbeat for 5 s), writes STOP to the motor port itself while the motor
-node is down (v1 firmware keeps its last PWM; motor_guard does too), and reports restarts on ``/diagnostics`` (status
-``run_robot: watchdog``, which the web UI shows). Under systemd (``$NOTIFY_SOCKET``) it sends
+again). With ``one_process:=true`` the nodes run in one ``robot_container`` that respawns after
+0.2 s and counts as hung when any node in it is. Its watchdog (``havatar_bringup.watchdog``)
+also SIGKILLs a hung node (stopped, or no ``/diagnostics`` heartbeat for 5 s), writes STOP
+to the motor port itself while the motor node is down (v1 firmware keeps its last PWM;
+motor_guard does too), and reports restarts on ``/diagnostics`` (status ``run_robot: watchdog``,
+which the web UI shows). Under systemd (``$NOTIFY_SOCKET``) it sends
 ``READY=1`` once every node runs and the local web UI answers. SIGINT, SIGTERM or SIGHUP
 stops every node (SIGINT first, as ``ros2 launch`` does) and exits 0. Each node's output
 goes to ``--log-dir`` (default ``$LOGS_DIRECTORY``, else ``~/.local/state/havatar/logs``).
@@ -97,8 +99,13 @@ class Robot:
             raise RuntimeError(f'{entry.package} {entry.executable} is not installed (colcon build)')
         process = self.processes.start(entry.name, command_line(entry, executable))
         self.running[entry.name] = (entry, process)
-        self.watchdog.started(entry.name, time.time())
+        for name in node_names(entry):
+            self.watchdog.started(name, time.time())
         return process
+
+    def process_of(self, node: str) -> ManagedProcess:
+        """The running process of ``node`` (its own, or the robot_container holding it)."""
+        return next(process for entry, process in self.running.values() if node in node_names(entry))
 
     def start_all(self) -> None:
         if self.args.sim:
@@ -108,7 +115,7 @@ class Robot:
             process = self.start(entry)
             if entry.ready_output:  # the ESP32 simulator's port, motor_guard watching
                 process.wait_for_output(entry.ready_output, timeout=STARTUP_TIMEOUT_S)
-        _, relay_node = self.running['relay_node']
+        relay_node = self.process_of('relay_node')
         relay_node.wait_for_http(web_ui_url(self.args), STARTUP_TIMEOUT_S)
         for name, (entry, process) in self.running.items():
             # a hardware node may be down (a camera unplugged): it respawns, and the web UI
@@ -120,7 +127,7 @@ class Robot:
         """Kill hung nodes, respawn what is due; a node that ended and may not respawn, if any."""
         for name, (entry, process) in self.running.items():
             if name not in self.down:
-                reason = self.hung(name, process, now) if process.running() else \
+                reason = self.hung(entry, process, now) if process.running() else \
                     f'exited ({process.popen.returncode})'
                 if reason is None:
                     continue
@@ -129,8 +136,9 @@ class Robot:
                 if process.running():
                     process.signal(signal.SIGKILL)
                     process.popen.wait()
-                if name == MOTOR_NODE:
-                    self.stop_motors(entry)
+                motor = next((e for e in (entry, *entry.members) if e.name == MOTOR_NODE), None)
+                if motor is not None:
+                    self.stop_motors(motor)
             if not entry.respawn:
                 return name
             due = self.respawn_at.setdefault(name, now + entry.respawn_delay)
@@ -144,12 +152,15 @@ class Robot:
                 self.on_restart()
         return None
 
-    def hung(self, name: str, process: ManagedProcess, now: float) -> Optional[str]:
-        """Why a running node counts as hung, if it does."""
+    def hung(self, entry: NodeEntry, process: ManagedProcess, now: float) -> Optional[str]:
+        """Why a running node (or container: any of its nodes) counts as hung, if it does."""
         if process_stopped(process.pid):
             return 'stopped'
-        silent = self.watchdog.silent(name, now)
-        return None if silent is None else f'sent no heartbeat for {silent:.1f} s'
+        for name in node_names(entry):
+            silent = self.watchdog.silent(name, now)
+            if silent is not None:
+                return f'sent no heartbeat for {silent:.1f} s' + ('' if name == entry.name else f' ({name})')
+        return None
 
     def stop_motors(self, entry: NodeEntry) -> None:
         """v1 firmware keeps its last PWM: write STOP to the port while the node is down."""
@@ -161,6 +172,11 @@ class Robot:
             return
         error = stop_motors(port)
         say(f'run_robot: {error}' if error else f'run_robot: wrote STOP to {port}', error=bool(error))
+
+
+def node_names(entry: NodeEntry) -> tuple[str, ...]:
+    """The ROS nodes a process runs: the entry itself, or a robot_container's members."""
+    return (entry.name, *(m.name for m in entry.members))
 
 
 def main(argv: Optional[list[str]] = None) -> int:

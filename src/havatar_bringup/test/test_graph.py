@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from havatar_bringup.graph import ARGUMENTS, GraphArgs, command_line, motor_lock_file, parameter_arguments, \
-    robot_graph
+from havatar_bringup.container import split_nodes
+from havatar_bringup.graph import ARGUMENTS, CONTAINER_EXECUTOR, MOTOR_RESPAWN_DELAY_S, GraphArgs, command_line, \
+    motor_lock_file, parameter_arguments, robot_graph
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 NODE_MODULES = {'motor_node': 'havatar_drivers.motor_node', 'camera_node': 'havatar_drivers.camera_node',
@@ -88,6 +89,7 @@ def node_command_line(node: Recorded) -> list[str]:
     {'sim': 'true'},
     {'sim': 'false', 'serial_port': '/dev/ttyUSB0', 'camera_device': 'C920', 'server_mode': 'true',
      'robot_id': 'tank', 'namespace': 'tank', 'relay_url': 'wss://relay.example.org/ws'},
+    {'sim': 'true', 'one_process': 'true'},
 ])
 def test_launch_file_and_demo_run_the_same_graph(fake_launch, arguments):
     description = load_launch_file().generate_launch_description()
@@ -112,7 +114,24 @@ def test_launch_file_and_demo_run_the_same_graph(fake_launch, arguments):
     plain = [e for e in graph if not e.ros]
     assert [a.kwargs['cmd'][1:] for a in processes] == [list(e.arguments) for e in plain]
     assert [a.kwargs['respawn'] for a in processes] == [e.respawn for e in plain]
-    assert [e.executable for e in plain] == (['esp32_sim'] if arguments['sim'] == 'true' else []) + ['motor_guard']
+    assert [e.executable for e in plain] == (['esp32_sim'] if arguments['sim'] == 'true' else []) + \
+        ['motor_guard'] + (['robot_container'] if arguments.get('one_process') == 'true' else [])
+
+
+@pytest.mark.parametrize('namespace', ['', 'tank'])
+def test_one_process_runs_the_same_nodes_with_the_same_command_lines_in_a_container(namespace):
+    separate = robot_graph(GraphArgs(sim=True, namespace=namespace))
+    composed = robot_graph(GraphArgs(sim=True, namespace=namespace, one_process=True))
+    assert composed[:-1] == [e for e in separate if not e.ros], 'the simulator and motor_guard as before'
+    container = composed[-1]
+    assert container.executable == 'robot_container' and not container.ros and container.respawn
+    assert container.respawn_delay == MOTOR_RESPAWN_DELAY_S, 'it holds the motor node'
+    assert list(container.members) == [e for e in separate if e.ros]
+    groups = split_nodes(list(container.arguments[2:]))
+    assert container.arguments[:2] == ('--executor', CONTAINER_EXECUTOR)
+    assert [name for name, _ in groups] == [e.executable for e in container.members]
+    for (_, args), entry in zip(groups, container.members):  # what each node would get as a process
+        assert args == command_line(entry, entry.executable)[1:] + ['--']
 
 
 def test_hardware_nodes_respawn_and_sim_uses_simulated_sources():
@@ -170,6 +189,10 @@ def test_robot_yaml_has_every_parameter_of_every_node_and_no_other():
 def test_unknown_launch_argument_is_refused():
     with pytest.raises(ValueError, match='serial'):
         GraphArgs.from_strings({'serial': '/dev/ttyUSB0'})
+    with pytest.raises(ValueError, match='container_executor'):
+        GraphArgs.from_strings({'container_executor': 'threads'})
+    executor = robot_graph(GraphArgs(one_process=True, container_executor='multi'))[-1].arguments[:2]
+    assert executor == ('--executor', 'multi')
 
 
 def test_launch_arguments_are_the_fields_of_graph_args(fake_launch):

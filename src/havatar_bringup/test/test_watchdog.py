@@ -105,3 +105,29 @@ def test_run_robot_kills_a_silent_motor_node_writes_stop_and_respawns_it(tmp_pat
         processes.stop_all()
         os.close(master)
         os.close(slave)
+
+
+def test_run_robot_restarts_a_container_when_one_of_its_nodes_is_silent_and_writes_stop(tmp_path):
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    processes = ProcessManager(tmp_path, dict(os.environ))
+    robot = Robot(GraphArgs(), processes, Watchdog(hang_timeout=5.0))
+    members = (NodeEntry('havatar_drivers', 'motor_node', 'motor_node',
+                         parameters=('robot.yaml', {'serial_port': os.ttyname(slave)})),
+               NodeEntry('havatar_relay', 'relay_node', 'relay_node'))
+    entry = NodeEntry('havatar_bringup', 'robot_container', 'robot_container', ros=False, respawn=True,
+                      respawn_delay=0.2, members=members)
+    process = processes.start(entry.name, ['sleep', '60'])  # stands in for the container
+    robot.running[entry.name] = (entry, process)
+    try:
+        assert robot.process_of('relay_node') is process and robot.process_of('motor_node') is process
+        robot.watchdog.beat('motor_node', now=100.0)
+        robot.watchdog.beat('relay_node', now=101.0)
+        assert robot.check(105.5) is None  # the relay node inside it is fine, the motor node silent
+        assert not process.running()
+        assert robot.down['robot_container'] == 'sent no heartbeat for 5.5 s (motor_node)'
+        assert os.read(master, 100) == b'STOP\n', 'its motor node is down: STOP at once'
+    finally:
+        processes.stop_all()
+        os.close(master)
+        os.close(slave)

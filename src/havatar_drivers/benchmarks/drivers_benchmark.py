@@ -153,6 +153,18 @@ def latency(pm: ProcessManager, node: RosTestNode, work: Path, count: int) -> No
             time.sleep(3.5)  # the simulated v2 boots for 3.2 s
         ours = node_latency(node, record, count)
         motor.stop()
+        # the same node on rclpy's SingleThreadedExecutor (what spin_node used before the
+        # EventsExecutor): robot_container runs it with the executor asked for
+        port, record = start_sim(pm, work / f'single-{dialect}', dialect)
+        single_node = pm.start(f'motor_node-single-{dialect}', [
+            ros_executable('havatar_bringup', 'robot_container'), '--executor', 'single', 'motor_node',
+            '--ros-args', '-p', f'serial_port:={port}', '-p', 'max_linear_accel:=0.0', '-p', f'dialect:={dialect}',
+            '--'])
+        single_node.wait_for_output('driving the ESP32', timeout=20)
+        if dialect == 'v2':
+            time.sleep(3.5)
+        single = node_latency(node, record, count)
+        single_node.stop()
         port, record = start_sim(pm, work / f'bare-{dialect}', dialect)
         bare_node = pm.start(f'bare-{dialect}', [sys.executable, Path(__file__).with_name('bare_cmd_vel_writer.py'),
                                                  port])
@@ -167,6 +179,9 @@ def latency(pm: ProcessManager, node: RosTestNode, work: Path, count: int) -> No
               f'{b99:7.2f} {1.0:9.2f} {1.0:9.2f} {0.0:10.2f}')
         print(f'{dialect:8} {"cmd_vel via motor_node":24} {len(ours):4} {o50:7.2f} '
               f'{o99:7.2f} {o50 / b50:9.2f} {o99 / b99:9.2f} {o99 - b99:10.2f}')
+        s50, s99 = statistics.median(single) * 1e3, percentile(single, 99) * 1e3
+        print(f'{dialect:8} {"  ...SingleThreadedExec.":24} {len(single):4} {s50:7.2f} '
+              f'{s99:7.2f} {s50 / b50:9.2f} {s99 / b99:9.2f} {s99 - b99:10.2f}')
         f50, f99 = statistics.median(bare) * 1e3, percentile(bare, 99) * 1e3
         print(f'{dialect:8} {"bare rclpy node (floor)":24} {len(bare):4} {f50:7.2f} '
               f'{f99:7.2f} {f50 / b50:9.2f} {f99 / b99:9.2f} {f99 - b99:10.2f}')
@@ -224,11 +239,13 @@ def motor_cpu(pm: ProcessManager, node: RosTestNode, work: Path, seconds: float)
     """CPU of motor_node alone while cmd_vel arrives at 20 Hz, for each dialect."""
     print(f'\nmotor_node CPU while driving at 20 Hz, over {seconds:g} s (% of one core)')
     pub = node.node.create_publisher(Twist, 'cmd_vel', 10)
-    for dialect in ('v1', 'v2'):
-        port, _ = start_sim(pm, work / f'motor-cpu-{dialect}', dialect)
-        motor = pm.start(f'motor-cpu-{dialect}', [
-            ros_executable('havatar_drivers', 'motor_node'), '--ros-args',
-            '-p', f'serial_port:={port}', '-p', f'dialect:={dialect}'])
+    ways = {'spin_node': [ros_executable('havatar_drivers', 'motor_node')],
+            'SingleThreadedExecutor': [ros_executable('havatar_bringup', 'robot_container'), '--executor', 'single',
+                                       'motor_node']}
+    for dialect, (way, command) in [(d, w) for d in ('v1', 'v2') for w in ways.items()]:
+        port, _ = start_sim(pm, work / f'motor-cpu-{dialect}-{way}', dialect)
+        motor = pm.start(f'motor-cpu-{dialect}-{way}', [
+            *command, '--ros-args', '-p', f'serial_port:={port}', '-p', f'dialect:={dialect}', '--'])
         motor.wait_for_output('driving the ESP32', timeout=20)
         node.wait_for_subscribers(pub)
         stop = threading.Event()
@@ -239,7 +256,7 @@ def motor_cpu(pm: ProcessManager, node: RosTestNode, work: Path, seconds: float)
         stop.set()
         driver.join()
         motor.stop()
-        print(f'  {dialect:4} {usage[dialect]:6.2f} %')
+        print(f'  {dialect:4} {way:24} {usage[dialect]:6.2f} %')
 
 
 def node_cpu(pm: ProcessManager, node: RosTestNode, work: Path, seconds: float) -> None:

@@ -208,7 +208,7 @@ class MotorNode(Node):
 
 
 def main(args: Optional[list[str]] = None) -> None:
-    spin_node(MotorNode, 'motor_node', args)
+    spin_node(MotorNode, 'motor_node', args, events=True)  # half the CPU, a shorter p99
 
 
 if __name__ == '__main__':

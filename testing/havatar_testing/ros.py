@@ -9,6 +9,19 @@ from typing import Any, Callable
 from havatar_bringup.processes import wait_until
 
 
+def flat_parameters(tree: dict[str, Any], prefix: str = '') -> dict[str, Any]:
+    """Nested parameters of a YAML file (twist_mux's ``topics: {web: {topic: ...}}``) as ROS
+    names them (``topics.web.topic``).
+    """
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(flat_parameters(value, f'{prefix}{key}.'))
+        else:
+            flat[f'{prefix}{key}'] = value
+    return flat
+
+
 def ros_executable(package: str, executable: str) -> Path:
     """Path of an installed executable, found the way ``ros2 run`` finds it."""
     from ament_index_python.packages import get_package_prefix

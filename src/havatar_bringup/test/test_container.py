@@ -21,7 +21,7 @@ from rclpy.parameter import parameter_value_to_python
 
 from havatar_bringup.container import EXIT_BAD_PARAMETER, EXIT_NODE_FAILED
 from havatar_bringup.graph import GraphArgs, command_line, robot_graph
-from havatar_testing import ros_executable, wait_until
+from havatar_testing import flat_parameters, ros_executable, wait_until
 from havatar_testing.stack import fetch
 
 _spec = importlib.util.spec_from_file_location('run_robot_helpers', Path(__file__).with_name('test_run_robot.py'))
@@ -39,7 +39,7 @@ def expected_parameters(entry) -> dict[str, object]:
     values: dict[str, object] = {}
     for item in entry.parameters:
         if isinstance(item, str):
-            values.update(yaml.safe_load(Path(item).read_text())[f'/**/{entry.name}']['ros__parameters'])
+            values.update(flat_parameters(yaml.safe_load(Path(item).read_text())[f'/**/{entry.name}']['ros__parameters']))
         else:
             values.update(item)
     return values

@@ -13,6 +13,7 @@ import yaml
 from havatar_bringup.container import split_nodes
 from havatar_bringup.graph import ARGUMENTS, CONTAINER_EXECUTOR, MOTOR_RESPAWN_DELAY_S, GraphArgs, command_line, \
     motor_lock_file, parameter_arguments, robot_graph
+from havatar_testing import flat_parameters
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 NODE_MODULES = {'motor_node': 'havatar_drivers.motor_node', 'camera_node': 'havatar_drivers.camera_node',
@@ -22,17 +23,6 @@ NODE_MODULES = {'motor_node': 'havatar_drivers.motor_node', 'camera_node': 'hava
                 'relay_node': 'havatar_relay.relay_node', 'foxglove_node': 'havatar_relay.foxglove_node',
                 'twist_mux': 'havatar_drivers.twist_mux_node',
                 'incident_recorder': 'havatar_bringup.incident_recorder'}
-
-
-def flatten(tree: dict, prefix: str = '') -> dict:
-    """Nested parameters (twist_mux's ``topics: {web: {topic: ...}}``) as ROS names them."""
-    flat = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            flat.update(flatten(value, f'{prefix}{key}.'))
-        else:
-            flat[f'{prefix}{key}'] = value
-    return flat
 
 
 class Recorded:
@@ -180,7 +170,7 @@ def test_robot_yaml_has_every_parameter_of_every_node_and_no_other():
     for name, module in NODE_MODULES.items():
         table = importlib.import_module(module).PARAMETERS
         declared = {p[0]: p[1] for p in table}
-        given = flatten(config[f'/**/{name}']['ros__parameters'])
+        given = flat_parameters(config[f'/**/{name}']['ros__parameters'])
         assert set(given) == set(declared), name
         for key, default in declared.items():
             assert given[key] == default, f'{name}.{key}: {given[key]!r} != default {default!r}'

@@ -112,8 +112,9 @@ class StopDetector:
 
     def _counter(self, name: str, key: str, text: str, reason: str, now_ns: int) -> list[Stop]:
         """A counter's increase is a stop if the wheels moved when it was last reported: the
-        stop happened since, while driving (a v2 firmware's first boot, before any command,
-        counts as a reset but stops nothing).
+        stop happened since, while driving. A v2 firmware's first boot line counts as a reset
+        but stops nothing, even when the motor node was already sending commands the booting
+        firmware ignored: a reset counts from the second boot line a motor node sees.
         """
         try:
             value = int(text)
@@ -122,7 +123,8 @@ class StopDetector:
         before = self._counters.get((name, key))
         # the first value, or a restarted node's, is a baseline
         self._counters[(name, key)] = (value, self.moving(now_ns))
-        if before is not None and value > before[0] and before[1]:
+        first_boot = reason == FIRMWARE_RESET and before is not None and before[0] == 0
+        if before is not None and value > before[0] and before[1] and not first_boot:
             return [Stop(reason, now_ns, f'{name}: {key} {before[0]} -> {value}')]
         return []
 

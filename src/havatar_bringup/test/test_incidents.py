@@ -56,6 +56,11 @@ def test_a_first_boot_before_any_command_is_no_incident_even_if_driving_starts_b
     d.wheels(128, 128, S)   # v2 'initialized', then the operator's command at once
     assert d.diagnostics(link(firmware_resets=1), S + S // 5) == []
     assert [s.reason for s in d.diagnostics(link(firmware_resets=2), 2 * S)] == [inc.FIRMWARE_RESET]
+    # commands sent to a booting v2 firmware (which ignores them) before its ready line
+    early = StopDetector(moving_window=3.0)
+    early.wheels(128, 128, 0)
+    early.diagnostics(link(firmware_resets=0), S // 5)
+    assert early.diagnostics(link(firmware_resets=1), 2 * S // 5) == []
 
 
 def test_the_deadman_after_the_drivers_own_zero_is_no_incident():

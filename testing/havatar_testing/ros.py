@@ -9,6 +9,37 @@ from typing import Any, Callable
 from havatar_bringup.processes import wait_until
 
 
+class TwistSource:
+    """Publishes a geometry_msgs/Twist ``command`` on ``topic`` at ``rate_hz`` from a thread
+    until stopped (``command`` may be changed meanwhile); ``clock`` stamps ``last_publish``.
+    """
+
+    def __init__(self, ros_node: 'RosTestNode', topic: str, command: tuple[float, float],
+                 rate_hz: float = 20.0, clock: Callable[[], float] = time.monotonic) -> None:
+        from geometry_msgs.msg import Twist
+        self._twist = Twist
+        self.pub = ros_node.node.create_publisher(Twist, topic, 10)
+        self.command, self.rate_hz, self.clock = command, rate_hz, clock
+        self.last_publish = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            msg = self._twist()
+            msg.linear.x, msg.angular.z = self.command
+            self.pub.publish(msg)
+            self.last_publish = self.clock()
+            self._stop.wait(1.0 / self.rate_hz)
+
+    def stop(self) -> float:
+        """Fall silent; when it last published (``clock``)."""
+        self._stop.set()
+        self._thread.join()
+        return self.last_publish
+
+
 def flat_parameters(tree: dict[str, Any], prefix: str = '') -> dict[str, Any]:
     """Nested parameters of a YAML file (twist_mux's ``topics: {web: {topic: ...}}``) as ROS
     names them (``topics.web.topic``).

@@ -6,13 +6,11 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import threading
 import time
 from pathlib import Path
 
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
-from geometry_msgs.msg import Twist
 from mcap.reader import make_reader
 from mcap_ros2.decoder import DecoderFactory
 from std_msgs.msg import Bool
@@ -21,35 +19,10 @@ from havatar_bringup.graph import parameter_arguments
 from havatar_bringup.processes import wait_until
 from havatar_testing.faults import run
 from havatar_testing.relay import LOCAL_TOKEN, Client, drive
-from havatar_testing.ros import ros_executable
+from havatar_testing.ros import TwistSource, ros_executable
 
 S = 1e9
-
-
-class Driver:
-    """Publishes a twist on ``topic`` at 20 Hz from a thread until stopped."""
-
-    def __init__(self, ros_node, topic: str = 'cmd_vel', command: tuple[float, float] = (0.25, 0.0)) -> None:
-        self.pub = ros_node.node.create_publisher(Twist, topic, 10)
-        self.command = command
-        self.last_publish = 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            msg = Twist()
-            msg.linear.x, msg.angular.z = self.command
-            self.pub.publish(msg)
-            self.last_publish = time.time()
-            self._stop.wait(0.05)
-
-    def stop(self) -> float:
-        """Stop publishing; the wall time of the last publish."""
-        self._stop.set()
-        self._thread.join()
-        return self.last_publish
+DRIVING = (0.25, 0.0)  # what the driver publishes (m/s, rad/s); times are wall clock, as in the files
 
 
 class Recorder:
@@ -126,7 +99,7 @@ def test_a_deadman_stop_is_recorded_with_the_commands_before_it(start_sim, start
     start_motor_node(sim.port, diagnostics_period=0.2, max_linear_accel=0.0)
     directory = recorder().directory
     ros_node.wait_for_publishers('wheel_commands')
-    driver = Driver(ros_node)
+    driver = TwistSource(ros_node, 'cmd_vel', DRIVING, clock=time.time)
     try:
         sim.wait_for_line(lambda line: line == 'PWM 128 128', timeout=15)
         time.sleep(0.5)
@@ -149,7 +122,7 @@ def test_the_drivers_own_stop_is_no_incident(start_sim, start_motor_node, record
     start_motor_node(sim.port, diagnostics_period=0.2, max_linear_accel=0.0)
     directory = recorder().directory
     ros_node.wait_for_publishers('wheel_commands')
-    driver = Driver(ros_node)
+    driver = TwistSource(ros_node, 'cmd_vel', DRIVING, clock=time.time)
     try:
         sim.wait_for_line(lambda line: line == 'PWM 128 128', timeout=15)
         driver.command = (0.0, 0.0)
@@ -166,7 +139,7 @@ def test_serial_loss_is_recorded(start_sim, start_motor_node, recorder, ros_node
     start_motor_node(sim.port, diagnostics_period=0.2, reconnect_period=0.2, max_linear_accel=0.0)
     directory = recorder().directory
     ros_node.wait_for_publishers('wheel_commands')
-    driver = Driver(ros_node)
+    driver = TwistSource(ros_node, 'cmd_vel', DRIVING, clock=time.time)
     try:
         sim.wait_for_line(lambda line: line == 'PWM 128 128', timeout=15)
         time.sleep(0.5)  # drive for a while: a diagnostics report sees the wheels turning
@@ -187,7 +160,7 @@ def test_the_firmware_watchdog_is_recorded(start_sim, start_motor_node, recorder
     sim = start_sim('v2')
     node = start_motor_node(sim.port, diagnostics_period=0.2, max_linear_accel=0.0, cmd_timeout=5.0)
     ros_node.wait_for_publishers('wheel_commands')
-    driver = Driver(ros_node)
+    driver = TwistSource(ros_node, 'cmd_vel', DRIVING, clock=time.time)
     try:
         sim.wait_for_line(lambda line: line == 'PWM 128 128', timeout=20)
         rec.wait_heard('/cmd_vel', '/wheel_commands')
@@ -214,7 +187,7 @@ def test_the_emergency_lock_is_recorded(start_sim, start_motor_node, recorder, r
     directory = rec.directory
     lock = ros_node.node.create_publisher(Bool, 'e_stop', 10)
     ros_node.wait_for_subscribers(lock, count=2)  # the mux and the recorder
-    driver = Driver(ros_node, topic='cmd_vel/web')
+    driver = TwistSource(ros_node, 'cmd_vel/web', DRIVING, clock=time.time)
     try:
         sim.wait_for_line(lambda line: line == 'PWM 128 128', timeout=15)
         rec.wait_heard('/cmd_vel', '/cmd_vel/web', '/wheel_commands')

@@ -1,7 +1,6 @@
 """The twist_mux node between real publishers and the real motor node (DDS, the ESP32 simulator)."""
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
@@ -10,36 +9,10 @@ from std_msgs.msg import Bool
 
 from havatar_bringup.graph import parameter_arguments
 from havatar_bringup.processes import wait_until
-from havatar_testing.ros import ros_executable
+from havatar_testing.ros import TwistSource, ros_executable
 
 TELEOP, WEB = (0.0, 1.0), (0.25, 0.0)
 WEB_PWM = 'PWM 128 128'  # 0.25 m/s at 0.5 m/s per PWM 255
-
-
-class Source:
-    """Publishes a twist on ``topic`` at ``rate_hz`` from a thread while it talks."""
-
-    def __init__(self, ros_node, topic: str, command: tuple[float, float], rate_hz: float = 20.0) -> None:
-        self.pub = ros_node.node.create_publisher(Twist, topic, 10)
-        self.command, self.rate_hz = command, rate_hz
-        self.last_publish = 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            msg = Twist()
-            msg.linear.x, msg.angular.z = self.command
-            self.pub.publish(msg)
-            self.last_publish = time.monotonic()
-            self._stop.wait(1.0 / self.rate_hz)
-
-    def stop(self) -> float:
-        """Fall silent; return when it last spoke (monotonic)."""
-        self._stop.set()
-        self._thread.join()
-        return self.last_publish
 
 
 @pytest.fixture
@@ -60,11 +33,11 @@ def twists(log, since: float) -> list[tuple[float, tuple[float, float]]]:
 def test_teleop_wins_while_it_talks_and_the_web_resumes_after_its_timeout(start_mux, ros_node):
     start_mux()
     out = ros_node.subscribe(Twist, 'cmd_vel')
-    web = Source(ros_node, 'cmd_vel/web', WEB)
+    web = TwistSource(ros_node, 'cmd_vel/web', WEB)
     teleop = None
     try:
         out.wait_for(lambda m: m.linear.x == WEB[0], timeout=15, what='the web driving')
-        teleop = Source(ros_node, 'cmd_vel/teleop', TELEOP)
+        teleop = TwistSource(ros_node, 'cmd_vel/teleop', TELEOP)
         out.wait_for(lambda m: m.angular.z == TELEOP[1], timeout=5, what='teleop driving')
         took_over = time.monotonic()
         time.sleep(1.0)  # both talk: only teleop may come out
@@ -89,7 +62,7 @@ def test_teleop_wins_while_it_talks_and_the_web_resumes_after_its_timeout(start_
 def test_a_silent_source_is_not_repeated_but_stopped_once(start_mux, ros_node):
     start_mux()
     out = ros_node.subscribe(Twist, 'cmd_vel')
-    web = Source(ros_node, 'cmd_vel/web', WEB)
+    web = TwistSource(ros_node, 'cmd_vel/web', WEB)
     try:
         out.wait_for(lambda m: m.linear.x == WEB[0], timeout=15, what='the web driving')
     finally:
@@ -109,8 +82,8 @@ def test_a_lock_stops_the_motors_at_once_whoever_drives(start_mux, start_sim, st
     start_mux()
     lock = ros_node.node.create_publisher(Bool, 'e_stop', 10)
     ros_node.wait_for_subscribers(lock)
-    teleop = Source(ros_node, 'cmd_vel/teleop', WEB)
-    web = Source(ros_node, 'cmd_vel/web', TELEOP)
+    teleop = TwistSource(ros_node, 'cmd_vel/teleop', WEB)
+    web = TwistSource(ros_node, 'cmd_vel/web', TELEOP)
     try:
         sim.wait_for_line(lambda line: line == WEB_PWM, timeout=15)
         locked = time.time()

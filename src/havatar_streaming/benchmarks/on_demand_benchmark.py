@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT / 'testing'))
 
 from havatar_testing import ProcessManager, wait_until  # noqa: E402
-from havatar_testing.cpu import cpu_percent_all  # noqa: E402
+from havatar_testing.cpu import cpu_percent  # noqa: E402
 from havatar_testing.isolation import DomainLease, ros_environment, shm_profile_environment  # noqa: E402
 from havatar_testing.ondemand import USER, OnDemandStack, start_on_demand_stack  # noqa: E402
 from havatar_testing.webrtc import whep_receive  # noqa: E402
@@ -96,16 +96,16 @@ def main() -> int:
               f'{options.seconds:g} s per CPU figure, {options.tries} tries per latency figure')
         idle(stack)
         time.sleep(1.0)
-        idle_streaming = cpu_percent_all([stack.streaming.pid], options.seconds)
-        idle_camera = cpu_percent_all([stack.camera.pid], options.seconds)
+        idle_streaming = cpu_percent([stack.streaming.pid], options.seconds, ended_children=True)
+        idle_camera = cpu_percent([stack.camera.pid], options.seconds, ended_children=True)
 
         async def watched() -> tuple[float, float]:
             _, pc = await first_frame(stack.whep_url())
             try:
                 await asyncio.sleep(2.0)  # past the start
                 loop = asyncio.get_running_loop()
-                streaming = await loop.run_in_executor(None, cpu_percent_all, [stack.streaming.pid], options.seconds)
-                camera = await loop.run_in_executor(None, cpu_percent_all, [stack.camera.pid], options.seconds)
+                streaming = await loop.run_in_executor(None, cpu_percent, [stack.streaming.pid], options.seconds, True)
+                camera = await loop.run_in_executor(None, cpu_percent, [stack.camera.pid], options.seconds, True)
                 return streaming, camera
             finally:
                 await pc.close()

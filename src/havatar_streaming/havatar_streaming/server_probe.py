@@ -4,10 +4,13 @@ would and say what failed (ROS-free, asyncio).
 The steps, each with its own time limit: the address (``map_server_url``, and the same
 encryption rules as the streaming node), the host name (DNS), a TCP connection to the RTSP
 port (refused, timed out, unreachable), TLS for ``rtsps://`` (the certificate checked as
-the streaming node checks it), then an RTSP ``DESCRIBE`` of the robot's path with its
-credentials (MediaMTX answers 401 for credentials it refuses; 404 when nobody publishes
-there yet, which means the credentials passed), and, when the streaming node uses it, the
-MediaMTX API. Nothing is published: a running stream on that path is not disturbed.
+the streaming node checks it), then an RTSP ``OPTIONS`` (the server answers RTSP) and a
+``DESCRIBE`` of the robot's path with its credentials (MediaMTX answers 401 for credentials it
+refuses, within 2 s; 404 when nobody publishes there yet, which means the credentials passed;
+an on-demand path -- Havatar's robot paths, see ``havatar_bringup.mediamtx`` -- holds a
+DESCRIBE it let in until the robot publishes, so a DESCRIBE held past ``rtsp_timeout`` after
+a prompt ``OPTIONS`` passed too), and, when the streaming node uses it, the MediaMTX API.
+Nothing is published: a running stream on that path is not disturbed.
 """
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ DNS_TIMEOUT_S = 3.0
 CONNECT_TIMEOUT_S = 3.0
 RTSP_TIMEOUT_S = 6.0  # MediaMTX waits 2 s before it answers refused credentials
 MAX_HEAD_BYTES = 16 * 1024
+HELD = 0  # _describe: the server holds the DESCRIBE (an on-demand path without its publisher)
 
 
 @dataclass
@@ -100,8 +104,9 @@ async def probe(settings: ProbeSettings, dns_timeout: float = DNS_TIMEOUT_S,
                                      settings.stream_key.strip('/'), user, settings.password, rtsp_timeout)
         finally:
             writer.close()
-        steps.append(f'RTSP credentials of {user!r} accepted'
-                     + (' (the path is being published)' if status == 200 else ''))
+        steps.append(f'RTSP credentials of {user!r} accepted' + {
+            200: ' (the path is being published)',
+            HELD: ' (the path waits for the robot to publish)'}.get(status, ''))
         base = target.api_base()
         if base is not None:
             await _check_api(base, user, settings.password, settings.ca_file)
@@ -147,32 +152,49 @@ async def _connect(host: str, address: str, port: int, tls: bool, ca_file: str,
         raise ProbeFailed('unreachable', f'cannot reach {host}:{port}: {exc.strerror or exc}') from None
 
 
-async def _describe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, base: str,
-                    path: str, user: str, password: str, timeout: float) -> int:
-    """The status of an RTSP DESCRIBE of ``path`` with Basic credentials (200 or 404)."""
-    credentials = base64.b64encode(f'{user}:{password}'.encode()).decode()
-    writer.write((f'DESCRIBE {base}/{path} RTSP/1.0\r\nCSeq: 1\r\nAccept: application/sdp\r\n'
-                  f'Authorization: Basic {credentials}\r\nUser-Agent: havatar-probe\r\n\r\n').encode())
+async def _request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, head: str,
+                   timeout: float) -> Optional[tuple[int, str]]:
+    """Send one RTSP request ``head``; its status and status line, None when none came in
+    ``timeout``.
+    """
+    writer.write(head.encode())
     try:
         await writer.drain()
-        head = await asyncio.wait_for(reader.readuntil(b'\r\n\r\n'), timeout)
+        answer = await asyncio.wait_for(reader.readuntil(b'\r\n\r\n'), timeout)
     except asyncio.TimeoutError:
-        raise ProbeFailed('timeout', f'the server did not answer RTSP within {timeout:g} s') from None
+        return None
     except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, OSError):
         raise ProbeFailed('protocol', 'the server closed the connection: not an RTSP server '
                                       '(the wrong port?)') from None
-    line = head[:MAX_HEAD_BYTES].split(b'\r\n', 1)[0].decode('latin-1')
+    line = answer[:MAX_HEAD_BYTES].split(b'\r\n', 1)[0].decode('latin-1')
     version, _, rest = line.partition(' ')
     code = rest.split(' ', 1)[0]
     if not version.startswith('RTSP/') or not code.isdigit():
         raise ProbeFailed('protocol', f'the server did not answer in RTSP ({line[:60]!r}): '
                                       'the wrong port?')
-    status = int(code)
+    return int(code), line[len(version) + 1:]
+
+
+async def _describe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, base: str,
+                    path: str, user: str, password: str, timeout: float) -> int:
+    """The status of an RTSP DESCRIBE of ``path`` with Basic credentials (200, 404, or
+    ``HELD``: an on-demand path waits for its publisher), after an OPTIONS.
+    """
+    common = 'RTSP/1.0\r\nUser-Agent: havatar-probe\r\n'
+    if await _request(reader, writer, f'OPTIONS {base}/{path} {common}CSeq: 1\r\n\r\n', timeout) is None:
+        raise ProbeFailed('timeout', f'the server did not answer RTSP within {timeout:g} s')
+    credentials = base64.b64encode(f'{user}:{password}'.encode()).decode()
+    answer = await _request(reader, writer, f'DESCRIBE {base}/{path} {common}CSeq: 2\r\n'
+                            f'Accept: application/sdp\r\nAuthorization: Basic {credentials}\r\n\r\n',
+                            timeout)
+    if answer is None:  # refused credentials are answered within 2 s: these passed
+        return HELD
+    status, line = answer
     if status == 401:
         raise ProbeFailed('unauthorized', f'the server refused the stream key {user!r} with '
                                           'this password (RTSP 401)')
     if status not in (200, 404):
-        raise ProbeFailed('rtsp', f'the server answered {line[len(version) + 1:]!r} for path {path!r}')
+        raise ProbeFailed('rtsp', f'the server answered {line!r} for path {path!r}')
     return status
 
 

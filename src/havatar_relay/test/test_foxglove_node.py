@@ -144,7 +144,8 @@ def test_foxglove_client_sees_the_camera_and_its_frames(processes, ros_node):
             tf = client.decode('/tf_static', client.messages[2][0][1])
             assert {(t.header.frame_id, t.child_frame_id) for t in tf.transforms} == {
                 ('base_link', 'camera_link'), ('camera_link', 'camera_optical_frame')}
-            assert ros_node.node.count_subscribers(compressed) == 1
+            await asyncio.to_thread(wait_until, lambda: ros_node.node.count_subscribers(compressed) == 1, 10,
+                                    'the ROS subscription of the watcher in the test node graph')
 
             await client.unsubscribe(1)
             await asyncio.to_thread(wait_until, lambda: ros_node.node.count_subscribers(compressed) == 0, 10,

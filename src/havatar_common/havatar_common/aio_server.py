@@ -67,3 +67,10 @@ class BackgroundServer:
             await before()
         if self._runner is not None:
             await self._runner.cleanup()
+        # what else runs on this loop (a node's background tasks) ends with it, not pending
+        # until the garbage collector finds it
+        others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in others:
+            task.cancel()
+        if others:
+            await asyncio.wait(others, timeout=1.0)

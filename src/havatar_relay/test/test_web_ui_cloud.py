@@ -146,7 +146,7 @@ def test_recording_from_the_ui_through_mediamtx_with_the_relays_authorization(pr
     assert proxied_stack.publisher.running and proxied_stack.published(), 'the robot was never dropped'
     page.click('#recordings summary', timeout=10000)  # the list shows once there is a file
     page.wait_for_selector('#recording-list li button', timeout=10000)
-    with page.expect_download(timeout=20000) as download:
+    with page.expect_download(timeout=60000) as download:
         page.click('#recording-list li button')
     assert re.fullmatch(r'robot1-\d{4}-\d\d-\d\dT\d\d-\d\d-\d\dZ\.mp4', download.value.suggested_filename)
     mp4 = open(download.value.path(), 'rb').read()

@@ -56,6 +56,21 @@ def streaming_node(processes, free_tcp_port, tmp_path) -> Callable[..., tuple[Ma
     return start
 
 
+def start_mjpeg_camera(processes: ProcessManager, port: int, token: str, fps: float) -> None:
+    """A 320x240 test-pattern camera and a streaming node serving its MJPEG on 127.0.0.1:``port``
+    with ``token``; returns once both are up.
+    """
+    camera = processes.start('camera_node', [
+        ros_executable('havatar_drivers', 'camera_node'), '--ros-args', '-p', 'source:=test_pattern',
+        '-p', 'width:=320', '-p', 'height:=240', '-p', f'fps:={fps}'])
+    streaming = processes.start('streaming_node', [
+        ros_executable('havatar_streaming', 'streaming_node'), '--ros-args',
+        '-p', f'mjpeg_port:={port}', '-p', 'mjpeg_host:=127.0.0.1'],
+        env={'HAVATAR_ACCESS_TOKEN': token})
+    camera.wait_for_output('publishing', timeout=20)
+    streaming.wait_for_output('MJPEG on', timeout=20)
+
+
 def push_test_pattern(processes: ProcessManager, url: str, name: str = 'ffmpeg-publish') -> ManagedProcess:
     """Ffmpeg publishing a live H.264 test pattern to ``url`` until stopped."""
     return processes.start(name, [

@@ -8,9 +8,10 @@ import time
 
 import pytest
 
-from havatar_testing import WORKSPACE, free_port, ros_executable
+from havatar_testing import WORKSPACE, free_port
 from havatar_testing.axe import axe_violations
 from havatar_testing.relay import LOCAL_TOKEN as TOKEN
+from havatar_testing.streaming import start_mjpeg_camera
 
 pytest.importorskip('playwright.sync_api')
 
@@ -209,24 +210,11 @@ def check_large_layout(page, shot) -> None:
     assert largest_target(controls) == 'stop', controls
 
 
-def start_camera(processes) -> int:
-    """The test-pattern camera and the MJPEG server; returns the MJPEG port."""
-    mjpeg_port = free_port()
-    camera = processes.start('camera_node', [
-        ros_executable('havatar_drivers', 'camera_node'), '--ros-args', '-p', 'source:=test_pattern',
-        '-p', 'width:=320', '-p', 'height:=240', '-p', 'fps:=10.0'])
-    streaming = processes.start('streaming_node', [
-        ros_executable('havatar_streaming', 'streaming_node'), '--ros-args',
-        '-p', f'mjpeg_port:={mjpeg_port}', '-p', 'mjpeg_host:=127.0.0.1'],
-        env={'HAVATAR_ACCESS_TOKEN': TOKEN})
-    camera.wait_for_output('publishing', timeout=20)
-    streaming.wait_for_output('MJPEG on', timeout=20)
-    return mjpeg_port
-
-
 def test_robot_page_passes_axe_in_every_state_and_the_large_layout_fits(relay_robot, processes, chromium,
                                                                        tmp_path):
-    _, base, _, node = relay_robot(mjpeg_port=start_camera(processes))
+    mjpeg_port = free_port()
+    start_mjpeg_camera(processes, mjpeg_port, TOKEN, fps=10.0)
+    _, base, _, node = relay_robot(mjpeg_port=mjpeg_port)
     page = open_page(chromium, base)
     page.wait_for_function("document.getElementById('mjpeg').naturalWidth === 320", timeout=15000)
     # axe sees what it is here for: the joystick without its slider value (as it once was)

@@ -6,10 +6,11 @@ import time
 
 import pytest
 
-from havatar_testing import WORKSPACE, free_port, ros_executable
+from havatar_testing import WORKSPACE, free_port
 
 from havatar_testing.browser import PILL_TEXTS, PILLS_SHOWN, PageWatch
 from havatar_testing.relay import LOCAL_TOKEN as TOKEN
+from havatar_testing.streaming import start_mjpeg_camera
 
 pytest.importorskip('playwright.sync_api')
 
@@ -17,15 +18,7 @@ pytest.importorskip('playwright.sync_api')
 
 def test_ui_shows_video_and_drives_with_the_keyboard(relay_robot, processes, chromium, tmp_path):
     mjpeg_port = free_port()
-    camera = processes.start('camera_node', [
-        ros_executable('havatar_drivers', 'camera_node'), '--ros-args', '-p', 'source:=test_pattern',
-        '-p', 'width:=320', '-p', 'height:=240', '-p', 'fps:=15.0'])
-    streaming = processes.start('streaming_node', [
-        ros_executable('havatar_streaming', 'streaming_node'), '--ros-args',
-        '-p', f'mjpeg_port:={mjpeg_port}', '-p', 'mjpeg_host:=127.0.0.1'],
-        env={'HAVATAR_ACCESS_TOKEN': TOKEN})
-    camera.wait_for_output('publishing', timeout=20)
-    streaming.wait_for_output('MJPEG on', timeout=20)
+    start_mjpeg_camera(processes, mjpeg_port, TOKEN, fps=15.0)
     sim, base, _, _ = relay_robot(mjpeg_port=mjpeg_port)
 
     page = chromium.new_page(viewport={'width': 1280, 'height': 900}, accept_downloads=True)

@@ -57,19 +57,17 @@ class StopDetector:
         self._locks: dict[str, bool] = {}
         self._wheels_moving = False
         self._last_moving_ns: Optional[int] = None
-        self._last_zero_cmd_ns: Optional[int] = None
+        self._driver_said_stop = False  # the last twist on cmd_vel was zero
         self.ignored: list[Stop] = []  # the last diagnostics' reasons while still or after the driver's stop
         self.nodes: set[str] = set()  # nodes whose diagnostics were seen
 
     def cmd_vel(self, linear: float, angular: float, now_ns: int) -> None:
-        """A twist on ``cmd_vel``: a zero one is the driver stopping."""
-        if linear == 0.0 and angular == 0.0:
-            self._last_zero_cmd_ns = now_ns
+        """A twist on ``cmd_vel``: a zero one is the driver stopping.
 
-    def _driver_stopped(self) -> bool:
-        """Whether ``cmd_vel`` said zero after the wheels last moved."""
-        return self._last_zero_cmd_ns is not None and (
-            self._last_moving_ns is None or self._last_zero_cmd_ns >= self._last_moving_ns)
+        Only the order of twists counts, never their arrival against the wheel commands: on a
+        loaded machine the motor node's last moving wheel command can arrive after the zero.
+        """
+        self._driver_said_stop = linear == 0.0 and angular == 0.0
 
     def wheels(self, left: int, right: int, now_ns: int) -> None:
         """A wheel command the motor node sent."""
@@ -106,7 +104,7 @@ class StopDetector:
         return [s for s in stops if self._counts(s, now_ns)]
 
     def _counts(self, stop: Stop, now_ns: int) -> bool:
-        if stop.reason == DEADMAN and self._driver_stopped():
+        if stop.reason == DEADMAN and self._driver_said_stop:
             return False
         return stop.reason != RELAY_LOSS or self.moving(now_ns)
 

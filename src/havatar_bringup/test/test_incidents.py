@@ -68,6 +68,7 @@ def test_the_deadman_after_the_drivers_own_zero_is_no_incident():
     d.wheels(100, 100, 1 * S)
     d.diagnostics(link(), 1 * S)
     d.cmd_vel(0.0, 0.0, 1 * S + 10)  # the driver stops...
+    d.wheels(100, 100, 1 * S + 15)  # (the last moving wheel command arriving late)
     d.wheels(0, 0, 1 * S + 20)
     assert d.diagnostics(link(deadman_stops=1), 2 * S) == [], '...and the deadman follows: no incident'
     d.cmd_vel(0.2, 0.0, 3 * S)

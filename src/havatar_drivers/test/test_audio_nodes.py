@@ -70,7 +70,12 @@ def test_microphone_publishes_the_tone_as_audio_capture_does(processes, ros_node
     samples = np.frombuffer(b''.join(bytes(m.audio.data) for m in msgs[-10:]), '<i2')
     assert abs(dominant_frequency(samples.astype(float), 16000) - 1000) < 10
     stamps = [m.header.stamp.sec + m.header.stamp.nanosec * 1e-9 for m in msgs]
-    assert np.allclose(np.diff(stamps), 0.02, atol=1e-4) and msgs[-1].header.frame_id == 'microphone'
+    # the stamps follow the sample clock: whole chunks apart (a reliable depth-10 queue still loses
+    # a message now and then on a loaded machine, which shows as a gap of two chunks)
+    chunks = np.diff(stamps) / 0.02
+    assert np.allclose(chunks, np.round(chunks), atol=5e-3) and (np.round(chunks) >= 1).all(), chunks
+    assert np.mean(np.round(chunks) == 1) >= 0.8, chunks
+    assert msgs[-1].header.frame_id == 'microphone'
 
 
 @pytest.mark.parametrize('standard_input, msg_type, topic', [

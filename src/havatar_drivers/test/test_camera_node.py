@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import io
-import time
 
 import numpy as np
 import pytest
@@ -41,12 +40,12 @@ def test_test_pattern_images_carry_their_capture_time(camera, ros_node):
     camera('source:=test_pattern', 'width:=320', 'height:=240', 'fps:=20.0')
     images = ros_node.subscribe(Image, 'camera/image_raw', qos_profile_sensor_data)
     infos = ros_node.subscribe(CameraInfo, 'camera/camera_info', qos_profile_sensor_data)
-    images.wait_for(lambda m: True, timeout=20, what='an image')
-    time.sleep(2.0)  # measure the rate over two seconds
-    timed = images.timed
-    window = [t for t, _ in timed if t >= timed[-1][0] - 1.5]
-    assert len(window) >= 1.5 * 20 * 0.6, f'only {len(window)} images in 1.5 s at 20 Hz'
-    msg = timed[-1][1]
+    diagnostics = ros_node.subscribe(DiagnosticArray, '/diagnostics')
+    # the rate the node publishes at, by its own count (best-effort delivery of 230 kB images to
+    # this test's subscriber loses many on a loaded machine, which says nothing of the node)
+    diagnostics.wait_for(lambda m: float(diag_values(m)['fps']) >= 20 * 0.6, timeout=20, what='20 Hz')
+    wait_until(lambda: len(images.messages) >= 5, timeout=20, what='5 images')
+    msg = images.messages[-1]
     assert (msg.width, msg.height, msg.encoding, msg.step) == (320, 240, 'rgb8', 960)
     rgb = np.frombuffer(bytes(msg.data), np.uint8).reshape(240, 320, 3)
     stamp = decode(rgb)

@@ -147,7 +147,10 @@ def test_recording_from_the_ui_through_mediamtx_with_the_relays_authorization(pr
     page.click('#recordings summary', timeout=10000)  # the list shows once there is a file
     page.wait_for_selector('#recording-list li button', timeout=10000)
     with page.expect_download(timeout=60000) as download:
-        page.click('#recording-list li button')
+        with page.expect_response(lambda r: '/recordings/' in r.url, timeout=60000) as answer:
+            page.click('#recording-list li button')
+        # the relay's answer first, so that a refusal fails with its reason, not with a timeout
+        assert answer.value.ok, (answer.value.status, answer.value.text())
     assert re.fullmatch(r'robot1-\d{4}-\d\d-\d\dT\d\d-\d\d-\d\dZ\.mp4', download.value.suggested_filename)
     mp4 = open(download.value.path(), 'rb').read()
     assert mp4[4:8] == b'ftyp' and len(mp4) > 10000, len(mp4)

@@ -12,6 +12,13 @@ pixels; receivers decode that time from every frame they get, so latency = arriv
   settings, publishing straight to the same MediaMTX; same two receivers;
 - havatar local mode: MJPEG from streaming_node over HTTP.
 
+Where havatar's extra time goes, p50: capture -> the image in another process (the DDS hop a
+subscriber sees), capture -> ffmpeg's stdin (streaming_node's ``encoder_input_age_ms``
+diagnostic; the baseline's feeder measures the same for its own writes), and the rest:
+ffmpeg's stdin -> decoded at the receiver (encoder, RTSP, MediaMTX, receiver), which both
+paths share. The baseline runs once more through streaming_node's RTSP auth hop (in a process
+of its own) to tell the hop's share.
+
 CPU is per mode for the producing processes (children included); bit rate is what MediaMTX
 received per path (API bytesReceived) and the MJPEG bytes a viewer read.
 """
@@ -19,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import os
 import statistics
@@ -29,6 +37,7 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any, Iterator
 
 import numpy as np
 from PIL import Image
@@ -36,7 +45,10 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT / 'testing'))
 
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from havatar_drivers.stamped_pattern import decode, render  # noqa: E402
+from rclpy.qos import qos_profile_sensor_data  # noqa: E402
+from sensor_msgs.msg import Image as RosImage  # noqa: E402
 from havatar_streaming.mediamtx_api import MediaMtxApi  # noqa: E402
 from havatar_testing import (MediaMtxServer, MediaMtxUser, ProcessManager, find_program,  # noqa: E402
                              free_port, ros_executable, wait_until)
@@ -123,18 +135,101 @@ def mjpeg_latencies(port: int, seconds: float) -> tuple[list[float], float]:
     return out, total * 8 / seconds / 1000
 
 
-def pattern_feeder(ffmpeg: subprocess.Popen, stop: threading.Event) -> None:
-    """The baseline's camera: the same pattern, written to ffmpeg's stdin at 30 Hz."""
+def pattern_feeder(ffmpeg: subprocess.Popen, stop: threading.Event, ages_ms: list[float]) -> None:
+    """The baseline's camera: the same pattern, written to ffmpeg's stdin at 30 Hz;
+    ``ages_ms`` gets each frame's time from capture to written.
+    """
     n = 0
     next_time = time.monotonic()
     while not stop.is_set():
+        captured = time.time_ns()
         try:
-            ffmpeg.stdin.write(render(W, H, n, time.time_ns()).tobytes())
+            ffmpeg.stdin.write(render(W, H, n, captured).tobytes())
+            ffmpeg.stdin.flush()
         except (BrokenPipeError, OSError):
             return
+        ages_ms.append((time.time_ns() - captured) / 1e6)
         n += 1
         next_time += 1 / FPS
         stop.wait(max(0.0, next_time - time.monotonic()))
+
+
+class Baseline:
+    """The seed's approach: one ffmpeg fed the pattern on a pipe, publishing to ``url``
+    (MediaMTX's path ``path``, directly or through a hop), measured by the same receivers.
+    """
+
+    def __init__(self, server: MediaMtxServer, api: MediaMtxApi, path: str, url: str) -> None:
+        self.server, self.api, self.path, self.url = server, api, path, url
+        self.webrtc: list[float] = []
+        self.rtsp: list[float] = []
+        self.ages: list[float] = []  # capture -> written to ffmpeg's stdin
+        self.kbps = 0.0
+
+    def run(self, seconds: float, name: str) -> None:
+        ffmpeg = subprocess.Popen(
+            [find_program('ffmpeg'), '-v', 'error', '-f', 'rawvideo', '-pix_fmt', 'rgb24',
+             '-s', f'{W}x{H}', '-use_wallclock_as_timestamps', '1', '-i', 'pipe:0',
+             '-c:v', 'libx264', '-preset', 'ultrafast', '-tune', 'zerolatency', '-profile:v', 'baseline',
+             '-b:v', f'{KBPS}k', '-maxrate', f'{KBPS}k', '-bufsize', f'{KBPS // 2}k', '-g', str(GOP),
+             '-bf', '0', '-pix_fmt', 'yuv420p', '-fps_mode', 'passthrough',
+             '-f', 'rtsp', '-rtsp_transport', 'tcp', self.url], stdin=subprocess.PIPE)
+        stop = threading.Event()
+        feeder = threading.Thread(target=pattern_feeder, args=(ffmpeg, stop, self.ages), daemon=True)
+        feeder.start()
+        try:
+            wait_until(lambda: self.api.path(self.path).ready, 30, f'{self.path} path ready')
+            time.sleep(2)
+            self.kbps = bytes_rate(self.api, self.path, 3.0)
+            self.webrtc = whep_latencies(self.server.whep_url(self.path), seconds)
+            self.rtsp = rtsp_latencies(self.server.rtsp_url(self.path, USER.user, USER.password), seconds)
+        finally:
+            stop.set()
+            feeder.join(5)
+            ffmpeg.stdin.close()
+            ffmpeg.terminate()
+            ffmpeg.wait()
+        print(f'{name + " -> WebRTC":44} {summary(self.webrtc)}')
+        print(f'{name + " -> RTSP":44} {summary(self.rtsp)}')
+
+
+HOP_PROGRAM = """
+import os, sys
+from havatar_streaming.rtsp_auth_hop import RtspAuthHop
+hop = RtspAuthHop(sys.argv[1], os.environ['HOP_USER'], os.environ['HOP_PASSWORD'])
+hop.start()
+print(hop.url(sys.argv[2]), flush=True)
+sys.stdin.read()
+hop.stop()
+"""
+
+
+@contextlib.contextmanager
+def auth_hop(server_url: str, path: str) -> Iterator[str]:
+    """streaming_node's RTSP auth hop in a process of its own; yields the URL ffmpeg publishes to."""
+    hop = subprocess.Popen([sys.executable, '-c', HOP_PROGRAM, server_url, path], stdin=subprocess.PIPE,
+                           stdout=subprocess.PIPE, text=True,
+                           env={**os.environ, 'HOP_USER': USER.user, 'HOP_PASSWORD': USER.password})
+    try:
+        yield hop.stdout.readline().strip()
+    finally:
+        hop.stdin.close()
+        hop.wait(10)
+
+
+def dds_hop(node: Any, seconds: float) -> list[float]:
+    """Capture -> arrival of the camera's raw images in this process, for ``seconds``
+    (``node`` is spun by another thread).
+    """
+    out: list[float] = []
+
+    def arrived(msg: RosImage) -> None:
+        now = time.time_ns()
+        out.append((now - (msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec)) / 1e6)
+    subscription = node.create_subscription(RosImage, 'camera/image_raw', arrived, qos_profile_sensor_data)
+    time.sleep(seconds)
+    node.destroy_subscription(subscription)
+    return out
 
 
 def bytes_rate(api: MediaMtxApi, path: str, seconds: float) -> float:
@@ -152,7 +247,6 @@ def main() -> int:
     os.environ.update(shm_profile_environment())  # as robot.launch.py runs the nodes
     work = Path(tempfile.mkdtemp(prefix='havatar-stream-bench-'))
     pm = ProcessManager(work, dict(os.environ))
-    stop = threading.Event()
     try:
         mtx_dir = work / 'mediamtx'
         mtx_dir.mkdir()
@@ -192,6 +286,11 @@ def main() -> int:
         rclpy.spin_until_future_complete(node, future, timeout_sec=10)
         wait_until(lambda: api.path('havatar').ready, 30, 'havatar path ready')
         time.sleep(2)
+        input_ages: list[float] = []  # streaming_node's encoder_input_age_ms reports
+        node.create_subscription(DiagnosticArray, '/diagnostics', lambda m: input_ages.extend(
+            float(kv.value) for st in m.status for kv in st.values if kv.key == 'encoder_input_age_ms'), 10)
+        spinner = threading.Thread(target=rclpy.spin, args=(node,), daemon=True)
+        spinner.start()
         cpu = CpuMeter([camera.pid, streaming.pid])
         server_kbps = bytes_rate(api, 'havatar', 3.0)
         ours_webrtc = whep_latencies(server.whep_url('havatar'), options.seconds)
@@ -199,46 +298,44 @@ def main() -> int:
         server_cpu = cpu.percent()
         print(f'{"havatar server mode -> MediaMTX -> WebRTC":44} {summary(ours_webrtc)}')
         print(f'{"havatar server mode -> MediaMTX -> RTSP":44} {summary(ours_rtsp)}')
+        hop = dds_hop(node, options.seconds / 2)  # after the receivers: a third reader of the images
         future = client.call_async(SetStreamMode.Request(mode='local'))
-        rclpy.spin_until_future_complete(node, future, timeout_sec=10)
-        node.destroy_node()
+        wait_until(future.done, 10, 'local mode')
         rclpy.shutdown()
+        spinner.join(5)
 
-        baseline = subprocess.Popen(
-            [find_program('ffmpeg'), '-v', 'error', '-f', 'rawvideo', '-pix_fmt', 'rgb24',
-             '-s', f'{W}x{H}', '-use_wallclock_as_timestamps', '1', '-i', 'pipe:0',
-             '-c:v', 'libx264', '-preset', 'ultrafast', '-tune', 'zerolatency', '-profile:v', 'baseline',
-             '-b:v', f'{KBPS}k', '-maxrate', f'{KBPS}k', '-bufsize', f'{KBPS // 2}k', '-g', str(GOP),
-             '-bf', '0', '-pix_fmt', 'yuv420p', '-fps_mode', 'passthrough',
-             '-f', 'rtsp', '-rtsp_transport', 'tcp', server.rtsp_url('baseline', USER.user, USER.password)],
-            stdin=subprocess.PIPE)
-        feeder = threading.Thread(target=pattern_feeder, args=(baseline, stop), daemon=True)
-        feeder.start()
-        wait_until(lambda: api.path('baseline').ready, 30, 'baseline path ready')
-        time.sleep(2)
-        base_kbps = bytes_rate(api, 'baseline', 3.0)
-        base_webrtc = whep_latencies(server.whep_url('baseline'), options.seconds)
-        base_rtsp = rtsp_latencies(server.rtsp_url('baseline', USER.user, USER.password), options.seconds)
-        print(f'{"baseline ffmpeg -> MediaMTX -> WebRTC":44} {summary(base_webrtc)}')
-        print(f'{"baseline ffmpeg -> MediaMTX -> RTSP":44} {summary(base_rtsp)}')
-        stop.set()
-        baseline.stdin.close()
-        baseline.terminate()
-        baseline.wait()
+        base = Baseline(server, api, 'baseline', server.rtsp_url('baseline', USER.user, USER.password))
+        base.run(options.seconds, 'baseline ffmpeg -> MediaMTX')
+        with auth_hop(f'rtsp://127.0.0.1:{server.ports.rtsp}', 'baseline-hop') as hop_url:
+            hopped = Baseline(server, api, 'baseline-hop', hop_url)
+            hopped.run(options.seconds, 'baseline through the auth hop')
+        base_webrtc, base_rtsp, base_ages = base.webrtc, base.rtsp, base.ages
 
         def ratio(a: list[float], b: list[float]) -> str:
             return f'{statistics.median(a) / statistics.median(b):.2f}' if a and b else 'n/a'
         print('\nratio havatar / baseline (p50): '
               f'WebRTC {ratio(ours_webrtc, base_webrtc)}, RTSP {ratio(ours_rtsp, base_rtsp)}')
+
+        def p50(values: list[float]) -> float:
+            return statistics.median(values) if values else float('nan')
+        ours_in, base_in = p50(input_ages), p50(base_ages)
+        print('\nwhere the time goes (p50, ms)                  havatar  baseline')
+        print(f'  capture -> image in another process (DDS)  {p50(hop):8.1f}         -')
+        print(f"  capture -> ffmpeg's stdin                  {ours_in:8.1f}  {base_in:8.1f}")
+        print(f"  ffmpeg's stdin -> decoded, WebRTC          {p50(ours_webrtc) - ours_in:8.1f}  "
+              f'{p50(base_webrtc) - base_in:8.1f}')
+        print(f"  ffmpeg's stdin -> decoded, RTSP            {p50(ours_rtsp) - ours_in:8.1f}  "
+              f'{p50(base_rtsp) - base_in:8.1f}')
+        print(f'  of which the auth hop (baseline with it - without): WebRTC '
+              f'{p50(hopped.webrtc) - p50(base_webrtc):+.1f}, RTSP {p50(hopped.rtsp) - p50(base_rtsp):+.1f}')
         print('\nCPU (% of one core: camera_node + streaming_node + their ffmpeg)')
         print(f'  local mode, one MJPEG viewer        {local_cpu:6.1f} %')
         print(f'  server mode, WHEP + RTSP readers    {server_cpu:6.1f} %')
         print('bit rate (kbit/s)')
         print(f'  local MJPEG (one viewer)            {mjpeg_kbps:8.0f}')
         print(f'  server mode H.264 into MediaMTX     {server_kbps:8.0f}')
-        print(f'  baseline H.264 into MediaMTX        {base_kbps:8.0f}')
+        print(f'  baseline H.264 into MediaMTX        {base.kbps:8.0f}')
     finally:
-        stop.set()
         pm.stop_all()
         lease.release()
     return 0

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import tempfile
 import threading
@@ -36,6 +37,7 @@ AUDIO_CHUNK_BYTES = int(PCM_RATE * AUDIO_CHUNK_S) * PCM_CHANNELS * PCM_SAMPLE_BY
 # the first key frame does not wait a whole GOP for the next one
 START_KEY_SPAN = 3.0
 START_KEY_INTERVAL = 0.25
+INPUT_AGE_WINDOW = 90  # frames (3 s at 30 Hz) behind input_age_ms
 AUDIO_QUEUE_MAX = 2  # chunks (40 ms): beyond this the oldest are dropped, so no standing delay builds up
 
 
@@ -112,8 +114,9 @@ class RtspSession:
         self._process: Optional[subprocess.Popen[bytes]] = None
         self._hop = RtspAuthHop(settings.server_url, settings.user, settings.password,
                                 settings.ca_file)
-        self._video: Optional[bytes] = None
+        self._video: Optional[tuple[bytes, Optional[int]]] = None  # the newest frame, its capture time
         self._video_event = threading.Event()
+        self._input_ages: deque[float] = deque(maxlen=INPUT_AGE_WINDOW)
         self._audio: deque[bytes] = deque(maxlen=25)  # at most 0.5 s of microphone audio
         self.audio_dropped = 0
         self._stop = threading.Event()
@@ -194,12 +197,19 @@ class RtspSession:
         detail = (telling or errors or [''])[0 if telling else -1]
         return f'ffmpeg exited with {code}' + (f': {detail}' if detail else '')
 
-    def put_frame(self, rgb: np.ndarray) -> None:
+    def put_frame(self, rgb: np.ndarray, stamp_ns: Optional[int] = None) -> None:
+        """The newest frame for the encoder; ``stamp_ns``: its capture time (``time.time_ns``)."""
         if rgb.shape[:2] != (self.settings.height, self.settings.width):
             from PIL import Image
             rgb = np.asarray(Image.fromarray(rgb).resize((self.settings.width, self.settings.height)))
-        self._video = np.ascontiguousarray(rgb).tobytes()
+        self._video = (np.ascontiguousarray(rgb).tobytes(), stamp_ns)
         self._video_event.set()
+
+    @property
+    def input_age_ms(self) -> Optional[float]:
+        """Median time from capture until ffmpeg took the frame (its last frames; None before)."""
+        ages = list(self._input_ages)
+        return statistics.median(ages) if ages else None
 
     def put_audio(self, pcm: bytes) -> None:
         self._audio.append(pcm)
@@ -209,13 +219,16 @@ class RtspSession:
         while not self._stop.is_set():
             self._video_event.wait(1.0)
             self._video_event.clear()
-            frame, self._video = self._video, None
-            if frame is None:
+            video, self._video = self._video, None
+            if video is None:
                 continue
+            frame, stamp_ns = video
             try:
                 self._process.stdin.write(frame)
                 self._process.stdin.flush()
                 self.frames_written += 1
+                if stamp_ns is not None:
+                    self._input_ages.append((time.time_ns() - stamp_ns) / 1e6)
             except (BrokenPipeError, OSError, ValueError):
                 return
 

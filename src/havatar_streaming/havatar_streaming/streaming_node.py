@@ -34,6 +34,7 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
+from rclpy.time import Time
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Int32
 
@@ -273,7 +274,7 @@ class StreamingNode(Node):
         if needs_mjpeg:
             self.hub.put(rgb=rgb)
         if session is not None:
-            session.put_frame(rgb)
+            session.put_frame(rgb, Time.from_msg(msg.header.stamp).nanoseconds or None)
 
     def _on_jpeg(self, msg: CompressedImage) -> None:
         if 'jpeg' in msg.format.lower() and self.hub.put(jpeg=bytes(msg.data)):
@@ -406,6 +407,9 @@ class StreamingNode(Node):
                   'bitrate_kbps': f'{msg.bitrate_kbps:.0f}', 'mjpeg_viewers': msg.local_viewers,
                   'jpeg_encodes': self.hub.encodes, 'encoder': self._encoder_state(s.active),
                   'stream_readers': self.demand.readers, 'last_error': s.last_error}
+        age = getattr(self.supervisor.session, 'input_age_ms', None)
+        if age is not None:  # capture to ffmpeg's stdin: the robot's share of glass-to-glass
+            values['encoder_input_age_ms'] = f'{age:.1f}'
         self.diag_pub.publish(diagnostic_array(
             self, 'streaming', target.stream_key, WARN if s.fallback else OK,
             f'fallback to local: {s.last_error}' if s.fallback else f'{s.active} mode', values))

@@ -8,6 +8,7 @@ import urllib.request
 
 import psutil
 import pytest
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.qos import QoSDurabilityPolicy, QoSProfile
 
 from havatar_msgs.msg import StreamStatus
@@ -36,6 +37,10 @@ def snapshot_ok(port):
         return False
 
 
+def streaming_values(msg: DiagnosticArray) -> dict[str, str]:
+    return {kv.key: kv.value for s in msg.status if s.name.endswith('streaming') for kv in s.values}
+
+
 def set_mode(ros_node, mode):
     client = ros_node.node.create_client(SetStreamMode, 'stream/set_mode')
     return ros_node.call(client, SetStreamMode.Request(mode=mode), timeout=15)
@@ -57,6 +62,11 @@ def test_server_mode_publishes_h264_and_opus(api, sources, streaming_node, media
     assert (streams['video']['width'], streams['video']['height']) == (320, 240)
     assert streams['audio']['codec_name'] == 'opus'
     assert int(streams['audio']['sample_rate']) == 48000
+    # the robot's share of glass-to-glass: capture to ffmpeg's input, from the frames' stamps
+    diagnostics = ros_node.subscribe(DiagnosticArray, '/diagnostics')
+    report = diagnostics.wait_for(lambda m: 'encoder_input_age_ms' in streaming_values(m), timeout=20,
+                                  what='encoder_input_age_ms')
+    assert 0.0 < float(streaming_values(report)['encoder_input_age_ms']) < 1000.0
 
 
 def test_wrong_password_is_refused_and_reported(sources, streaming_node, mediamtx_factory, ros_node):

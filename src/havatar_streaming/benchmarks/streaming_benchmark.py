@@ -10,7 +10,10 @@ pixels; receivers decode that time from every frame they get, so latency = arriv
   1 Mbit/s, GOP 30) -> MediaMTX -> a WebRTC (WHEP, aiortc) and an RTSP (ffmpeg) receiver;
 - baseline (the seed's approach): one ffmpeg fed the same pattern on a pipe, same encoder
   settings, publishing straight to the same MediaMTX; same two receivers;
+- havatar server mode once more with the microphone's audio (the default configuration);
 - havatar local mode: MJPEG from streaming_node over HTTP.
+
+The baselines run after the robot's processes have stopped, as ffmpeg alone would.
 
 Where havatar's extra time goes, p50: capture -> the image in another process (the DDS hop a
 subscriber sees), capture -> ffmpeg's stdin (streaming_node's ``encoder_input_age_ms``
@@ -232,6 +235,32 @@ def dds_hop(node: Any, seconds: float) -> list[float]:
     return out
 
 
+def start_streaming(pm: ProcessManager, server: MediaMtxServer, name: str, audio: bool) -> tuple[Any, int]:
+    """streaming_node in local mode, ready for server mode on ``server``; its MJPEG port."""
+    mjpeg_port = free_port()
+    streaming = pm.start(name, [
+        ros_executable('havatar_streaming', 'streaming_node'), '--ros-args',
+        '-p', f'mjpeg_port:={mjpeg_port}', '-p', 'mjpeg_host:=127.0.0.1',
+        '-p', f'server_url:=rtsp://127.0.0.1:{server.ports.rtsp}',
+        '-p', f'api_url:=http://127.0.0.1:{server.ports.api}', '-p', 'stream_key:=havatar',
+        '-p', f'stream_user:={USER.user}', '-p', f'width:={W}', '-p', f'height:={H}',
+        '-p', f'fps:={float(FPS)}', '-p', f'video_bitrate_kbps:={KBPS}', '-p', f'gop:={GOP}',
+        '-p', f'audio:={str(audio).lower()}'], env={'HAVATAR_STREAM_PASSWORD': USER.password,
+                                                    'HAVATAR_ACCESS_TOKEN': MJPEG_TOKEN})
+    streaming.wait_for_output('MJPEG on', timeout=30)
+    return streaming, mjpeg_port
+
+
+def set_mode(node: Any, mode: str) -> None:
+    """Ask streaming_node for ``mode`` (``node`` is spun by another thread)."""
+    from havatar_msgs.srv import SetStreamMode
+    client = node.create_client(SetStreamMode, 'stream/set_mode')
+    client.wait_for_service(timeout_sec=10)
+    future = client.call_async(SetStreamMode.Request(mode=mode))
+    wait_until(future.done, 15, f'{mode} mode')
+    node.destroy_client(client)
+
+
 def bytes_rate(api: MediaMtxApi, path: str, seconds: float) -> float:
     a = api.path(path).bytes_received
     time.sleep(seconds)
@@ -255,18 +284,8 @@ def main() -> int:
         camera = pm.start('camera_node', [ros_executable('havatar_drivers', 'camera_node'), '--ros-args',
                                           '-p', 'source:=test_pattern', '-p', f'width:={W}',
                                           '-p', f'height:={H}', '-p', f'fps:={float(FPS)}'])
-        mjpeg_port = free_port()
-        streaming = pm.start('streaming_node', [
-            ros_executable('havatar_streaming', 'streaming_node'), '--ros-args',
-            '-p', f'mjpeg_port:={mjpeg_port}', '-p', 'mjpeg_host:=127.0.0.1',
-            '-p', f'server_url:=rtsp://127.0.0.1:{server.ports.rtsp}',
-            '-p', f'api_url:=http://127.0.0.1:{server.ports.api}', '-p', 'stream_key:=havatar',
-            '-p', f'stream_user:={USER.user}', '-p', f'width:={W}', '-p', f'height:={H}',
-            '-p', f'fps:={float(FPS)}', '-p', f'video_bitrate_kbps:={KBPS}', '-p', f'gop:={GOP}',
-            '-p', 'audio:=false'], env={'HAVATAR_STREAM_PASSWORD': USER.password,
-                                        'HAVATAR_ACCESS_TOKEN': MJPEG_TOKEN})
+        streaming, mjpeg_port = start_streaming(pm, server, 'streaming_node', audio=False)
         camera.wait_for_output('publishing', timeout=30)
-        streaming.wait_for_output('MJPEG on', timeout=30)
         time.sleep(2)
 
         print(f'Streaming benchmark: {W}x{H}@{FPS} test pattern, {options.seconds:g} s per measurement')
@@ -277,20 +296,17 @@ def main() -> int:
         print(f'{"local: MJPEG over HTTP":44} {summary(mjpeg)}')
 
         import rclpy
-        from havatar_msgs.srv import SetStreamMode
         rclpy.init(domain_id=lease.domain_id)
         node = rclpy.create_node('streaming_benchmark')
-        client = node.create_client(SetStreamMode, 'stream/set_mode')
-        client.wait_for_service(timeout_sec=10)
-        future = client.call_async(SetStreamMode.Request(mode='server'))
-        rclpy.spin_until_future_complete(node, future, timeout_sec=10)
-        wait_until(lambda: api.path('havatar').ready, 30, 'havatar path ready')
-        time.sleep(2)
+        spinner = threading.Thread(target=rclpy.spin, args=(node,), daemon=True)
+        spinner.start()
         input_ages: list[float] = []  # streaming_node's encoder_input_age_ms reports
         node.create_subscription(DiagnosticArray, '/diagnostics', lambda m: input_ages.extend(
             float(kv.value) for st in m.status for kv in st.values if kv.key == 'encoder_input_age_ms'), 10)
-        spinner = threading.Thread(target=rclpy.spin, args=(node,), daemon=True)
-        spinner.start()
+        set_mode(node, 'server')
+        wait_until(lambda: api.path('havatar').ready, 30, 'havatar path ready')
+        time.sleep(2)
+        input_ages.clear()
         cpu = CpuMeter([camera.pid, streaming.pid])
         server_kbps = bytes_rate(api, 'havatar', 3.0)
         ours_webrtc = whep_latencies(server.whep_url('havatar'), options.seconds)
@@ -299,8 +315,27 @@ def main() -> int:
         print(f'{"havatar server mode -> MediaMTX -> WebRTC":44} {summary(ours_webrtc)}')
         print(f'{"havatar server mode -> MediaMTX -> RTSP":44} {summary(ours_rtsp)}')
         hop = dds_hop(node, options.seconds / 2)  # after the receivers: a third reader of the images
-        future = client.call_async(SetStreamMode.Request(mode='local'))
-        wait_until(future.done, 10, 'local mode')
+        set_mode(node, 'local')
+        ours_ages = list(input_ages)
+
+        # the default configuration: the microphone's audio too, a second input of ffmpeg's
+        streaming.stop()
+        microphone = pm.start('microphone_node', [ros_executable('havatar_drivers', 'microphone_node'),
+                                                  '--ros-args', '-p', 'source:=tone'])
+        microphone.wait_for_output('capturing', timeout=30)
+        streaming, _ = start_streaming(pm, server, 'streaming_node_audio', audio=True)
+        set_mode(node, 'server')
+        wait_until(lambda: api.path('havatar').ready, 30, 'havatar path ready')
+        time.sleep(2)
+        input_ages.clear()
+        audio_webrtc = whep_latencies(server.whep_url('havatar'), options.seconds)
+        audio_rtsp = rtsp_latencies(server.rtsp_url('havatar', USER.user, USER.password), options.seconds)
+        audio_ages = list(input_ages)
+        print(f'{"  the same with audio -> WebRTC":44} {summary(audio_webrtc)}')
+        print(f'{"  the same with audio -> RTSP":44} {summary(audio_rtsp)}')
+        set_mode(node, 'local')
+        for process in (streaming, microphone, camera):  # the baselines run alone, as ffmpeg would
+            process.stop()
         rclpy.shutdown()
         spinner.join(5)
 
@@ -318,7 +353,7 @@ def main() -> int:
 
         def p50(values: list[float]) -> float:
             return statistics.median(values) if values else float('nan')
-        ours_in, base_in = p50(input_ages), p50(base_ages)
+        ours_in, base_in, audio_in = p50(ours_ages), p50(base_ages), p50(audio_ages)
         print('\nwhere the time goes (p50, ms)                  havatar  baseline')
         print(f'  capture -> image in another process (DDS)  {p50(hop):8.1f}         -')
         print(f"  capture -> ffmpeg's stdin                  {ours_in:8.1f}  {base_in:8.1f}")
@@ -326,6 +361,8 @@ def main() -> int:
               f'{p50(base_webrtc) - base_in:8.1f}')
         print(f"  ffmpeg's stdin -> decoded, RTSP            {p50(ours_rtsp) - ours_in:8.1f}  "
               f'{p50(base_rtsp) - base_in:8.1f}')
+        print(f'  with audio: capture -> stdin {audio_in:.1f}, stdin -> decoded WebRTC '
+              f'{p50(audio_webrtc) - audio_in:.1f}, RTSP {p50(audio_rtsp) - audio_in:.1f}')
         print(f'  of which the auth hop (baseline with it - without): WebRTC '
               f'{p50(hopped.webrtc) - p50(base_webrtc):+.1f}, RTSP {p50(hopped.rtsp) - p50(base_rtsp):+.1f}')
         print('\nCPU (% of one core: camera_node + streaming_node + their ffmpeg)')

@@ -103,6 +103,9 @@ def test_publish_url_and_encoder_choice():
     assert argv[-1] == 'rtsp://127.0.0.1:4242/robot1' and not any('p%40ss' in a for a in argv)
     assert argv[argv.index('-c:v') + 1] == 'h264_v4l2m2m' and '-preset' not in argv
     assert argv[argv.index('-c:a') + 1] == 'libopus'
+    # one input is read without a thread queue: ffmpeg 5.1 polls threaded inputs every 10 ms
+    assert '-thread_queue_size' in argv
+    assert '-thread_queue_size' not in ffmpeg_argv(s, 'rtsp://127.0.0.1:4242/robot1', None)
 
 
 LEGACY = {'server_mode': {'enabled': True, 'server_url': 'rtsp://example.org:8554',

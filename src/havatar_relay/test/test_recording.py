@@ -1,15 +1,23 @@
 """Who may record and where the web UI finds MediaMTX: the relay's settings and accounts.
 
-The recording itself, through a real MediaMTX behind the shipped Caddyfile, is tested in
-test_web_ui_cloud.py.
+The recording itself, through a real MediaMTX behind the shipped Caddyfile, is tested here
+for the downloads' ranges and in test_web_ui_cloud.py from the web UI.
 """
 from __future__ import annotations
+
+import json
+import subprocess
+from urllib.parse import quote
 
 import pytest
 import yaml
 
 from havatar_relay.server.app import Settings, load_accounts, site_info
 from havatar_relay.server.recording import START
+from havatar_testing import find_program
+from havatar_testing.stack import fetch
+
+USER = 'alice-token'  # may watch and record robot1 (havatar_testing.relay.ACCOUNTS)
 
 
 def test_only_users_marked_record_may_record_and_only_their_robots(tmp_path):
@@ -50,3 +58,32 @@ def test_site_json_says_where_mediamtx_is_and_whether_recording_is_set_up(monkey
 ])
 def test_a_recording_is_named_by_its_utc_start_only(start, ok):
     assert bool(START.match(start)) is ok
+
+
+def test_a_track_without_samples_does_not_take_mediamtx_down(proxied_stack, tmp_path):
+    """MediaMTX 1.14's MP4 muxer panics, and its whole process exits, when a track of the
+    range has no sample (as in a recording stopped within a second on a loaded machine); the
+    relay asks for fragmented MP4, which writes only the tracks that have samples.
+    """
+    folder = tmp_path / 'recordings' / proxied_stack.robot_id  # MediaMTX's recordPath, in its cwd
+    folder.mkdir(parents=True)
+    subprocess.run([find_program('ffmpeg'), '-v', 'error', '-f', 'lavfi', '-i', 'testsrc2=size=160x120:rate=10',
+                    '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000',
+                    '-filter_complex', '[1:a]atrim=end=0[a]', '-map', '0:v', '-map', '[a]', '-t', '2',
+                    '-c:v', 'libx264', '-preset', 'ultrafast', '-c:a', 'libopus',
+                    '-f', 'mp4', '-movflags', 'frag_keyframe+empty_moov+default_base_moof',
+                    str(folder / '2026-11-26_10-00-00-000000.mp4')], check=True, timeout=60)
+    robot = f'/api/robots/{proxied_stack.robot_id}'
+    files = json.loads(fetch(proxied_stack.caddy, 'GET', f'{robot}/recordings', USER)[1])['files']
+    assert [f['start'][:19] for f in files] == ['2026-11-26T10:00:00'], files
+    for duration in (2.0, 0.5):  # (MediaMTX lists ffmpeg's fragments with no duration)
+        status, body, headers = fetch(proxied_stack.caddy, 'GET',
+                                      f"{robot}/recordings/{quote(files[0]['start'])}?duration={duration}", USER)
+        assert status == 200 and body[4:8] == b'ftyp' and headers['Content-Type'] == 'video/mp4', \
+            (duration, status, body[:200])
+        assert fetch(proxied_stack.mediamtx.api, 'GET', '/v3/paths/list', proxied_stack.tokens['admin'])[0] == 200, \
+            'MediaMTX is gone'
+    probe = subprocess.run([find_program('ffprobe'), '-v', 'error', '-count_frames', '-select_streams', 'v',
+                            '-show_entries', 'stream=nb_read_frames', '-of', 'csv=p=0', '-'],
+                           input=body, capture_output=True, timeout=30)
+    assert int(probe.stdout) >= 4, probe  # half a second of the 10 Hz video plays

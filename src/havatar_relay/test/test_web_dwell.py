@@ -144,6 +144,26 @@ def test_every_control_and_later_buttons_take_a_dwell(relay_robot, chromium):
     assert page.evaluate('window.realClicks') == 0
 
 
+def test_what_slides_under_a_resting_pointer_takes_no_dwell(relay_robot, chromium):
+    """A control that a layout change brings under a pointer at rest (as the recordings list
+    appearing moved the record button) is not activated until the pointer moves.
+    """
+    _, base, _, _ = relay_robot()
+    page = open_page(chromium, base)
+    page.mouse.move(640, 5, steps=2)
+    page.evaluate("""() => { const b = document.createElement('button'); b.id = 'slid-in';
+        b.textContent = 'slid in'; window.slidClicks = 0; b.onclick = () => { window.slidClicks += 1; };
+        Object.assign(b.style, { position: 'fixed', left: '600px', top: '-60px', width: '80px', height: '40px' });
+        document.body.append(b); }""")
+    page.wait_for_timeout(100)
+    page.evaluate("document.getElementById('slid-in').style.top = '0px'")  # now under the pointer
+    page.wait_for_timeout(3 * DWELL_MS)
+    assert page.evaluate('window.slidClicks') == 0, 'a dwell began without the pointer moving'
+    page.mouse.move(641, 6)  # the gaze moves a little: now it dwells
+    page.wait_for_function('window.slidClicks === 1', timeout=5 * DWELL_MS)
+    assert page.evaluate('window.realClicks') == 0
+
+
 def test_keyboard_only_drives_speaks_a_phrase_and_stops(relay_robot, ros_node, chromium):
     cmd_vel, say = twists(ros_node)
     _, base, _, _ = relay_robot()

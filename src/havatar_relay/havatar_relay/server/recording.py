@@ -88,10 +88,14 @@ class Recorder:
         return [{'start': item['start'], 'duration': float(item['duration'])} for item in body]
 
     async def download(self, robot_id: str, start: str, duration: float) -> aiohttp.ClientResponse:
-        """An open response of MediaMTX with the recording as MP4 (the caller releases it)."""
+        """An open response of MediaMTX with the recording as fragmented MP4 (the caller
+        releases it). Never ``format=mp4``: MediaMTX 1.14's MP4 muxer panics on a track without
+        samples in the range (a recording stopped within a second), and the panic ends its
+        whole process; the fragmented muxer writes only the tracks that have samples.
+        """
         try:
             r = await self.session.get(f'{self.playback}/get', params={
-                'path': robot_id, 'start': start, 'duration': str(duration), 'format': 'mp4'},
+                'path': robot_id, 'start': start, 'duration': str(duration), 'format': 'fmp4'},
                 timeout=aiohttp.ClientTimeout(total=None, sock_read=30))
         except aiohttp.ClientError as exc:
             raise RecorderError(f'MediaMTX unreachable: {exc}') from None

@@ -136,13 +136,19 @@ export function initDwell(driving) {
   ring = makeRing();
   initPreferences();
 
-  document.addEventListener('pointerover', (e) => {
+  // A dwell starts only where the pointer moved to. A layout change under a resting pointer
+  // (a list appearing, a label growing) sends pointerover without pointermove: it ends the
+  // dwell it moved away from, and never starts one on what slid under the pointer (a
+  // stopped recording restarted that way).
+  const follow = (e, moved) => {
     if (e.pointerType === 'touch') return;
     const el = target(e.target);
     if (current && current.el === el) return;
     leave();
-    if (el) begin(el);
-  });
+    if (el && moved) begin(el);
+  };
+  document.addEventListener('pointerover', (e) => follow(e, false));
+  document.addEventListener('pointermove', (e) => follow(e, true));
   document.addEventListener('pointerout', (e) => {
     if (!current || e.pointerType === 'touch') return;
     if (e.relatedTarget && current.el.contains(e.relatedTarget)) return;

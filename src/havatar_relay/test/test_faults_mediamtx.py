@@ -48,5 +48,5 @@ def test_mediamtx_killed_while_driving(cloud_robot, sources, streaming_node, med
     stop, recovery = run(scenario())
     report('MediaMTX killed while driving, restarted', stop, recovery,
            '(stop: a stop sent during the outage; recovery: server mode back after the restart)')
-    assert stop < 0.3
+    assert stop < 1.0, stop  # not held up by the outage (a held stop took seconds); ~0.05 s when quiet
     assert recovery < 10.0

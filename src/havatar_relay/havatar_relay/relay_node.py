@@ -106,6 +106,7 @@ class RelayNode(Node):
         self._state: dict[str, Any] = {'battery': p.Battery(), 'stream': p.StreamState(),
                                        'serial': 'unknown', 'watchdog': ''}
         self._state_lock = threading.Lock()
+        self._server_url = ''  # the streaming node's target, from its status
 
         self.cmd_pub = self.create_publisher(Twist, 'cmd_vel', 10)
         self.speech_pub = self.create_publisher(Speech, 'speech', 10)
@@ -126,7 +127,8 @@ class RelayNode(Node):
                                     stop_speaking=lambda: self.stop_speaking_pub.publish(Empty()),
                                     viewers=self._on_viewers)
         settings = SettingsStore(Path(prm['settings_file'] or config_dir() / 'server_mode.json').expanduser())
-        api = RobotHttpApi(settings, streaming, self.status, self._relay_connected)
+        api = RobotHttpApi(settings, streaming, self.status, self._relay_connected,
+                           lambda: self._server_url)
 
         self.core = RelayCore(MemoryBroker(), Accounts(users={'local': (self.token, [self.robot_id])}),
                               instance='robot')
@@ -222,6 +224,7 @@ class RelayNode(Node):
                                                percentage=round(msg.percentage, 3), present=msg.present)
 
     def _on_stream(self, msg: StreamStatus) -> None:
+        self._server_url = msg.server_url  # one str: read whole by the server's loop
         with self._state_lock:
             self._state['stream'] = p.StreamState(
                 requested=msg.requested_mode or 'local', active=msg.active_mode or 'local',

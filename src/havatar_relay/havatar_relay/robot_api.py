@@ -87,11 +87,19 @@ class RobotHttpApi:
     """The endpoints' answers (``local_server.RobotApi``)."""
 
     def __init__(self, settings: SettingsStore, streaming: StreamingControl,
-                 status: Callable[[], p.Status], relay_connected: Callable[[], bool]) -> None:
+                 status: Callable[[], p.Status], relay_connected: Callable[[], bool],
+                 server_url_in_use: Callable[[], str] = lambda: '') -> None:
+        """``server_url_in_use``: the server the streaming node targets ('' before it says),
+        which its launch parameters set when nothing was saved here.
+        """
         self.settings = settings
         self.streaming = streaming
         self.status = status
         self.relay_connected = relay_connected
+        self.server_url_in_use = server_url_in_use
+
+    def _server_url(self) -> str:
+        return self.server_url_in_use() or self.settings.load().server_url
 
     def _original_status(self) -> dict[str, Any]:
         """The Flask robot's ``get_status()`` block, from the streaming node's state."""
@@ -99,7 +107,7 @@ class RobotHttpApi:
         publishing = stream.active == 'server'
         return {'server_mode_enabled': publishing, 'connected_to_server': publishing,
                 'video_streaming': publishing, 'audio_streaming': publishing,
-                'server_url': self.settings.load().server_url}
+                'server_url': self._server_url()}
 
     async def server_status(self) -> dict[str, Any]:
         stream = self.status().stream
@@ -110,7 +118,7 @@ class RobotHttpApi:
                 'enabled': stream.requested == 'server', 'active_mode': stream.active,
                 'requested_mode': stream.requested, 'fallback': stream.fallback,
                 'server_reachable': stream.server_reachable, 'last_error': stream.last_error,
-                'server_url': config['server_url'], 'stream_key': config['stream_key'],
+                'server_url': self._server_url(), 'stream_key': config['stream_key'],
                 'relay_connected': self.relay_connected()}
 
     async def set_server_mode(self, enabled: bool) -> dict[str, Any]:

@@ -50,6 +50,19 @@ def make_api(tmp_path, connected: bool = False) -> tuple[RobotHttpApi, Streaming
     return api, streaming
 
 
+def test_status_names_the_server_in_use_when_nothing_was_saved(tmp_path):
+    streaming = Streaming()
+    status = p.Status(robot_id='robot1', stream=p.StreamState(requested='server', active='server'), ts=1.0)
+    in_use = 'rtsps://set-at-launch.example.org:8322'  # streaming_node's parameter, no saved settings
+    api = RobotHttpApi(SettingsStore(tmp_path / 'server_mode.json'), streaming, lambda: status,
+                       lambda: True, lambda: in_use)
+    reply = asyncio.run(api.server_status())
+    assert reply['server_url'] == reply['status']['server_url'] == in_use
+    api.server_url_in_use = lambda: ''  # the streaming node not heard from yet: the saved one
+    asyncio.run(api.save_server_config({'server_url': 'rtsp://saved.example.org:8554'}))
+    assert asyncio.run(api.server_status())['server_url'] == 'rtsp://saved.example.org:8554'
+
+
 SETTINGS = {'enabled': True, 'server_url': 'rtsp://media.example.org:8554', 'stream_key': 'robot1',
             'stream_password': 'pw', 'fallback_to_local': False}
 

@@ -19,9 +19,10 @@ one process against 695 MiB separate (the goal, < 300 MiB, met only in one proce
 both ways by up to 25 points: within this machine's noise); the image hop p50 20.4 ms
 against 15.8 ms (one GIL for the camera, the MJPEG encoder and the executor). The
 MultiThreadedExecutor took 60-92 % in every run, more than the single-threaded one, so
-one_process uses ``single``. The demo keeps a process per node: one process wins memory
-only, and a failing node restarts all of them. Neither way reaches < 25 % idle while server
-mode encodes H.264 with nobody watching (ffmpeg 13 %, streaming_node 20 %, camera 13 %).
+one_process uses ``single``. Those figures predate encoding on demand, when neither way
+reached < 25 % idle (ffmpeg 13 %, streaming_node 20 %, camera 13 % with nobody watching); on
+demand, the idle robot side took 20.7 % in one process against 17.0 %, at 180 against 871 MiB,
+so the demo now runs one process (the launch files keep a process per node by default).
 """
 from __future__ import annotations
 

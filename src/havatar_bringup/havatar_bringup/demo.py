@@ -36,9 +36,10 @@ from .processes import ProcessManager, find_program, free_port
 ROBOT_ID = 'demo-robot'
 STARTUP_TIMEOUT_S = 30.0
 WATCH_PERIOD_S = 0.5
-# a process per node: one robot_container wins memory (225 against 695 MiB) but not CPU, and
-# costs the image hop about 5 ms (container_benchmark.py); --one-process runs it that way
-DEMO_ONE_PROCESS = False
+# The robot's nodes in one robot_container: the idle robot side takes 180 MiB against 871 MiB
+# as a process per node, at about the same CPU (20.7 against 17.0 % of a core), and the image
+# hop costs about 5 ms more (container_benchmark.py); --no-one-process runs a process per node.
+DEMO_ONE_PROCESS = True
 
 
 def any_status(status: int) -> bool:

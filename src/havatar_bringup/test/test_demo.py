@@ -23,6 +23,14 @@ def descendants(pid: int) -> set[int]:
         return set()
 
 
+def command_line(pid: int) -> str:
+    """The program and first argument of ``pid`` ('' once it has ended)."""
+    try:
+        return ' '.join(psutil.Process(pid).cmdline()[:2])
+    except psutil.Error:
+        return ''
+
+
 def test_demo_runs_drives_and_stops_cleanly(processes, ros_domain, tmp_path):
     run_dir = tmp_path / 'demo'
     demo = processes.start('demo', [ros_executable('havatar_bringup', 'demo'), '--headless',
@@ -31,7 +39,10 @@ def test_demo_runs_drives_and_stops_cleanly(processes, ros_domain, tmp_path):
     local_ui = re.search(r'robot web UI \(local mode\):\s+(\S+)', demo.output()).group(1)
     server_ui = printed.group(1)
     children = descendants(demo.pid)
-    assert len(children) >= 10, 'servers and nodes running'
+    # the servers, the simulator and the robot's nodes in one robot_container (the default)
+    names = ' '.join(command_line(pid) for pid in children)
+    for program in ('mediamtx', 'redis-server', 'relay_server', 'robot_container', 'motor_guard'):
+        assert program in names, (program, names)
 
     with playwright.sync_playwright() as pw:
         browser = launch(pw)

@@ -24,6 +24,7 @@ def test_nothing_private_answers_without_the_right_token(processes, ros_domain, 
     assert len(rows) == len(PROBES), 'every server of the table runs'
     assert not violations(rows), table
     # the one port left untried: the streaming node's RTSP hop, on loopback for its own user
-    # (havatar_streaming.rtsp_auth_hop, tested in test_stream_password.py)
+    # (havatar_streaming.rtsp_auth_hop, tested in test_stream_password.py), in the process of
+    # the streaming node: robot_container, as the demo runs the robot
     unprobed = unprobed_ports(stack, rows)
-    assert all(owner == ('streaming_node', '127.0.0.1') for owner in unprobed.values()), unprobed
+    assert all(owner == ('robot_container', '127.0.0.1') for owner in unprobed.values()), unprobed

@@ -80,3 +80,19 @@ def spin_node(make_node: Callable[[], Any], name: str, args: Optional[list[str]]
             node.shutdown()
             node.destroy_node()
         rclpy.try_shutdown()
+
+
+def until_shutdown(node: Any, callback: Callable[..., None]) -> Callable[..., None]:
+    """``callback`` for a thread of the node's own (a capture source), skipped once the node's
+    rclpy context has shut down: Ctrl-C shuts the context down before the node's ``shutdown()``
+    stops its threads, and a publish in between raises.
+    """
+    def call(*args: Any) -> None:
+        if not node.context.ok():
+            return
+        try:
+            callback(*args)
+        except Exception:
+            if node.context.ok():
+                raise
+    return call

@@ -131,3 +131,28 @@ def test_parameters_not_named_dynamic_are_read_only():
         node.destroy_node()
     finally:
         rclpy.shutdown(context=context)
+
+
+def test_a_capture_thread_stops_publishing_quietly_once_rclpy_shut_down():
+    from types import SimpleNamespace
+
+    from havatar_common.spin import until_shutdown
+    running = [True]
+    node = SimpleNamespace(context=SimpleNamespace(ok=lambda: running[0]))
+    calls: list[int] = []
+
+    def publish(n: int) -> None:
+        calls.append(n)
+        if n == 2:  # the context shut down while this publish ran: rclpy raises
+            running[0] = False
+            raise RuntimeError("Failed to publish: publisher's context is invalid")
+        if n == 9:
+            raise ValueError('a real failure')
+    guarded = until_shutdown(node, publish)
+    guarded(1)
+    guarded(2)  # quiet: shutting down
+    guarded(3)  # not even called
+    assert calls == [1, 2]
+    running[0] = True
+    with pytest.raises(ValueError):
+        guarded(9)  # while running, a failure is a failure

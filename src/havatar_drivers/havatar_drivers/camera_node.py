@@ -38,7 +38,7 @@ from .camera.sources import (FfmpegSource, FrameSource, MjpegSource, PatternSour
 from havatar_common.diagnostics import ERROR, OK, WARN, diagnostic_array
 from havatar_common.parameters import ParameterTable, check_choice, declare_parameters
 from havatar_common.qos import LATCHED
-from havatar_common.spin import spin_node
+from havatar_common.spin import spin_node, until_shutdown
 
 PARAMETERS: ParameterTable = [
     ('source', 'v4l2', "'v4l2' (a camera) or 'test_pattern' (moving pattern carrying its "
@@ -131,14 +131,13 @@ class CameraNode(Node):
             input_args = v4l2_input(p['device'], *size, p['pixel_format'])
         self.keeps_jpeg = p['keep_jpeg'] and (
             p['source'] == 'mjpeg_stream' or p['source'] == 'v4l2' and p['pixel_format'] == 'mjpeg')
+        on_frame, on_jpeg = until_shutdown(self, self._on_frame), until_shutdown(self, self._on_jpeg)
         if p['source'] == 'test_pattern':
-            self.source = PatternSource(*size, on_frame=self._on_frame)
+            self.source = PatternSource(*size, on_frame=on_frame)
         elif self.keeps_jpeg:
-            self.source = MjpegSource(*size, on_jpeg=self._on_jpeg, retry_period=p['retry_period'],
-                                      input_args=input_args)
+            self.source = MjpegSource(*size, on_jpeg=on_jpeg, retry_period=p['retry_period'], input_args=input_args)
         else:
-            self.source = FfmpegSource(*size, on_frame=self._on_frame, retry_period=p['retry_period'],
-                                       input_args=input_args)
+            self.source = FfmpegSource(*size, on_frame=on_frame, retry_period=p['retry_period'], input_args=input_args)
         self.create_timer(p['diagnostics_period'], self._publish_diagnostics)
         self.source.start()
         self.get_logger().info(f"publishing {p['width']}x{p['height']} at {p['fps']:g} Hz from "

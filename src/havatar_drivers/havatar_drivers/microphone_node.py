@@ -30,7 +30,7 @@ from havatar_common.audio import PCM_RATE
 from havatar_common.diagnostics import ERROR, OK, diagnostic_array
 from havatar_common.qos import LATCHED
 from havatar_common.parameters import ParameterTable, check_choice, declare_parameters
-from havatar_common.spin import spin_node
+from havatar_common.spin import spin_node, until_shutdown
 
 PARAMETERS: ParameterTable = [
     ('source', 'alsa', "'alsa' (a capture device), 'tone' (a sine tone) or 'file' (a WAV "
@@ -75,7 +75,7 @@ class MicrophoneNode(Node):
         self.sequence = 0
 
         frames = p['sample_rate'] * p['chunk_ms'] // 1000
-        args = (p['sample_rate'], p['channels'], frames, self._on_chunk)
+        args = (p['sample_rate'], p['channels'], frames, until_shutdown(self, self._on_chunk))
         self.source: AudioSource
         if p['source'] == 'tone':
             self.source = tone_source(*args, frequency=p['tone_hz'])

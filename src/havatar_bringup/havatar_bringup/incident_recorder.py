@@ -115,10 +115,7 @@ class IncidentRecorder(Node):
         self.recent.add(Record(self._resolved(topic), type_name(msg_type), now, bytes(data)))
         self.heard.add(self._resolved(topic))
         stops: list[Stop] = []
-        if msg_type is Twist and topic == 'cmd_vel':
-            msg = deserialize_message(data, Twist)
-            self.detector.cmd_vel(msg.linear.x, msg.angular.z, now)
-        elif msg_type is WheelCommand:
+        if msg_type is WheelCommand:
             msg = deserialize_message(data, WheelCommand)
             self.detector.wheels(msg.left, msg.right, now)
         elif msg_type is Bool:

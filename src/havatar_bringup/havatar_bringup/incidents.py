@@ -7,8 +7,8 @@ relay lost) and the twist_mux lock topics. A stop counts only while the robot dr
 counter's increase if the wheels turned (a wheel command not zero then or within
 ``moving_window`` seconds before) when the counter was last reported, a lock or a lost relay
 if they turn now. The driver's own stop is a zero ``cmd_vel`` and is never a reason, nor is
-the deadman that follows it (the motor node counts a deadman stop when commands end, even
-after a zero). ``RecentMessages`` keeps the last seconds of serialized messages;
+the deadman that follows it: the motor node counts only deadman stops of a motion the driver
+still wanted. ``RecentMessages`` keeps the last seconds of serialized messages;
 ``IncidentWindow`` gathers the reasons that come close together into one incident, written
 once its tail (``post_seconds``) is recorded too.
 """
@@ -57,17 +57,8 @@ class StopDetector:
         self._locks: dict[str, bool] = {}
         self._wheels_moving = False
         self._last_moving_ns: Optional[int] = None
-        self._driver_said_stop = False  # the last twist on cmd_vel was zero
         self.ignored: list[Stop] = []  # the last diagnostics' reasons while still or after the driver's stop
         self.nodes: set[str] = set()  # nodes whose diagnostics were seen
-
-    def cmd_vel(self, linear: float, angular: float, now_ns: int) -> None:
-        """A twist on ``cmd_vel``: a zero one is the driver stopping.
-
-        Only the order of twists counts, never their arrival against the wheel commands: on a
-        loaded machine the motor node's last moving wheel command can arrive after the zero.
-        """
-        self._driver_said_stop = linear == 0.0 and angular == 0.0
 
     def wheels(self, left: int, right: int, now_ns: int) -> None:
         """A wheel command the motor node sent."""
@@ -104,8 +95,6 @@ class StopDetector:
         return [s for s in stops if self._counts(s, now_ns)]
 
     def _counts(self, stop: Stop, now_ns: int) -> bool:
-        if stop.reason == DEADMAN and self._driver_said_stop:
-            return False
         return stop.reason != RELAY_LOSS or self.moving(now_ns)
 
     def _counter(self, name: str, key: str, text: str, reason: str, now_ns: int) -> list[Stop]:

@@ -63,20 +63,6 @@ def test_a_first_boot_before_any_command_is_no_incident_even_if_driving_starts_b
     assert early.diagnostics(link(firmware_resets=1), 2 * S // 5) == []
 
 
-def test_the_deadman_after_the_drivers_own_zero_is_no_incident():
-    d = StopDetector(moving_window=3.0)
-    d.wheels(100, 100, 1 * S)
-    d.diagnostics(link(), 1 * S)
-    d.cmd_vel(0.0, 0.0, 1 * S + 10)  # the driver stops...
-    d.wheels(100, 100, 1 * S + 15)  # (the last moving wheel command arriving late)
-    d.wheels(0, 0, 1 * S + 20)
-    assert d.diagnostics(link(deadman_stops=1), 2 * S) == [], '...and the deadman follows: no incident'
-    d.cmd_vel(0.2, 0.0, 3 * S)
-    d.wheels(100, 100, 3 * S + 10)
-    d.diagnostics(link(deadman_stops=1), 3 * S + 20)
-    assert [s.reason for s in d.diagnostics(link(deadman_stops=2), 4 * S)] == [inc.DEADMAN]
-
-
 def test_the_first_report_and_a_restarted_node_are_baselines():
     d = StopDetector(moving_window=3.0)
     d.wheels(50, 50, 0)

@@ -40,7 +40,7 @@ class DriveController:
         self._current = (0.0, 0.0)
         self._last_command: float | None = None
         self._last_update: float | None = None
-        self.deadman_stops = 0
+        self.deadman_stops = 0  # stops of a wanted motion; a driver that said zero and went is none
         self._listeners: list[Callable[[], None]] = []
 
     def listen(self, callback: Callable[[], None]) -> None:
@@ -83,9 +83,10 @@ class DriveController:
         """Wheel commands for this instant."""
         with self._lock:
             if self._last_command is not None and now - self._last_command > self.cmd_timeout:
+                if self._target != (0.0, 0.0):  # a stop of motion the driver still wanted
+                    self.deadman_stops += 1
                 self._target = self._current = (0.0, 0.0)
                 self._last_command = None
-                self.deadman_stops += 1
             dt = 0.0 if self._last_update is None else now - self._last_update
             self._last_update = now
             self._current = (

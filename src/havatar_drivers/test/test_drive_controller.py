@@ -23,6 +23,9 @@ def test_deadman_stops_after_cmd_timeout():
     assert c.deadman_stops == 1 and not c.active
     c.command(0.25, 0.0, 11.0)
     assert c.update(11.0) == (128, 128)
+    c.command(0.0, 0.0, 11.1)  # the driver stops, then goes: the deadman stops nothing
+    assert c.update(11.7) == (0, 0)
+    assert c.deadman_stops == 1 and not c.active
 
 
 def test_stop_forgets_the_command():

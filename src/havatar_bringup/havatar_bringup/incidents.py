@@ -57,7 +57,7 @@ class StopDetector:
         self._locks: dict[str, bool] = {}
         self._wheels_moving = False
         self._last_moving_ns: Optional[int] = None
-        self.ignored: list[Stop] = []  # the last diagnostics' reasons while still or after the driver's stop
+        self.ignored: list[Stop] = []  # the last diagnostics' reasons, ignored as the robot was still
         self.nodes: set[str] = set()  # nodes whose diagnostics were seen
 
     def wheels(self, left: int, right: int, now_ns: int) -> None:

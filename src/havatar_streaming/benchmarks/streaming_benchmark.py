@@ -303,20 +303,27 @@ def main() -> int:
         input_ages: list[float] = []  # streaming_node's encoder_input_age_ms reports
         node.create_subscription(DiagnosticArray, '/diagnostics', lambda m: input_ages.extend(
             float(kv.value) for st in m.status for kv in st.values if kv.key == 'encoder_input_age_ms'), 10)
-        set_mode(node, 'server')
-        wait_until(lambda: api.path('havatar').ready, 30, 'havatar path ready')
-        time.sleep(2)
-        input_ages.clear()
-        cpu = CpuMeter([camera.pid, streaming.pid])
-        server_kbps = bytes_rate(api, 'havatar', 3.0)
-        ours_webrtc = whep_latencies(server.whep_url('havatar'), options.seconds)
-        ours_rtsp = rtsp_latencies(server.rtsp_url('havatar', USER.user, USER.password), options.seconds)
-        server_cpu = cpu.percent()
-        print(f'{"havatar server mode -> MediaMTX -> WebRTC":44} {summary(ours_webrtc)}')
-        print(f'{"havatar server mode -> MediaMTX -> RTSP":44} {summary(ours_rtsp)}')
+
+        def server_mode(name: str) -> tuple[list[float], list[float], list[float], float, float]:
+            """streaming_node in server mode: WebRTC and RTSP latencies, its encoder input ages,
+            the bit rate into MediaMTX and the CPU of the camera and streaming nodes meanwhile.
+            """
+            set_mode(node, 'server')
+            wait_until(lambda: api.path('havatar').ready, 30, 'havatar path ready')
+            time.sleep(2)
+            input_ages.clear()
+            cpu = CpuMeter([camera.pid, streaming.pid])
+            kbps = bytes_rate(api, 'havatar', 3.0)
+            webrtc = whep_latencies(server.whep_url('havatar'), options.seconds)
+            rtsp = rtsp_latencies(server.rtsp_url('havatar', USER.user, USER.password), options.seconds)
+            percent = cpu.percent()
+            print(f'{name + " -> WebRTC":44} {summary(webrtc)}')
+            print(f'{name + " -> RTSP":44} {summary(rtsp)}')
+            return webrtc, rtsp, list(input_ages), kbps, percent
+
+        ours_webrtc, ours_rtsp, ours_ages, server_kbps, server_cpu = server_mode('havatar server mode -> MediaMTX')
         hop = dds_hop(node, options.seconds / 2)  # after the receivers: a third reader of the images
         set_mode(node, 'local')
-        ours_ages = list(input_ages)
 
         # the default configuration: the microphone's audio too, a second input of ffmpeg's
         streaming.stop()
@@ -324,15 +331,7 @@ def main() -> int:
                                                   '--ros-args', '-p', 'source:=tone'])
         microphone.wait_for_output('capturing', timeout=30)
         streaming, _ = start_streaming(pm, server, 'streaming_node_audio', audio=True)
-        set_mode(node, 'server')
-        wait_until(lambda: api.path('havatar').ready, 30, 'havatar path ready')
-        time.sleep(2)
-        input_ages.clear()
-        audio_webrtc = whep_latencies(server.whep_url('havatar'), options.seconds)
-        audio_rtsp = rtsp_latencies(server.rtsp_url('havatar', USER.user, USER.password), options.seconds)
-        audio_ages = list(input_ages)
-        print(f'{"  the same with audio -> WebRTC":44} {summary(audio_webrtc)}')
-        print(f'{"  the same with audio -> RTSP":44} {summary(audio_rtsp)}')
+        audio_webrtc, audio_rtsp, audio_ages, _, _ = server_mode('  the same with audio')
         set_mode(node, 'local')
         for process in (streaming, microphone, camera):  # the baselines run alone, as ffmpeg would
             process.stop()
@@ -346,13 +345,10 @@ def main() -> int:
             hopped.run(options.seconds, 'baseline through the auth hop')
         base_webrtc, base_rtsp, base_ages = base.webrtc, base.rtsp, base.ages
 
-        def ratio(a: list[float], b: list[float]) -> str:
-            return f'{statistics.median(a) / statistics.median(b):.2f}' if a and b else 'n/a'
-        print('\nratio havatar / baseline (p50): '
-              f'WebRTC {ratio(ours_webrtc, base_webrtc)}, RTSP {ratio(ours_rtsp, base_rtsp)}')
-
         def p50(values: list[float]) -> float:
             return statistics.median(values) if values else float('nan')
+        print('\nratio havatar / baseline (p50): WebRTC '
+              f'{p50(ours_webrtc) / p50(base_webrtc):.2f}, RTSP {p50(ours_rtsp) / p50(base_rtsp):.2f}')
         ours_in, base_in, audio_in = p50(ours_ages), p50(base_ages), p50(audio_ages)
         print('\nwhere the time goes (p50, ms)                  havatar  baseline')
         print(f'  capture -> image in another process (DDS)  {p50(hop):8.1f}         -')
